@@ -1,0 +1,18 @@
+//! `/shoal/transfer/1`: fetching verified ranges of a blob from several peers.
+//!
+//! - [`messages`]: what travels on the wire (requests, responses, limits).
+//! - [`layout`]: how a blob of a given size is cut into pieces, and which BLAKE3 chunks each piece covers.
+//! - [`bitfield`]: a compact set of piece indices.
+//! - [`scheduler`]: the sans-IO piece picker that decides which peer fetches which piece.
+//!
+//! The invariants the scheduler keeps are written down in `transfer/STATE.md`.
+
+pub mod bitfield;
+pub mod layout;
+pub mod messages;
+pub mod scheduler;
+
+pub use bitfield::Bitfield;
+pub use layout::{CHUNK, ChunkSpan, Layout};
+pub use messages::{PROTOCOL, Request, Response};
+pub use scheduler::{Action, Config, DropReason, Failure, Scheduler};

@@ -1,0 +1,427 @@
+//! The download scheduler: which peer fetches which piece, and when to give up on a peer.
+//!
+//! The principal type is [`Scheduler`]. The driver (the node's downloader, or a simulator) tells it what
+//! happened (`add_peer`, `on_piece_ok`, `on_piece_failed`, `remove_peer`) and calls [`Scheduler::poll`] with
+//! the current time to learn what to do next ([`Action`]s). It never does I/O and never reads a clock.
+//!
+//! Policy, in the order it is applied by `poll`:
+//! 1. A request outstanding longer than `slow_after` marks its peer *slow* for that piece (a strike); the
+//!    piece becomes free for other peers while the slow request stays outstanding. `max_strikes` strikes
+//!    drop the peer.
+//! 2. Free slots are filled round-robin over peers, one piece per peer per round, so that every provider
+//!    gets work even when one answered first. Each peer may have `max_in_flight` requests outstanding.
+//! 3. A peer gets the rarest piece it has that nobody is fetching (ties: lowest index).
+//! 4. End game: when no piece is free, a peer with a spare slot re-requests a piece outstanding elsewhere
+//!    (at most `endgame_copies` copies); the first to arrive wins and the others are cancelled.
+//! 5. Data that fails verification bans its peer from this download immediately.
+//!
+//! Invariants are listed in `STATE.md` beside this file and checked by the property tests below.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::Bitfield;
+
+/// Tunables of the scheduler.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Requests kept outstanding per peer (pipelining depth).
+    pub max_in_flight: usize,
+    /// A request outstanding this long counts as slow.
+    pub slow_after: Duration,
+    /// Strikes (slow requests, transient failures) after which a peer is dropped.
+    pub max_strikes: u32,
+    /// Copies of one piece requested at once in the end game.
+    pub endgame_copies: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { max_in_flight: 4, slow_after: Duration::from_secs(10), max_strikes: 3, endgame_copies: 2 }
+    }
+}
+
+impl Config {
+    /// Sets the pipelining depth (at least 1).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Sets how long a request may be outstanding before it counts as slow.
+    pub fn with_slow_after(mut self, d: Duration) -> Self {
+        self.slow_after = d;
+        self
+    }
+
+    /// Sets the number of strikes that drop a peer (at least 1).
+    pub fn with_max_strikes(mut self, n: u32) -> Self {
+        self.max_strikes = n.max(1);
+        self
+    }
+}
+
+/// How a request failed, as seen by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The data did not verify against the blob id.
+    Corrupt,
+    /// The peer says it does not have the piece (after all).
+    Missing,
+    /// Anything else that might go away (a refused request, a local write hiccup).
+    Transient,
+}
+
+/// Why the scheduler dropped a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// It sent data that failed verification. It is banned from this download.
+    Corrupt,
+    /// Too many requests were slow.
+    Slow,
+    /// Too many transient failures.
+    Unreliable,
+}
+
+/// What the driver should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action<P> {
+    /// Ask `peer` for `piece`.
+    Request {
+        /// The peer.
+        peer: P,
+        /// Piece index.
+        piece: u32,
+    },
+    /// The piece arrived from elsewhere; `peer`'s answer can be discarded (or the request not sent).
+    Cancel {
+        /// The peer.
+        peer: P,
+        /// Piece index.
+        piece: u32,
+    },
+    /// Stop using `peer` for this download.
+    DropPeer {
+        /// The peer.
+        peer: P,
+        /// Why.
+        reason: DropReason,
+    },
+}
+
+#[derive(Debug)]
+struct Req {
+    piece: u32,
+    since: Instant,
+    slow: bool,
+}
+
+#[derive(Debug)]
+struct Peer {
+    /// `None`: the peer has every piece.
+    have: Option<Bitfield>,
+    reqs: Vec<Req>,
+    strikes: u32,
+}
+
+impl Peer {
+    fn has(&self, piece: u32) -> bool {
+        self.have.as_ref().is_none_or(|h| h.get(piece))
+    }
+}
+
+/// The piece picker for one download. `P` identifies a peer.
+#[derive(Debug)]
+pub struct Scheduler<P> {
+    config: Config,
+    done: Bitfield,
+    /// Outstanding requests per piece.
+    requested: Vec<u8>,
+    /// Outstanding requests per piece that are not (yet) slow.
+    fast: Vec<u8>,
+    /// Per piece, how many partial peers have it; complete peers are counted in `full_peers`.
+    partial_avail: Vec<u16>,
+    full_peers: u32,
+    peers: BTreeMap<P, Peer>,
+    banned: BTreeSet<P>,
+    queued: Vec<Action<P>>,
+    round: usize,
+}
+
+impl<P: Clone + Ord> Scheduler<P> {
+    /// A scheduler for `piece_count` pieces, of which `already_have` are verified (a resumed download).
+    pub fn new(config: Config, piece_count: u32, already_have: impl IntoIterator<Item = u32>) -> Self {
+        let mut done = Bitfield::new(piece_count);
+        for p in already_have {
+            done.set(p);
+        }
+        let n = piece_count as usize;
+        Self {
+            config,
+            done,
+            requested: vec![0; n],
+            fast: vec![0; n],
+            partial_avail: vec![0; n],
+            full_peers: 0,
+            peers: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            queued: Vec::new(),
+            round: 0,
+        }
+    }
+
+    /// Adds a provider, or updates what it has. `have: None` means it has every piece.
+    /// Returns false (and ignores it) if the peer is banned from this download.
+    pub fn add_peer(&mut self, peer: P, have: Option<Bitfield>, _now: Instant) -> bool {
+        if self.banned.contains(&peer) {
+            return false;
+        }
+        if let Some(have) = &have
+            && have.len() != self.done.len()
+        {
+            return false;
+        }
+        if let Some(existing) = self.peers.get_mut(&peer) {
+            let old = existing.have.take();
+            Self::count(&mut self.partial_avail, &mut self.full_peers, old.as_ref(), -1);
+            Self::count(&mut self.partial_avail, &mut self.full_peers, have.as_ref(), 1);
+            existing.have = have;
+            return true;
+        }
+        Self::count(&mut self.partial_avail, &mut self.full_peers, have.as_ref(), 1);
+        self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0 });
+        true
+    }
+
+    fn count(avail: &mut [u16], full: &mut u32, have: Option<&Bitfield>, delta: i32) {
+        match have {
+            None => *full = full.saturating_add_signed(delta),
+            Some(h) => {
+                for i in h.iter() {
+                    let a = &mut avail[i as usize];
+                    *a = if delta > 0 { a.saturating_add(1) } else { a.saturating_sub(1) };
+                }
+            }
+        }
+    }
+
+    /// Removes a peer (disconnected, or the driver gave up on it). Its outstanding pieces become free.
+    pub fn remove_peer(&mut self, peer: &P) {
+        if let Some(p) = self.peers.remove(peer) {
+            for r in &p.reqs {
+                self.release(r);
+            }
+            Self::count(&mut self.partial_avail, &mut self.full_peers, p.have.as_ref(), -1);
+        }
+    }
+
+    fn release(&mut self, r: &Req) {
+        let i = r.piece as usize;
+        self.requested[i] = self.requested[i].saturating_sub(1);
+        if !r.slow {
+            self.fast[i] = self.fast[i].saturating_sub(1);
+        }
+    }
+
+    fn take_req(&mut self, peer: &P, piece: u32) -> Option<Req> {
+        let p = self.peers.get_mut(peer)?;
+        let pos = p.reqs.iter().position(|r| r.piece == piece)?;
+        let r = p.reqs.swap_remove(pos);
+        self.release(&r);
+        Some(r)
+    }
+
+    /// `peer` delivered `piece` and it verified. Returns true if this completed the piece (false for a
+    /// duplicate, e.g. an end-game copy that lost the race).
+    pub fn on_piece_ok(&mut self, peer: &P, piece: u32, _now: Instant) -> bool {
+        let had_req = self.take_req(peer, piece).is_some();
+        if had_req && let Some(p) = self.peers.get_mut(peer) {
+            p.strikes = p.strikes.saturating_sub(1);
+        }
+        if !self.done.set(piece) {
+            return false;
+        }
+        let others: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.reqs.iter().any(|r| r.piece == piece))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for other in others {
+            self.take_req(&other, piece);
+            self.queued.push(Action::Cancel { peer: other, piece });
+        }
+        true
+    }
+
+    /// `peer` failed to deliver `piece`.
+    pub fn on_piece_failed(&mut self, peer: &P, piece: u32, failure: Failure, _now: Instant) {
+        if self.take_req(peer, piece).is_none() && !self.peers.contains_key(peer) {
+            return;
+        }
+        match failure {
+            Failure::Corrupt => {
+                self.banned.insert(peer.clone());
+                self.drop_peer(peer, DropReason::Corrupt);
+            }
+            Failure::Missing => {
+                let n = self.done.len();
+                let Some(p) = self.peers.get_mut(peer) else { return };
+                match p.have.as_mut() {
+                    None => {
+                        // A complete peer lacks a piece after all: count it as a partial peer from now on.
+                        let mut have = Bitfield::full(n);
+                        have.clear(piece);
+                        p.have = Some(have);
+                        self.full_peers = self.full_peers.saturating_sub(1);
+                        for i in (0..n).filter(|&i| i != piece) {
+                            let a = &mut self.partial_avail[i as usize];
+                            *a = a.saturating_add(1);
+                        }
+                    }
+                    Some(have) => {
+                        if have.clear(piece) {
+                            let a = &mut self.partial_avail[piece as usize];
+                            *a = a.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            Failure::Transient => self.strike(peer, DropReason::Unreliable),
+        }
+    }
+
+    fn strike(&mut self, peer: &P, reason: DropReason) {
+        let max = self.config.max_strikes;
+        let out = self.peers.get_mut(peer).is_some_and(|p| {
+            p.strikes += 1;
+            p.strikes >= max
+        });
+        if out {
+            self.drop_peer(peer, reason);
+        }
+    }
+
+    fn drop_peer(&mut self, peer: &P, reason: DropReason) {
+        if self.peers.contains_key(peer) {
+            self.remove_peer(peer);
+            self.queued.push(Action::DropPeer { peer: peer.clone(), reason });
+        }
+    }
+
+    /// Decides what to do now.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action<P>> {
+        // 1. Slow requests.
+        let mut struck = Vec::new();
+        for (id, p) in self.peers.iter_mut() {
+            for r in p.reqs.iter_mut().filter(|r| !r.slow) {
+                if now.saturating_duration_since(r.since) >= self.config.slow_after {
+                    r.slow = true;
+                    let i = r.piece as usize;
+                    self.fast[i] = self.fast[i].saturating_sub(1);
+                    struck.push(id.clone());
+                }
+            }
+        }
+        for id in struck {
+            self.strike(&id, DropReason::Slow);
+        }
+        // 2.-4. Fill free slots round-robin.
+        let mut out = std::mem::take(&mut self.queued);
+        if self.is_finished() || self.peers.is_empty() {
+            return out;
+        }
+        let keys: Vec<P> = self.peers.keys().cloned().collect();
+        let start = self.round % keys.len();
+        self.round = self.round.wrapping_add(1);
+        loop {
+            let mut assigned = false;
+            let endgame = !self.any_free_piece();
+            for k in keys[start..].iter().chain(&keys[..start]) {
+                let Some(p) = self.peers.get(k) else { continue };
+                if p.reqs.len() >= self.config.max_in_flight {
+                    continue;
+                }
+                let Some(piece) = self.pick(p, endgame) else { continue };
+                self.requested[piece as usize] += 1;
+                self.fast[piece as usize] += 1;
+                if let Some(p) = self.peers.get_mut(k) {
+                    p.reqs.push(Req { piece, since: now, slow: false });
+                }
+                out.push(Action::Request { peer: k.clone(), piece });
+                assigned = true;
+            }
+            if !assigned {
+                break;
+            }
+        }
+        out
+    }
+
+    fn any_free_piece(&self) -> bool {
+        (0..self.done.len()).any(|i| !self.done.get(i) && self.fast[i as usize] == 0 && self.available(i))
+    }
+
+    fn available(&self, piece: u32) -> bool {
+        self.full_peers > 0 || self.partial_avail[piece as usize] > 0
+    }
+
+    fn pick(&self, p: &Peer, endgame: bool) -> Option<u32> {
+        let mut best: Option<(u32, u32)> = None; // (availability, piece)
+        for i in 0..self.done.len() {
+            let idx = i as usize;
+            if self.done.get(i) || !p.has(i) || p.reqs.iter().any(|r| r.piece == i) {
+                continue;
+            }
+            let free = self.fast[idx] == 0;
+            let eligible = free || (endgame && (self.requested[idx] as usize) < self.config.endgame_copies);
+            if !eligible {
+                continue;
+            }
+            let avail = self.full_peers + self.partial_avail[idx] as u32;
+            if best.is_none_or(|(a, _)| avail < a) {
+                best = Some((avail, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// True when every piece is verified.
+    pub fn is_finished(&self) -> bool {
+        self.done.is_full()
+    }
+
+    /// Pieces verified so far.
+    pub fn done(&self) -> &Bitfield {
+        &self.done
+    }
+
+    /// True when `piece` is verified.
+    pub fn is_done(&self, piece: u32) -> bool {
+        self.done.get(piece)
+    }
+
+    /// True when pieces are missing that no current peer has: the driver should look for more providers.
+    pub fn needs_providers(&self) -> bool {
+        !self.is_finished() && (0..self.done.len()).any(|i| !self.done.get(i) && !self.available(i))
+    }
+
+    /// Peers currently in the download.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether `peer` was banned for sending corrupt data.
+    pub fn is_banned(&self, peer: &P) -> bool {
+        self.banned.contains(peer)
+    }
+
+    /// Requests outstanding at `peer`.
+    pub fn in_flight(&self, peer: &P) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.reqs.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! Unit and property tests of the scheduler, with a small simulated swarm.
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+fn check_invariants(s: &Scheduler<u8>) {
+    let n = s.done.len() as usize;
+    let mut req = vec![0u8; n];
+    let mut fast = vec![0u8; n];
+    let mut avail = vec![0u16; n];
+    let mut full = 0;
+    for p in s.peers.values() {
+        assert!(p.reqs.len() <= s.config.max_in_flight, "too many requests at one peer");
+        for (k, r) in p.reqs.iter().enumerate() {
+            assert!(p.has(r.piece), "asked a peer for a piece it does not have");
+            assert!(!s.done.get(r.piece), "outstanding request for a verified piece");
+            assert!(p.reqs[k + 1..].iter().all(|o| o.piece != r.piece), "same piece twice at one peer");
+            req[r.piece as usize] += 1;
+            if !r.slow {
+                fast[r.piece as usize] += 1;
+            }
+        }
+        match &p.have {
+            None => full += 1,
+            Some(h) => h.iter().for_each(|i| avail[i as usize] += 1),
+        }
+    }
+    assert_eq!(req, s.requested);
+    assert_eq!(fast, s.fast);
+    assert_eq!(avail, s.partial_avail);
+    assert_eq!(full, s.full_peers);
+    for i in 0..n {
+        assert!(fast[i] as usize <= s.config.endgame_copies.max(1), "piece {i} fetched too often at once");
+    }
+    for b in &s.banned {
+        assert!(!s.peers.contains_key(b), "banned peer still in the download");
+    }
+}
+
+#[test]
+fn one_peer_fetches_everything_in_order_of_slots() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default(), 10, []);
+    s.add_peer(1, None, now);
+    let mut fetched = 0;
+    while !s.is_finished() {
+        let acts = s.poll(now);
+        assert!(acts.len() <= 4);
+        for a in acts {
+            if let Action::Request { peer, piece } = a {
+                assert!(s.on_piece_ok(&peer, piece, now));
+                fetched += 1;
+            }
+        }
+        check_invariants(&s);
+    }
+    assert_eq!(fetched, 10);
+}
+
+#[test]
+fn resumed_download_skips_verified_pieces() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default(), 8, 0..6);
+    s.add_peer(1, None, now);
+    let asked: Vec<u32> = s
+        .poll(now)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Request { piece, .. } => Some(piece),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![6, 7]);
+}
+
+#[test]
+fn work_is_spread_over_all_peers() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default(), 64, []);
+    for p in 0..4 {
+        s.add_peer(p, None, now);
+    }
+    let mut per_peer = HashMap::new();
+    for a in s.poll(now) {
+        if let Action::Request { peer, .. } = a {
+            *per_peer.entry(peer).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(per_peer.len(), 4);
+    assert!(per_peer.values().all(|&n| n == 4));
+}
+
+#[test]
+fn rarest_piece_first() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(1), 4, []);
+    let mut only_3 = Bitfield::new(4);
+    only_3.set(3);
+    s.add_peer(1, None, now);
+    s.add_peer(2, None, now);
+    s.add_peer(3, Some(only_3), now);
+    // Pieces 0..3 have availability 2, piece 3 has 3: peer 1 (first in round) gets piece 0.
+    let acts = s.poll(now);
+    assert!(acts.contains(&Action::Request { peer: 1, piece: 0 }));
+    assert!(acts.contains(&Action::Request { peer: 3, piece: 3 }));
+}
+
+#[test]
+fn corrupt_peer_is_banned_and_its_pieces_move() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default(), 8, []);
+    s.add_peer(1, None, now);
+    s.add_peer(2, None, now);
+    let acts = s.poll(now);
+    let bad_piece = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Request { peer: 2, piece } => Some(*piece),
+            _ => None,
+        })
+        .unwrap();
+    s.on_piece_failed(&2, bad_piece, Failure::Corrupt, now);
+    let acts = s.poll(now);
+    assert!(acts.contains(&Action::DropPeer { peer: 2, reason: DropReason::Corrupt }));
+    assert!(s.is_banned(&2));
+    assert!(!s.add_peer(2, None, now));
+    check_invariants(&s);
+}
+
+#[test]
+fn slow_peer_loses_its_piece_then_is_dropped() {
+    let t0 = Instant::now();
+    let cfg = Config::default().with_max_in_flight(1).with_slow_after(Duration::from_secs(1)).with_max_strikes(2);
+    let mut s: Scheduler<u8> = Scheduler::new(cfg, 2, []);
+    s.add_peer(1, None, t0);
+    assert_eq!(s.poll(t0), vec![Action::Request { peer: 1, piece: 0 }]);
+    s.add_peer(2, None, t0);
+    // Peer 2 gets piece 1; after a second both are slow, so each may take the other's piece.
+    assert_eq!(s.poll(t0), vec![Action::Request { peer: 2, piece: 1 }]);
+    s.on_piece_ok(&2, 1, t0);
+    let t1 = t0 + Duration::from_secs(2);
+    let acts = s.poll(t1);
+    assert!(acts.contains(&Action::Request { peer: 2, piece: 0 }), "{acts:?}");
+    check_invariants(&s);
+    let t2 = t1 + Duration::from_secs(2);
+    // Peer 2 is now slow with piece 0 too: one strike each. Nothing else to assign.
+    s.poll(t2);
+    assert!(s.on_piece_ok(&1, 0, t2));
+    assert!(s.is_finished());
+    check_invariants(&s);
+}
+
+#[test]
+fn end_game_duplicates_last_piece_and_cancels_loser() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(2), 1, []);
+    s.add_peer(1, None, now);
+    s.add_peer(2, None, now);
+    let acts = s.poll(now);
+    assert_eq!(acts.len(), 2, "both peers fetch the single last piece: {acts:?}");
+    assert!(s.on_piece_ok(&2, 0, now));
+    assert_eq!(s.poll(now), vec![Action::Cancel { peer: 1, piece: 0 }]);
+    assert!(!s.on_piece_ok(&1, 0, now), "late duplicate is not a completion");
+    check_invariants(&s);
+}
+
+#[test]
+fn missing_piece_is_fetched_elsewhere_and_needs_providers_reported() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(1), 2, []);
+    s.add_peer(1, None, now);
+    assert_eq!(s.poll(now), vec![Action::Request { peer: 1, piece: 0 }]);
+    s.on_piece_failed(&1, 0, Failure::Missing, now);
+    check_invariants(&s);
+    assert!(s.needs_providers());
+    assert_eq!(s.poll(now), vec![Action::Request { peer: 1, piece: 1 }]);
+    s.add_peer(2, None, now);
+    assert_eq!(s.poll(now), vec![Action::Request { peer: 2, piece: 0 }]);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Good,
+    Corrupt,
+    Silent,
+}
+
+fn peer_kind() -> impl Strategy<Value = (Kind, Option<Vec<bool>>)> {
+    (
+        prop_oneof![6 => Just(Kind::Good), 1 => Just(Kind::Corrupt), 1 => Just(Kind::Silent)],
+        proptest::option::of(proptest::collection::vec(any::<bool>(), 40)),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A simulated swarm with honest, corrupt and silent peers, and a seeder that has everything. Whatever the
+    /// order in which answers arrive, the download finishes, only honest peers deliver, corrupt peers are
+    /// banned, and the invariants hold after every step.
+    #[test]
+    fn download_always_completes(
+        pieces in 1u32..40,
+        peers in proptest::collection::vec(peer_kind(), 0..6),
+        order in proptest::collection::vec(any::<u16>(), 400),
+        depth in 1usize..6,
+    ) {
+        let t0 = Instant::now();
+        let cfg = Config::default().with_max_in_flight(depth).with_slow_after(Duration::from_secs(5));
+        let mut s: Scheduler<u8> = Scheduler::new(cfg, pieces, []);
+        let mut kinds = HashMap::new();
+        // Peer 0 is an honest seeder.
+        s.add_peer(0, None, t0);
+        kinds.insert(0u8, Kind::Good);
+        for (i, (kind, have)) in peers.into_iter().enumerate() {
+            let id = i as u8 + 1;
+            let have = have.map(|v| {
+                let mut b = Bitfield::new(pieces);
+                v.iter().take(pieces as usize).enumerate().filter(|(_, h)| **h).for_each(|(j, _)| { b.set(j as u32); });
+                b
+            });
+            s.add_peer(id, have, t0);
+            kinds.insert(id, kind);
+        }
+        let mut outstanding: Vec<(u8, u32)> = Vec::new();
+        let mut now = t0;
+        let mut delivered_by_corrupt = 0;
+        for step in 0..20_000usize {
+            for a in s.poll(now) {
+                match a {
+                    Action::Request { peer, piece } => outstanding.push((peer, piece)),
+                    Action::Cancel { peer, piece } => outstanding.retain(|o| *o != (peer, piece)),
+                    Action::DropPeer { peer, .. } => outstanding.retain(|o| o.0 != peer),
+                }
+            }
+            check_invariants(&s);
+            if s.is_finished() {
+                break;
+            }
+            now += Duration::from_millis(100);
+            let answerable: Vec<usize> = (0..outstanding.len())
+                .filter(|&k| !matches!(kinds[&outstanding[k].0], Kind::Silent))
+                .collect();
+            if answerable.is_empty() {
+                continue;
+            }
+            let k = answerable[order[step % order.len()] as usize % answerable.len()];
+            let (peer, piece) = outstanding.swap_remove(k);
+            match kinds[&peer] {
+                Kind::Good => { s.on_piece_ok(&peer, piece, now); }
+                Kind::Corrupt => s.on_piece_failed(&peer, piece, Failure::Corrupt, now),
+                Kind::Silent => unreachable!(),
+            }
+            if matches!(kinds[&peer], Kind::Corrupt) && s.is_done(piece) && !s.is_banned(&peer) {
+                delivered_by_corrupt += 1;
+            }
+        }
+        prop_assert!(s.is_finished(), "download did not finish");
+        prop_assert_eq!(delivered_by_corrupt, 0);
+        for (id, k) in &kinds {
+            if matches!(k, Kind::Corrupt) {
+                prop_assert!(s.is_banned(id) || !s.peers.contains_key(id) || s.in_flight(id) == 0);
+            }
+        }
+    }
+}
