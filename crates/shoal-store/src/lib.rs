@@ -1,0 +1,38 @@
+//! Shoal's storage: what a peer has, where the bytes are, and what has been verified.
+//!
+//! The principal type is [`Store`], opened on a data directory. It keeps
+//! - a BLAKE3 Merkle *outboard* (`blobs/<id>.obao`, bao-tree pre-order, 16 KiB chunk groups) for every blob,
+//!   so that any range can be served with its proof and verified on arrival;
+//! - the *catalog* (`shoal.db`, SQLite in WAL mode): blobs and where their bytes live, shares, downloads, and
+//!   the verified ranges of partial downloads (so a download resumes after a crash);
+//! - *shares without copies*: sharing a file records its path, size and mtime; the file is re-checked before
+//!   every request and stops being served under its old id once it changes.
+//!
+//! A download writes into a [`Partial`]: every piece is verified whole against the blob id before a single
+//! byte of it is written, so nothing unverified reaches the output file; the final name appears only when
+//! the last piece has verified. Folders travel as [`Collection`]s whose entry names are checked so that they
+//! can never write outside the output directory.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), shoal_store::StoreError> {
+//! let store = shoal_store::Store::open(std::path::Path::new("/tmp/shoal-home"))?;
+//! let blob = store.share_file(std::path::Path::new("holiday.jpg"))?;
+//! println!("{} is {} bytes", blob.id, blob.size); // the id equals `b3sum holiday.jpg`
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod catalog;
+pub mod collection;
+mod error;
+mod id;
+mod outboard;
+mod partial;
+mod store;
+
+pub use catalog::{DownloadRecord, ShareRecord};
+pub use collection::{Collection, Entry, PathError};
+pub use error::StoreError;
+pub use id::{ContentId, ParseIdError};
+pub use partial::{Partial, PieceError};
+pub use store::{BlobInfo, Served, Store};

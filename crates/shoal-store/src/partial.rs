@@ -1,0 +1,173 @@
+//! A download in progress: verify whole pieces, then write them; record what is verified durably.
+//!
+//! Order of writes, so that a crash (even `kill -9`) never leaves a range recorded as verified that is not on
+//! disk: data and outboard slots are written with `pwrite` first; the verified set in memory grows; a
+//! [`Partial::checkpoint`] then syncs both files and only after that writes the verified set to the catalog.
+//! After a restart the catalog's set is trusted; anything verified after the last checkpoint is fetched again.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bao_tree::io::BaoContentItem;
+use bao_tree::io::sync::DecodeResponseIter;
+use bao_tree::{ChunkNum, ChunkRanges};
+use shoal_proto::transfer::ChunkSpan;
+
+use crate::catalog::{BlobRow, BlobState, Catalog};
+use crate::outboard::FileOutboard;
+use crate::{ContentId, StoreError};
+
+/// Why a piece was not written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PieceError {
+    /// The bytes do not verify against the blob id. Nothing was written.
+    #[error("data does not verify against the id: {0}")]
+    Corrupt(String),
+    /// Writing failed (disk full, I/O error).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A blob being downloaded. Shared between the download's workers (`&self` everywhere).
+pub struct Partial {
+    id: ContentId,
+    size: u64,
+    data: File,
+    data_path: PathBuf,
+    outboard: FileOutboard,
+    verified: Mutex<Vec<ChunkSpan>>,
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partial").field("id", &self.id).field("path", &self.data_path).finish()
+    }
+}
+
+/// Adds `span` to a sorted list of disjoint spans, merging neighbours.
+pub(crate) fn insert_span(spans: &mut Vec<ChunkSpan>, span: ChunkSpan) {
+    spans.push(span);
+    spans.sort_by_key(|s| s.start);
+    let mut out: Vec<ChunkSpan> = Vec::with_capacity(spans.len());
+    for s in spans.drain(..) {
+        match out.last_mut() {
+            Some(last) if s.start <= last.end => last.end = last.end.max(s.end),
+            _ => out.push(s),
+        }
+    }
+    *spans = out;
+}
+
+impl Partial {
+    pub(crate) fn new(
+        id: ContentId,
+        size: u64,
+        data: File,
+        data_path: PathBuf,
+        outboard: FileOutboard,
+        verified: Vec<ChunkSpan>,
+        catalog: Arc<Catalog>,
+    ) -> Self {
+        Self { id, size, data, data_path, outboard, verified: Mutex::new(verified), catalog }
+    }
+
+    /// Blob id.
+    pub fn id(&self) -> ContentId {
+        self.id
+    }
+
+    /// Blob size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where the bytes are being written.
+    pub fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// Chunk ranges verified so far (including those not yet checkpointed).
+    pub fn verified(&self) -> Vec<ChunkSpan> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Verifies the bao encoding of `span` as a whole and, only if every byte of it verifies, writes its data
+    /// and hash pairs. Returns the number of data bytes written.
+    pub fn write_piece(&self, span: ChunkSpan, encoded: &[u8]) -> Result<u64, PieceError> {
+        let ranges = ChunkRanges::from(ChunkNum(span.start)..ChunkNum(span.end));
+        let mut reader = encoded;
+        let mut items = Vec::new();
+        for item in DecodeResponseIter::new(self.id.hash(), self.outboard.tree, &mut reader, &ranges) {
+            items.push(item.map_err(|e| PieceError::Corrupt(e.to_string()))?);
+        }
+        if !reader.is_empty() {
+            return Err(PieceError::Corrupt(format!("{} bytes beyond the requested range", reader.len())));
+        }
+        let mut written = 0;
+        for item in items {
+            match item {
+                BaoContentItem::Parent(p) => {
+                    self.outboard.save_shared(p.node, &p.pair).map_err(StoreError::io("writing outboard of", &self.data_path))?;
+                }
+                BaoContentItem::Leaf(l) => {
+                    self.data.write_all_at(&l.data, l.offset).map_err(StoreError::io("writing", &self.data_path))?;
+                    written += l.data.len() as u64;
+                }
+            }
+        }
+        if written == 0 && self.size > 0 {
+            return Err(PieceError::Corrupt("no data in the answer".into()));
+        }
+        insert_span(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner()), span);
+        Ok(written)
+    }
+
+    /// Makes what is verified so far durable: syncs data and outboard, then records the verified ranges.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let spans = self.verified();
+        self.data.sync_data().map_err(StoreError::io("syncing", &self.data_path))?;
+        self.outboard.file.sync_data().map_err(StoreError::io("syncing outboard of", &self.data_path))?;
+        self.catalog.set_verified(&self.id, &spans)
+    }
+
+    /// Completes the download: checks every chunk is verified, moves the file to `final_path` (which must not
+    /// exist: it is never overwritten) and records the blob as complete there, so this peer keeps serving it.
+    pub fn finish(&self, final_path: &Path) -> Result<(), StoreError> {
+        let total = self.size.div_ceil(shoal_proto::transfer::CHUNK);
+        let spans = self.verified();
+        let complete = self.size == 0 || spans.iter().any(|s| s.start == 0 && s.end >= total);
+        if !complete {
+            return Err(StoreError::Collection(format!("download of {} is not complete", self.id)));
+        }
+        self.checkpoint()?;
+        // A hard link never replaces an existing file; fall back to a checked rename where links are unsupported.
+        match std::fs::hard_link(&self.data_path, final_path) {
+            Ok(()) => {
+                std::fs::remove_file(&self.data_path).map_err(StoreError::io("removing", &self.data_path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(StoreError::Exists(final_path.into())),
+            Err(_) => {
+                if std::fs::symlink_metadata(final_path).is_ok() {
+                    return Err(StoreError::Exists(final_path.into()));
+                }
+                std::fs::rename(&self.data_path, final_path).map_err(StoreError::io("renaming", final_path))?;
+            }
+        }
+        let m = std::fs::metadata(final_path).map_err(StoreError::io("reading metadata of", final_path))?;
+        self.catalog.put_blob(&BlobRow {
+            id: self.id,
+            size: self.size,
+            data_path: final_path.to_owned(),
+            mtime_ns: crate::store::mtime_ns(&m),
+            state: BlobState::Complete,
+            verified: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

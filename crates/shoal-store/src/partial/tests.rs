@@ -1,0 +1,164 @@
+//! Store round trips: share, serve, verify, resume, refuse corrupt data and changed files.
+
+use super::*;
+use crate::Store;
+use shoal_proto::transfer::Layout;
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Env {
+    _dirs: Vec<tempfile::TempDir>,
+    src: Store,
+    dst: Store,
+    out: PathBuf,
+    id: ContentId,
+    bytes: Vec<u8>,
+    file: PathBuf,
+}
+
+fn env(size: usize) -> Env {
+    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bytes = random_bytes(size, size as u64);
+    let file = c.path().join("input.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let src = Store::open(a.path()).unwrap();
+    let dst = Store::open(b.path()).unwrap();
+    let info = src.share_file(&file).unwrap();
+    assert_eq!(info.id, ContentId::of(&bytes), "content id must equal BLAKE3 of the bytes");
+    let out = c.path().join("out.bin");
+    Env { _dirs: vec![a, b, c], src, dst, out, id: info.id, bytes, file }
+}
+
+#[test]
+fn every_piece_verifies_and_the_output_matches() {
+    for size in [0usize, 1, 1024, 16 * 1024 + 1, 3 << 20] {
+        let e = env(size);
+        let layout = Layout::new(size as u64);
+        let partial = e.dst.begin_download(&e.id, size as u64, &e.out.with_extension("part")).unwrap();
+        let served = e.src.open_served(&e.id).unwrap().unwrap();
+        for i in (0..layout.piece_count()).rev() {
+            let span = layout.piece_chunks(i);
+            assert!(served.can_serve(&span));
+            let mut enc = Vec::new();
+            served.encode(span, &mut enc).unwrap();
+            assert_eq!(partial.write_piece(span, &enc).unwrap(), layout.piece_bytes(i).end - layout.piece_bytes(i).start);
+        }
+        partial.finish(&e.out).unwrap();
+        assert_eq!(std::fs::read(&e.out).unwrap(), e.bytes, "size {size}");
+        // The downloader now serves the blob itself.
+        assert!(e.dst.open_served(&e.id).unwrap().is_some());
+    }
+}
+
+#[test]
+fn corrupt_piece_writes_nothing() {
+    let e = env(1 << 20);
+    let layout = Layout::new(1 << 20);
+    let partial = e.dst.begin_download(&e.id, 1 << 20, &e.out.with_extension("part")).unwrap();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    let span = layout.piece_chunks(3);
+    let mut enc = Vec::new();
+    served.encode(span, &mut enc).unwrap();
+    for pos in [0, enc.len() / 2, enc.len() - 1] {
+        let mut bad = enc.clone();
+        bad[pos] ^= 0x40;
+        assert!(matches!(partial.write_piece(span, &bad), Err(PieceError::Corrupt(_))));
+    }
+    assert!(matches!(partial.write_piece(span, &enc[..enc.len() - 1]), Err(PieceError::Corrupt(_))));
+    let mut long = enc.clone();
+    long.push(0);
+    assert!(matches!(partial.write_piece(span, &long), Err(PieceError::Corrupt(_))));
+    let on_disk = std::fs::read(partial.data_path()).unwrap();
+    let r = layout.piece_bytes(3);
+    assert!(on_disk[r.start as usize..r.end as usize].iter().all(|&b| b == 0), "corrupt bytes reached the file");
+    assert!(partial.verified().is_empty());
+    assert!(partial.finish(&e.out).is_err(), "an incomplete download must not appear under its final name");
+    assert!(!e.out.exists());
+}
+
+#[test]
+fn resume_keeps_checkpointed_ranges_only() {
+    let e = env(2 << 20);
+    let layout = Layout::new(2 << 20);
+    let part_path = e.out.with_extension("part");
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    let put = |p: &Partial, i: u32| {
+        let mut enc = Vec::new();
+        served.encode(layout.piece_chunks(i), &mut enc).unwrap();
+        p.write_piece(layout.piece_chunks(i), &enc).unwrap();
+    };
+    {
+        let p = e.dst.begin_download(&e.id, 2 << 20, &part_path).unwrap();
+        put(&p, 0);
+        put(&p, 1);
+        p.checkpoint().unwrap();
+        put(&p, 5); // verified but never checkpointed: lost on "crash"
+    }
+    let p = e.dst.begin_download(&e.id, 2 << 20, &part_path).unwrap();
+    assert_eq!(p.verified(), vec![ChunkSpan { start: 0, end: layout.piece_chunks(1).end }]);
+    // A partial blob is served for the verified ranges only.
+    let s = e.dst.open_served(&e.id).unwrap().unwrap();
+    assert!(s.can_serve(&layout.piece_chunks(1)) && !s.can_serve(&layout.piece_chunks(5)));
+    for i in 2..layout.piece_count() {
+        put(&p, i);
+    }
+    p.finish(&e.out).unwrap();
+    assert_eq!(std::fs::read(&e.out).unwrap(), e.bytes);
+}
+
+#[test]
+fn changed_file_stops_being_served() {
+    let e = env(100_000);
+    assert!(e.src.open_served(&e.id).unwrap().is_some());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut changed = e.bytes.clone();
+    changed[7] ^= 1;
+    std::fs::write(&e.file, &changed).unwrap();
+    assert!(e.src.open_served(&e.id).unwrap().is_none());
+    // Sharing it again gives the new id, which is served.
+    let again = e.src.share_file(&e.file).unwrap();
+    assert_eq!(again.id, ContentId::of(&changed));
+    assert!(e.src.open_served(&again.id).unwrap().is_some());
+}
+
+#[test]
+fn existing_output_is_never_overwritten() {
+    let e = env(5000);
+    std::fs::write(&e.out, b"precious").unwrap();
+    let p = e.dst.begin_download(&e.id, 5000, &e.out.with_extension("part")).unwrap();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    let span = Layout::new(5000).piece_chunks(0);
+    let mut enc = Vec::new();
+    served.encode(span, &mut enc).unwrap();
+    p.write_piece(span, &enc).unwrap();
+    assert!(matches!(p.finish(&e.out), Err(StoreError::Exists(_))));
+    assert_eq!(std::fs::read(&e.out).unwrap(), b"precious");
+}
+
+#[test]
+fn shared_folder_becomes_a_collection_without_symlinks() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = dirs.1.path().join("photos");
+    std::fs::create_dir_all(root.join("2024/summer")).unwrap();
+    std::fs::write(root.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(root.join("2024/summer/b.jpg"), b"beta").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+    let store = Store::open(dirs.0.path()).unwrap();
+    let info = store.share(&root).unwrap();
+    assert!(info.is_collection);
+    let paths: Vec<_> = info.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["2024/summer/b.jpg", "a.txt"]);
+    let bytes = store.read_blob(&info.id, 1 << 20).unwrap().unwrap();
+    assert_eq!(ContentId::of(&bytes), info.id);
+    assert_eq!(crate::Collection::decode(&bytes).unwrap().entries, info.files);
+}

@@ -1,0 +1,354 @@
+//! The [`Store`]: shares, served blobs and downloads over one data directory.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bao_tree::io::sync::encode_ranges;
+use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
+use shoal_proto::transfer::ChunkSpan;
+
+use crate::catalog::{BlobRow, BlobState, Catalog};
+use crate::collection::{Collection, Entry, MAX_COLLECTION_BYTES};
+use crate::outboard::{self, BLOCK_SIZE, DataFile, FileOutboard};
+use crate::{ContentId, DownloadRecord, Partial, ShareRecord, StoreError};
+
+/// What was shared or stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BlobInfo {
+    /// Content id (BLAKE3).
+    pub id: ContentId,
+    /// Size in bytes (for a folder: the size of its collection blob).
+    pub size: u64,
+    /// File or folder name.
+    pub name: String,
+    /// True for a folder (a collection).
+    pub is_collection: bool,
+    /// For a folder, the files it holds.
+    pub files: Vec<Entry>,
+}
+
+/// A blob opened for serving ranges of it.
+#[derive(Debug)]
+pub struct Served {
+    /// Blob size.
+    pub size: u64,
+    data: File,
+    outboard: FileOutboard,
+    /// `None`: complete.
+    verified: Option<Vec<ChunkSpan>>,
+}
+
+impl Served {
+    /// The chunk ranges that can be served.
+    pub fn spans(&self) -> Vec<ChunkSpan> {
+        match &self.verified {
+            None => vec![ChunkSpan { start: 0, end: self.size.div_ceil(shoal_proto::transfer::CHUNK) }],
+            Some(v) => v.clone(),
+        }
+    }
+
+    /// True when all of `span` can be served.
+    pub fn can_serve(&self, span: &ChunkSpan) -> bool {
+        span.start < span.end && self.spans().iter().any(|s| s.contains(span))
+    }
+
+    /// Appends the bao encoding of `span` (data interleaved with its proof) to `out`.
+    pub fn encode(&self, span: ChunkSpan, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        let ranges = ChunkRanges::from(ChunkNum(span.start)..ChunkNum(span.end));
+        let data = DataFile { file: &self.data, size: self.size };
+        encode_ranges(data, &self.outboard, &ranges, out).map_err(|e| StoreError::Io {
+            action: "encoding",
+            path: PathBuf::from("<blob data>"),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+}
+
+/// Shoal's store over one data directory.
+pub struct Store {
+    home: PathBuf,
+    blobs: PathBuf,
+    catalog: Arc<Catalog>,
+}
+
+pub(crate) fn mtime_ns(m: &std::fs::Metadata) -> Option<i64> {
+    m.modified().ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `home`.
+    pub fn open(home: &Path) -> Result<Self, StoreError> {
+        let blobs = home.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(StoreError::io("creating", &blobs))?;
+        let catalog = Arc::new(Catalog::open(&home.join("shoal.db"))?);
+        Ok(Self { home: home.to_path_buf(), blobs, catalog })
+    }
+
+    /// The data directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn outboard_path(&self, id: &ContentId) -> PathBuf {
+        self.blobs.join(format!("{id}.obao"))
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = path.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(StoreError::io("creating", &tmp))?;
+        f.write_all(bytes).map_err(StoreError::io("writing", &tmp))?;
+        f.sync_data().map_err(StoreError::io("syncing", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(StoreError::io("renaming", path))
+    }
+
+    /// Hashes a file in place (no copy) and records it as a complete blob served from where it is.
+    fn import_in_place(&self, path: &Path) -> Result<(ContentId, u64), StoreError> {
+        let file = File::open(path).map_err(StoreError::io("opening", path))?;
+        let before = file.metadata().map_err(StoreError::io("reading metadata of", path))?;
+        let size = before.len();
+        let (root, ob) = outboard::compute(&file, size).map_err(StoreError::io("reading", path))?;
+        let after = std::fs::metadata(path).map_err(StoreError::io("reading metadata of", path))?;
+        if after.len() != size || mtime_ns(&after) != mtime_ns(&before) {
+            return Err(StoreError::NotShareable {
+                path: path.to_owned(),
+                why: "it changed while it was being hashed; share it again when it is finished".into(),
+            });
+        }
+        let id = ContentId(*root.as_bytes());
+        self.write_atomically(&self.outboard_path(&id), &ob)?;
+        self.catalog.put_blob(&BlobRow {
+            id,
+            size,
+            data_path: path.to_owned(),
+            mtime_ns: mtime_ns(&after),
+            state: BlobState::Complete,
+            verified: Vec::new(),
+        })?;
+        Ok((id, size))
+    }
+
+    /// Stores `bytes` (a small blob such as a collection) in the data directory.
+    pub fn import_bytes(&self, bytes: &[u8]) -> Result<ContentId, StoreError> {
+        let (root, ob) = outboard::compute(bytes, bytes.len() as u64)
+            .map_err(|e| StoreError::io("hashing", "<memory>")(e))?;
+        let id = ContentId(*root.as_bytes());
+        let data = self.blobs.join(format!("{id}.data"));
+        self.write_atomically(&data, bytes)?;
+        self.write_atomically(&self.outboard_path(&id), &ob)?;
+        let m = std::fs::metadata(&data).map_err(StoreError::io("reading metadata of", &data))?;
+        self.catalog.put_blob(&BlobRow {
+            id,
+            size: bytes.len() as u64,
+            data_path: data,
+            mtime_ns: mtime_ns(&m),
+            state: BlobState::Complete,
+            verified: Vec::new(),
+        })?;
+        Ok(id)
+    }
+
+    /// Shares a file or a folder (as a collection). Nothing is copied.
+    pub fn share(&self, path: &Path) -> Result<BlobInfo, StoreError> {
+        let meta = std::fs::metadata(path).map_err(StoreError::io("opening", path))?;
+        if meta.is_dir() { self.share_dir(path) } else { self.share_file(path) }
+    }
+
+    /// Shares one regular file.
+    pub fn share_file(&self, path: &Path) -> Result<BlobInfo, StoreError> {
+        let path = std::fs::canonicalize(path).map_err(StoreError::io("opening", path))?;
+        let meta = std::fs::metadata(&path).map_err(StoreError::io("opening", &path))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotShareable { path, why: "not a regular file or folder".into() });
+        }
+        let (id, size) = self.import_in_place(&path)?;
+        let name = file_name(&path);
+        self.catalog.put_share(&ShareRecord { id, name: name.clone(), path, size, is_collection: false })?;
+        Ok(BlobInfo { id, size, name, is_collection: false, files: Vec::new() })
+    }
+
+    /// Shares a folder: every regular file below it (symlinks are skipped), listed in a collection.
+    pub fn share_dir(&self, dir: &Path) -> Result<BlobInfo, StoreError> {
+        let dir = std::fs::canonicalize(dir).map_err(StoreError::io("opening", dir))?;
+        let mut entries = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let rd = std::fs::read_dir(&d).map_err(StoreError::io("listing", &d))?;
+            for item in rd {
+                let item = item.map_err(StoreError::io("listing", &d))?;
+                let p = item.path();
+                let ft = item.file_type().map_err(StoreError::io("reading", &p))?;
+                if ft.is_symlink() {
+                    tracing::warn!(path = %p.display(), "skipping symlink: collections hold regular files only");
+                } else if ft.is_dir() {
+                    stack.push(p);
+                } else if ft.is_file() {
+                    let rel = p.strip_prefix(&dir).unwrap_or(&p);
+                    let Some(rel) = rel.to_str() else {
+                        tracing::warn!(path = %p.display(), "skipping file whose name is not UTF-8");
+                        continue;
+                    };
+                    let (id, size) = self.import_in_place(&p)?;
+                    entries.push(Entry { path: rel.to_string(), id, size });
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let collection = Collection { entries };
+        let bytes = collection.encode();
+        if bytes.len() as u64 > MAX_COLLECTION_BYTES {
+            return Err(StoreError::NotShareable { path: dir, why: "too many files for one collection".into() });
+        }
+        let id = self.import_bytes(&bytes)?;
+        let name = file_name(&dir);
+        let total = collection.total_size();
+        self.catalog.put_share(&ShareRecord { id, name: name.clone(), path: dir, size: total, is_collection: true })?;
+        Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
+    }
+
+    /// Opens a blob for serving, or `None` if this peer cannot serve it (unknown, or a shared file changed
+    /// since it was hashed: it is then marked stale and never served under this id again).
+    pub fn open_served(&self, id: &ContentId) -> Result<Option<Served>, StoreError> {
+        let Some(row) = self.catalog.blob(id)? else { return Ok(None) };
+        let verified = match row.state {
+            BlobState::Stale => return Ok(None),
+            BlobState::Complete => None,
+            BlobState::Partial => Some(row.verified.clone()),
+        };
+        let data = match File::open(&row.data_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(id = %id.short(), path = %row.data_path.display(), "shared file is gone");
+                self.catalog.set_state_stale(id)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(StoreError::io("opening", &row.data_path)(e)),
+        };
+        if verified.is_none() {
+            let m = data.metadata().map_err(StoreError::io("reading metadata of", &row.data_path))?;
+            if m.len() != row.size || mtime_ns(&m) != row.mtime_ns {
+                tracing::warn!(id = %id.short(), path = %row.data_path.display(),
+                    "shared file changed since it was hashed; no longer serving it under its old id");
+                self.catalog.set_state_stale(id)?;
+                return Ok(None);
+            }
+        }
+        let ob_path = self.outboard_path(id);
+        let ob = File::open(&ob_path).map_err(StoreError::io("opening", &ob_path))?;
+        let outboard = FileOutboard { root: id.hash(), tree: BaoTree::new(row.size, BLOCK_SIZE), file: Arc::new(ob) };
+        Ok(Some(Served { size: row.size, data, outboard, verified }))
+    }
+
+    /// Where the complete, verified bytes of `id` are, if this peer has them.
+    pub fn complete_path(&self, id: &ContentId) -> Result<Option<PathBuf>, StoreError> {
+        Ok(self.open_served(id)?.filter(|s| s.verified.is_none()).and(self.catalog.blob(id)?.map(|r| r.data_path)))
+    }
+
+    /// Reads a whole complete blob of at most `max` bytes (a collection).
+    pub fn read_blob(&self, id: &ContentId, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(path) = self.complete_path(id)? else { return Ok(None) };
+        let m = std::fs::metadata(&path).map_err(StoreError::io("reading metadata of", &path))?;
+        if m.len() > max {
+            return Err(StoreError::Collection(format!("{} bytes is over the limit of {max}", m.len())));
+        }
+        std::fs::read(&path).map(Some).map_err(StoreError::io("reading", &path))
+    }
+
+    /// Starts or resumes the download of `id` (`size` bytes) into `partial_path`. A download of the same id
+    /// into the same partial file resumes with the ranges verified before.
+    pub fn begin_download(&self, id: &ContentId, size: u64, partial_path: &Path) -> Result<Partial, StoreError> {
+        let tree = BaoTree::new(size, BLOCK_SIZE);
+        let mut verified = Vec::new();
+        if let Some(row) = self.catalog.blob(id)?
+            && row.state == BlobState::Partial
+            && row.size == size
+            && row.data_path == partial_path
+            && std::fs::symlink_metadata(partial_path).is_ok_and(|m| m.is_file() && m.len() == size)
+        {
+            verified = row.verified;
+        }
+        let fresh = verified.is_empty();
+        let data = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(fresh)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(partial_path)
+            .map_err(StoreError::io("creating", partial_path))?;
+        if fresh {
+            preallocate(&data, size, partial_path)?;
+        }
+        let ob_path = self.outboard_path(id);
+        let ob = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&ob_path)
+            .map_err(StoreError::io("creating", &ob_path))?;
+        ob.set_len(tree.outboard_size()).map_err(StoreError::io("sizing", &ob_path))?;
+        if fresh {
+            self.catalog.put_blob(&BlobRow {
+                id: *id,
+                size,
+                data_path: partial_path.to_owned(),
+                mtime_ns: None,
+                state: BlobState::Partial,
+                verified: Vec::new(),
+            })?;
+        }
+        let outboard = FileOutboard { root: id.hash(), tree, file: Arc::new(ob) };
+        Ok(Partial::new(*id, size, data, partial_path.to_owned(), outboard, verified, self.catalog.clone()))
+    }
+
+    /// Forgets a blob (e.g. a cancelled download). Does not touch user files.
+    pub fn forget(&self, id: &ContentId) -> Result<(), StoreError> {
+        self.catalog.remove_blob(id)
+    }
+
+    /// Everything shared, oldest first.
+    pub fn shares(&self) -> Result<Vec<ShareRecord>, StoreError> {
+        self.catalog.shares()
+    }
+
+    /// Records a download job.
+    pub fn put_download(&self, d: &DownloadRecord) -> Result<(), StoreError> {
+        self.catalog.put_download(d)
+    }
+
+    /// Download jobs.
+    pub fn downloads(&self) -> Result<Vec<DownloadRecord>, StoreError> {
+        self.catalog.downloads()
+    }
+
+    /// Ids this peer can serve (complete or partial): what it announces as a provider.
+    pub fn servable_ids(&self) -> Result<Vec<ContentId>, StoreError> {
+        self.catalog.servable_ids()
+    }
+}
+
+/// Reserves the space of a download up front, so that a full disk is reported before the transfer starts.
+fn preallocate(file: &File, size: u64, path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    if size == 0 {
+        return Ok(());
+    }
+    let Ok(len) = libc::off_t::try_from(size) else {
+        return Err(StoreError::io("sizing", path)(std::io::Error::from_raw_os_error(libc::EFBIG)));
+    };
+    // SAFETY: the fd is open for writing for the duration of the call; posix_fallocate reads no memory of ours.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(size).map_err(StoreError::io("sizing", path)),
+        e => Err(StoreError::io("reserving space for", path)(std::io::Error::from_raw_os_error(e))),
+    }
+}
