@@ -272,6 +272,18 @@ impl Catalog {
         })
     }
 
+    /// True when `id` was shared or downloaded as a collection.
+    pub(crate) fn is_collection(&self, id: &ContentId) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM shares WHERE id = ?1 AND is_collection)
+                     OR EXISTS(SELECT 1 FROM downloads WHERE id = ?1 AND is_collection)",
+                params![id.as_bytes()],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// Ids of every blob that can be served (complete or partial): what to announce in the DHT.
     pub(crate) fn servable_ids(&self) -> Result<Vec<ContentId>, StoreError> {
         self.with(|c| {

@@ -329,6 +329,11 @@ impl Store {
         self.catalog.downloads()
     }
 
+    /// True when `id` is known here as a collection (a folder).
+    pub fn is_collection(&self, id: &ContentId) -> Result<bool, StoreError> {
+        self.catalog.is_collection(id)
+    }
+
     /// Ids this peer can serve (complete or partial): what it announces as a provider.
     pub fn servable_ids(&self) -> Result<Vec<ContentId>, StoreError> {
         self.catalog.servable_ids()

@@ -56,6 +56,9 @@ pub enum Response {
         size: u64,
         /// Chunk ranges the provider can serve now.
         spans: Vec<ChunkSpan>,
+        /// The provider says this blob is a collection (a folder listing). A hint: the downloader verifies
+        /// the bytes like any others and then checks that they decode as a collection.
+        collection: bool,
     },
     /// The provider does not have this blob (or no longer: a shared file changed).
     NotFound,
@@ -79,7 +82,7 @@ mod tests {
     #[test]
     fn worst_case_have_fits_in_a_frame() {
         let spans = vec![ChunkSpan { start: u64::MAX, end: u64::MAX }; MAX_HAVE_SPANS];
-        let frame = wire::encode(&Response::Have { size: u64::MAX, spans }, MAX_FRAME);
+        let frame = wire::encode(&Response::Have { size: u64::MAX, spans, collection: true }, MAX_FRAME);
         assert!(frame.is_ok());
     }
 

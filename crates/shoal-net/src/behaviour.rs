@@ -1,0 +1,70 @@
+//! The composed libp2p behaviour and how the swarm is built.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, Swarm, identify, kad, mdns, noise, ping, tcp, yamux};
+
+use crate::{NetConfig, NetError};
+
+/// Kademlia protocol id: Shoal's DHT is separate from IPFS's.
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/kad/1.0.0");
+/// identify protocol version string.
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/shoal/id/1.0.0";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) stream: libp2p_stream::Behaviour,
+}
+
+pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+    let tcp = tcp::Config::default().nodelay(true);
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp, noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            // libp2p's defaults hold 1,024 keys in all; a peer sharing a large folder announces one key per file.
+            let store = MemoryStore::with_config(
+                peer_id,
+                MemoryStoreConfig {
+                    max_records: 65_536,
+                    max_value_bytes: 65_536,
+                    max_providers_per_key: 64,
+                    max_provided_keys: 65_536,
+                },
+            );
+            let mut kcfg = kad::Config::new(KAD_PROTOCOL);
+            kcfg.set_query_timeout(config.dht_query_timeout);
+            let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if config.mdns {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::default(),
+                kad,
+                mdns: mdns.into(),
+                stream: libp2p_stream::Behaviour::new(),
+            })
+        })
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    Ok(swarm)
+}

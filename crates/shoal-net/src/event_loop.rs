@@ -1,0 +1,291 @@
+//! The one task that owns the swarm.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+use crate::{NetConfig, NetError, PeerInfo};
+
+pub(crate) enum Command {
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    Connect { peer: PeerId, hints: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), NetError>> },
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetError>> },
+    Provide { key: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
+    Unprovide { key: Vec<u8>, reply: oneshot::Sender<()> },
+    FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    config: NetConfig,
+    listen_addrs: Vec<Multiaddr>,
+    connected: HashMap<PeerId, Vec<Multiaddr>>,
+    agents: HashMap<PeerId, String>,
+    pending_connect: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetError>>>>,
+    pending_providers: HashMap<QueryId, mpsc::Sender<PeerId>>,
+    provided: HashSet<Vec<u8>>,
+    joined: bool,
+}
+
+fn is_unspecified(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+impl EventLoop {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, commands: mpsc::Receiver<Command>, config: NetConfig) -> Self {
+        Self {
+            swarm,
+            commands,
+            config,
+            listen_addrs: Vec::new(),
+            connected: HashMap::new(),
+            agents: HashMap::new(),
+            pending_connect: HashMap::new(),
+            pending_providers: HashMap::new(),
+            provided: HashSet::new(),
+            joined: false,
+        }
+    }
+
+    /// Polls the swarm until `n` listeners have reported an address, or `timeout`.
+    pub(crate) async fn await_listeners(&mut self, n: usize, timeout: Duration) -> Result<(), NetError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = HashSet::new();
+        while seen.len() < n {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(SwarmEvent::NewListenAddr { listener_id, address }) => {
+                    seen.insert(listener_id);
+                    self.on_new_listen_addr(address);
+                }
+                Ok(SwarmEvent::ListenerError { error, .. }) | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
+                    return Err(NetError::Listen { addr: "listener".into(), why: error.to_string() });
+                }
+                Ok(other) => self.on_swarm_event(other),
+                Err(_) => {
+                    return Err(NetError::Listen {
+                        addr: format!("{n} listeners"),
+                        why: "no address reported within 5 s".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_new_listen_addr(&mut self, address: Multiaddr) {
+        tracing::info!(%address, "listening");
+        // On loopback and LAN nobody can tell us our address: declare it, or Kademlia will neither serve
+        // (it stays in client mode) nor put our address in provider records.
+        self.swarm.add_external_address(address.clone());
+        self.listen_addrs.push(address);
+    }
+
+    pub(crate) fn dial_addr(&mut self, addr: Multiaddr) -> Option<DialError> {
+        if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        match self.swarm.dial(addr.clone()) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot dial");
+                Some(e)
+            }
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut reprovide = tokio::time::interval(self.config.reprovide_interval);
+        reprovide.tick().await;
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                _ = reprovide.tick() => self.reprovide_all(),
+            }
+        }
+        tracing::debug!("network event loop stopped");
+    }
+
+    fn reprovide_all(&mut self) {
+        for key in self.provided.clone() {
+            if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(RecordKey::new(&key)) {
+                tracing::warn!(error = %e, "cannot re-announce a provided key");
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ListenAddrs { reply } => {
+                let me = self.swarm.local_peer_id().to_owned();
+                let addrs = self.listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(me))).collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Connect { peer, hints, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                for a in hints.iter().filter(|a| !is_unspecified(a)) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(hints)
+                    .extend_addresses_through_behaviour()
+                    .build();
+                match self.swarm.dial(opts) {
+                    Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {
+                        self.pending_connect.entry(peer).or_default().push(reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial { peer: peer.to_string(), why: e.to_string() }));
+                    }
+                }
+            }
+            Command::Dial { addr, reply } => {
+                let r = match self.dial_addr(addr.clone()) {
+                    None => Ok(()),
+                    Some(e) => Err(NetError::Dial { peer: addr.to_string(), why: e.to_string() }),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Provide { key, reply } => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(RecordKey::new(&key))
+                    .map(|_| ())
+                    .map_err(|e| NetError::Dht(e.to_string()));
+                if r.is_ok() {
+                    self.provided.insert(key);
+                }
+                let _ = reply.send(r);
+            }
+            Command::Unprovide { key, reply } => {
+                self.swarm.behaviour_mut().kad.stop_providing(&RecordKey::new(&key));
+                self.provided.remove(&key);
+                let _ = reply.send(());
+            }
+            Command::FindProviders { key, found } => {
+                let q = self.swarm.behaviour_mut().kad.get_providers(RecordKey::new(&key));
+                self.pending_providers.insert(q, found);
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .connected
+                    .iter()
+                    .map(|(p, a)| PeerInfo { peer: *p, addrs: a.clone(), agent: self.agents.get(p).cloned() })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => self.on_new_listen_addr(address),
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.connected.entry(peer_id).or_default().push(endpoint.get_remote_address().clone());
+                for reply in self.pending_connect.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, .. } => {
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                } else if let Some(v) = self.connected.get_mut(&peer_id) {
+                    v.retain(|a| a != endpoint.get_remote_address());
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                if self.swarm.is_connected(&peer) {
+                    return;
+                }
+                for reply in self.pending_connect.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(Err(NetError::Dial { peer: peer.to_string(), why: error.to_string() }));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                if info.protocol_version != IDENTIFY_PROTOCOL {
+                    tracing::warn!(peer = %peer_id, theirs = %info.protocol_version, ours = IDENTIFY_PROTOCOL,
+                        "peer speaks another Shoal network version");
+                }
+                self.agents.insert(peer_id, info.agent_version.clone());
+                for addr in info.listen_addrs.into_iter().filter(|a| !is_unspecified(a)) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    tracing::info!(%peer, %addr, "found on the LAN");
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_kad_event(&mut self, ev: kad::Event) {
+        match ev {
+            kad::Event::RoutingUpdated { peer, is_new_peer, .. } => {
+                if is_new_peer && !self.joined {
+                    // First peer in the routing table: what we announced while alone reached nobody.
+                    tracing::debug!(%peer, "joined the DHT; announcing provided keys");
+                    self.joined = true;
+                    self.reprovide_all();
+                }
+            }
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
+                QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                    for p in providers {
+                        // Dial now: the provider's addresses live in this query, which may end soon.
+                        if !self.swarm.is_connected(&p) {
+                            let opts = DialOpts::peer_id(p).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                            let _ = self.swarm.dial(opts);
+                        }
+                        if let Some(tx) = self.pending_providers.get(&id) {
+                            let _ = tx.try_send(p);
+                        }
+                    }
+                    if step.last {
+                        self.pending_providers.remove(&id);
+                    }
+                }
+                QueryResult::GetProviders(_) => {
+                    self.pending_providers.remove(&id);
+                }
+                QueryResult::StartProviding(Err(e)) => tracing::debug!(error = %e, "provider announcement incomplete"),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Shoal's network layer, on libp2p 0.57.
+//!
+//! The principal type is [`Network`], a cheap, cloneable handle to one swarm. [`Network::start`] builds the
+//! swarm (TCP+Noise+Yamux and QUIC; identify, ping, Kademlia as `/shoal/kad/1.0.0` in server mode, mDNS when
+//! enabled, and `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the
+//! event loop. Every other task talks to the swarm through commands with `oneshot` replies, the way
+//! rust-libp2p's file-sharing example does. Bulk data does not pass through the event loop: protocol streams
+//! come from [`Network::streams`] and are read and written by their own tasks.
+//!
+//! What the event loop does on its own, so that peers find each other:
+//! - declares its listen addresses as external addresses (loopback and LAN have no other way to learn
+//!   them, and Kademlia only hands out confirmed external addresses in provider records);
+//! - feeds the listen addresses each peer reports through identify into Kademlia's routing table;
+//! - dials bootstrap addresses and mDNS discoveries;
+//! - re-announces provided keys when it first joins a network, and every `reprovide_interval`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), shoal_net::NetError> {
+//! let dir = tempfile::tempdir().map_err(|e| shoal_net::NetError::Identity { path: "tmp".into(), source: e })?;
+//! let key = shoal_net::identity::load_or_create(&dir.path().join("identity.key"))?;
+//! let net = shoal_net::Network::start(key, shoal_net::NetConfig::default()).await?;
+//! println!("I am {} at {:?}", net.peer_id(), net.listen_addrs().await?);
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod behaviour;
+mod error;
+mod event_loop;
+pub mod identity;
+mod network;
+
+pub use error::NetError;
+pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
+pub use libp2p_stream::{Control, IncomingStreams};
+pub use network::{NetConfig, Network, PeerInfo};

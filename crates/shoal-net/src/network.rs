@@ -1,0 +1,172 @@
+//! The [`Network`] handle: what the rest of Shoal can ask of the swarm.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::NetError;
+use crate::event_loop::{Command, EventLoop};
+
+/// Network settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NetConfig {
+    /// Addresses to listen on (port 0 picks a free port).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (`/ip4/.../tcp/.../p2p/<id>`; the `/p2p` part is optional).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Discover peers on the LAN by multicast DNS.
+    pub mdns: bool,
+    /// How long a DHT query may run.
+    pub dht_query_timeout: Duration,
+    /// How often provided keys are announced again.
+    pub reprovide_interval: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1".parse().unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            dht_query_timeout: Duration::from_secs(30),
+            reprovide_interval: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl NetConfig {
+    /// Loopback only, port 0, no mDNS: what tests, benchmarks and the demo use.
+    pub fn loopback() -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
+            mdns: false,
+            dht_query_timeout: Duration::from_secs(10),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the listen addresses.
+    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the bootstrap peers.
+    pub fn with_bootstrap(mut self, bootstrap: Vec<Multiaddr>) -> Self {
+        self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Turns mDNS on or off.
+    pub fn with_mdns(mut self, on: bool) -> Self {
+        self.mdns = on;
+        self
+    }
+}
+
+/// A connected peer.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer: PeerId,
+    /// Addresses of our connections to it.
+    pub addrs: Vec<Multiaddr>,
+    /// Its agent string (from identify), once known.
+    pub agent: Option<String>,
+}
+
+/// A handle to the swarm. Cheap to clone; every clone talks to the same event loop.
+#[derive(Clone)]
+pub struct Network {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    control: libp2p_stream::Control,
+}
+
+impl Network {
+    /// Builds the swarm, starts listening, dials the bootstrap peers and spawns the event loop.
+    /// Returns once every listener has an address (so [`Network::listen_addrs`] is complete).
+    pub async fn start(key: Keypair, config: NetConfig) -> Result<Self, NetError> {
+        let peer_id = key.public().to_peer_id();
+        let mut swarm = crate::behaviour::build(key, &config)?;
+        let control = swarm.behaviour().stream.new_control();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen { addr: addr.to_string(), why: e.to_string() })?;
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let mut ev = EventLoop::new(swarm, rx, config.clone());
+        ev.await_listeners(config.listen.len(), Duration::from_secs(5)).await?;
+        for addr in &config.bootstrap {
+            ev.dial_addr(addr.clone());
+        }
+        tokio::spawn(ev.run());
+        Ok(Self { peer_id, commands: tx, control })
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// A control for opening and accepting protocol streams.
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The addresses this peer listens on (with `/p2p/<id>` appended: ready to give to others).
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Makes sure we are connected to `peer`, dialing it (with `hints` and whatever the DHT knows) if needed.
+    pub async fn connect(&self, peer: PeerId, hints: Vec<Multiaddr>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Connect { peer, hints, reply }).await?
+    }
+
+    /// Dials an address (e.g. a bootstrap peer given later).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Announces in the DHT that we provide `key` (and keeps re-announcing it).
+    pub async fn provide(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Provide { key, reply }).await?
+    }
+
+    /// Stops announcing `key`.
+    pub async fn unprovide(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Unprovide { key, reply }).await
+    }
+
+    /// Looks up providers of `key` in the DHT. Providers arrive on the channel as they are found; the
+    /// channel closes when the lookup ends. Found providers are dialed right away.
+    pub async fn find_providers(&self, key: Vec<u8>) -> Result<mpsc::Receiver<PeerId>, NetError> {
+        let (tx, rx) = mpsc::channel(64);
+        self.commands.send(Command::FindProviders { key, found: tx }).await.map_err(|_| NetError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Peers we are connected to.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Closes every connection and stops the event loop.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+}

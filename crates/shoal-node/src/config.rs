@@ -1,0 +1,119 @@
+//! Node configuration and the data directory.
+//!
+//! The data directory holds `identity.key` (0600), `shoal.db` and `blobs/`. It is `SHOAL_HOME` when set,
+//! otherwise the platform's data directory for Shoal (e.g. `~/.local/share/shoal` on Linux).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shoal_net::NetConfig;
+
+use crate::NodeError;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// Data directory.
+    pub home: PathBuf,
+    /// Network settings.
+    pub net: NetConfig,
+    /// Global upload cap in bytes per second (`None`: unlimited).
+    pub upload_limit: Option<u64>,
+    /// Download tuning.
+    pub download: DownloadTuning,
+    /// Test-only: flip a byte in every range this peer serves, to exercise verification. Never set this
+    /// outside tests; peers that receive such data ban this peer.
+    #[doc(hidden)]
+    pub corrupt_uploads: bool,
+}
+
+/// How downloads behave.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DownloadTuning {
+    /// Requests in flight per peer.
+    pub max_in_flight: usize,
+    /// A request outstanding this long counts as slow; its piece goes to another peer.
+    pub slow_after: Duration,
+    /// Give up when no provider answered for this long.
+    pub stall_timeout: Duration,
+    /// How long to collect first answers from providers before requesting pieces, so that work is spread
+    /// over all of them rather than given to whoever answered first.
+    pub gather: Duration,
+    /// How often the verified ranges are made durable.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for DownloadTuning {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 8,
+            slow_after: Duration::from_secs(8),
+            stall_timeout: Duration::from_secs(60),
+            gather: Duration::from_millis(300),
+            checkpoint_every: Duration::from_millis(500),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Defaults for a user's peer in `home`: all interfaces, mDNS on.
+    pub fn new(home: PathBuf) -> Self {
+        Self {
+            home,
+            net: NetConfig::default(),
+            upload_limit: None,
+            download: DownloadTuning::default(),
+            corrupt_uploads: false,
+        }
+    }
+
+    /// A peer on 127.0.0.1, port 0, mDNS off: for tests, benchmarks and the demo.
+    pub fn loopback(home: PathBuf) -> Self {
+        Self { net: NetConfig::loopback(), ..Self::new(home) }
+    }
+
+    /// Sets the network settings.
+    pub fn with_net(mut self, net: NetConfig) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// Sets the upload cap.
+    pub fn with_upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.upload_limit = bytes_per_sec;
+        self
+    }
+
+    /// Sets the download tuning.
+    pub fn with_download(mut self, d: DownloadTuning) -> Self {
+        self.download = d;
+        self
+    }
+}
+
+impl DownloadTuning {
+    /// Sets the stall timeout.
+    pub fn with_stall_timeout(mut self, d: Duration) -> Self {
+        self.stall_timeout = d;
+        self
+    }
+
+    /// Sets the slow-request threshold.
+    pub fn with_slow_after(mut self, d: Duration) -> Self {
+        self.slow_after = d;
+        self
+    }
+}
+
+/// The data directory: `SHOAL_HOME`, else the platform data directory.
+pub fn default_home() -> Result<PathBuf, NodeError> {
+    if let Some(h) = std::env::var_os("SHOAL_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    directories::ProjectDirs::from("", "", "shoal").map(|d| d.data_dir().to_path_buf()).ok_or(NodeError::Home {
+        path: PathBuf::from("~"),
+        why: "no home directory found; set SHOAL_HOME to a directory for Shoal's data".into(),
+    })
+}

@@ -1,0 +1,36 @@
+//! A Shoal peer.
+//!
+//! The principal type is [`Node`]: a cheap, cloneable handle to one running peer, which owns a
+//! [`shoal_store::Store`] (what it has), a [`shoal_net::Network`] (who it can reach) and the transfer
+//! protocol on both sides: it serves ranges of what it has to anyone who asks, and it downloads from many
+//! peers at once, driving the sans-IO [`shoal_proto::transfer::Scheduler`].
+//!
+//! - [`config`]: [`NodeConfig`] and where the data directory is.
+//! - [`ticket`]: share tickets, the copy-paste form of "this id, from these peers".
+//! - [`transfer`]: `/shoal/transfer/1` on the wire; the provider side and the multi-source downloader.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), shoal_node::NodeError> {
+//! use shoal_node::{Node, NodeConfig, DownloadRequest};
+//! let alice = Node::start(NodeConfig::loopback("/tmp/alice".into())).await?;
+//! let bob = Node::start(NodeConfig::loopback("/tmp/bob".into())).await?;
+//! let shared = alice.share("song.flac".as_ref()).await?;
+//! let ticket = alice.ticket(&shared).await?;
+//! let report = bob.download(DownloadRequest::from_ticket(&ticket, "copy.flac".into())).await?.finish().await?;
+//! println!("{} bytes from {} peers", report.size, report.peers.len());
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+mod error;
+mod node;
+pub mod ticket;
+pub mod transfer;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use node::Node;
+pub use shoal_store::{BlobInfo, ContentId};
+pub use ticket::Ticket;
+pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerReport, Progress};

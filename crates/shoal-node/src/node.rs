@@ -1,0 +1,163 @@
+//! [`Node`]: one running peer.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use shoal_net::Network;
+use shoal_store::{BlobInfo, Store};
+
+use crate::transfer::download::{self, DownloadHandle, DownloadRequest};
+use crate::transfer::limit::RateLimiter;
+use crate::transfer::serve::{self, ServeCtx};
+use crate::{NodeConfig, NodeError, Ticket};
+
+/// Traffic counters of a node.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    uploaded_total: AtomicU64,
+    uploaded_by_peer: Mutex<HashMap<PeerId, u64>>,
+}
+
+impl Counters {
+    pub(crate) fn uploaded(&self, peer: PeerId, n: u64) {
+        self.uploaded_total.fetch_add(n, Ordering::Relaxed);
+        *self.uploaded_by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default() += n;
+    }
+}
+
+struct Inner {
+    config: NodeConfig,
+    store: Arc<Store>,
+    net: Network,
+    counters: Arc<Counters>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// A running peer. Cheap to clone; all clones are the same peer.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl Node {
+    /// Opens the data directory, loads (or creates) the identity, starts the network, serves what the store
+    /// has and announces it in the DHT.
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let home = config.home.clone();
+        let home_err = |why: String| NodeError::Home { path: home.clone(), why };
+        std::fs::create_dir_all(&home).map_err(|e| home_err(e.to_string()))?;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).map_err(|e| home_err(e.to_string()))?;
+        let key = shoal_net::identity::load_or_create(&home.join("identity.key"))?;
+        let store = {
+            let home = home.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || Store::open(&home))
+                    .await
+                    .map_err(|e| NodeError::Task(e.to_string()))??,
+            )
+        };
+        let net = Network::start(key, config.net.clone()).await?;
+        let incoming = net
+            .streams()
+            .accept(crate::transfer::PROTOCOL)
+            .map_err(|_| NodeError::Task("transfer protocol registered twice".into()))?;
+        let counters = Arc::new(Counters::default());
+        let ctx = Arc::new(ServeCtx {
+            store: store.clone(),
+            limiter: config.upload_limit.map(RateLimiter::new),
+            counters: counters.clone(),
+            corrupt_uploads: config.corrupt_uploads,
+        });
+        let accept = tokio::spawn(serve::accept_loop(incoming, ctx));
+        let node = Self { inner: Arc::new(Inner { config, store, net, counters, accept }) };
+        let ids = {
+            let store = node.inner.store.clone();
+            tokio::task::spawn_blocking(move || store.servable_ids()).await.map_err(|e| NodeError::Task(e.to_string()))??
+        };
+        for id in ids {
+            node.inner.net.provide(id.as_bytes().to_vec()).await?;
+        }
+        tracing::info!(peer = %node.peer_id(), "node started");
+        Ok(node)
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.net.peer_id()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The network handle.
+    pub fn network(&self) -> &Network {
+        &self.inner.net
+    }
+
+    /// Listen addresses, each ending in `/p2p/<peer id>`.
+    pub async fn addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        Ok(self.inner.net.listen_addrs().await?)
+    }
+
+    /// Shares a file or folder (hashed in place, not copied) and announces it (and a folder's files).
+    pub async fn share(&self, path: &Path) -> Result<BlobInfo, NodeError> {
+        let store = self.inner.store.clone();
+        let p = path.to_path_buf();
+        let info = tokio::task::spawn_blocking(move || store.share(&p)).await.map_err(|e| NodeError::Task(e.to_string()))??;
+        self.inner.net.provide(info.id.as_bytes().to_vec()).await?;
+        for f in &info.files {
+            self.inner.net.provide(f.id.as_bytes().to_vec()).await?;
+        }
+        Ok(info)
+    }
+
+    /// A ticket for something this peer shares, naming this peer and its addresses.
+    pub async fn ticket(&self, info: &BlobInfo) -> Result<Ticket, NodeError> {
+        let addrs = self
+            .addrs()
+            .await?
+            .into_iter()
+            .map(|a| a.into_iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect())
+            .collect();
+        Ok(Ticket {
+            id: info.id,
+            name: info.name.clone(),
+            size: info.size,
+            collection: info.is_collection,
+            providers: vec![(self.peer_id(), addrs)],
+        })
+    }
+
+    /// Starts a download.
+    pub async fn download(&self, req: DownloadRequest) -> Result<DownloadHandle, NodeError> {
+        Ok(download::start(self.clone(), req))
+    }
+
+    /// Bytes uploaded to other peers since start.
+    pub fn uploaded(&self) -> u64 {
+        self.inner.counters.uploaded_total.load(Ordering::Relaxed)
+    }
+
+    /// Stops serving and closes every connection.
+    pub async fn shutdown(&self) {
+        self.inner.accept.abort();
+        self.inner.net.shutdown().await;
+    }
+}

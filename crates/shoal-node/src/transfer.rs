@@ -1,0 +1,17 @@
+//! `/shoal/transfer/1` over libp2p streams: serving ranges, and downloading from many peers at once.
+//!
+//! - [`serve`](self::serve): the provider side. One task accepts streams (it must always be polled: an
+//!   unaccepted stream is dropped by `libp2p-stream`), one task per stream answers its requests in order.
+//! - [`session`](self::session): the downloader's side of one stream to one provider: requests are
+//!   pipelined on a single long-lived stream; answers are read in order and verified off the async threads.
+//! - [`download`]: drives the sans-IO scheduler with session events and owns the partial file.
+//! - [`framing`](self::framing), [`limit`](self::limit): frame I/O on async streams, upload rate limiting.
+
+pub mod download;
+pub(crate) mod framing;
+pub(crate) mod limit;
+pub(crate) mod serve;
+pub(crate) mod session;
+
+/// The protocol id as a libp2p stream protocol.
+pub(crate) const PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new(shoal_proto::transfer::PROTOCOL);

@@ -1,0 +1,575 @@
+//! The multi-source downloader: the I/O around the sans-IO [`Scheduler`].
+//!
+//! One driver task per download owns the scheduler and the sessions (one per provider). Providers come from
+//! the request's hints (a ticket) and from the DHT, found while the download runs and again whenever the
+//! scheduler reports pieces no current peer has. The driver waits a short `gather` time after the first
+//! answer so that work is spread over all providers, then requests pieces as the scheduler decides; it makes
+//! verified ranges durable every `checkpoint_every`; it re-asks partial providers (peers that are still
+//! downloading) which ranges they have; and it gives up with a clear error when no provider has been
+//! usable for `stall_timeout`.
+//!
+//! A folder is a collection blob (fetched like any other, into the store) followed by its files, each
+//! fetched from the peers that served the collection (and the DHT).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use shoal_proto::transfer::{Action, Config as SchedConfig, DropReason, Failure, Layout, Scheduler};
+use shoal_store::collection::{MAX_COLLECTION_BYTES, prepare_output, safe_relative_path};
+use shoal_store::{Collection, ContentId, DownloadRecord, Partial};
+use tokio::sync::{mpsc, watch};
+
+use super::session::{self, SessionCmd, SessionEvent, SessionHandle};
+use crate::{Node, NodeError, Ticket};
+
+/// What to download and where.
+#[derive(Clone, Debug)]
+pub struct DownloadRequest {
+    /// Content id.
+    pub id: ContentId,
+    /// Name to use when `out` is a directory or absent (untrusted; checked).
+    pub name: Option<String>,
+    /// `Some(true)` for a folder, `Some(false)` for a file, `None`: as the providers say.
+    pub collection: Option<bool>,
+    /// Known providers and their addresses (from a ticket).
+    pub providers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Output path: the file (or folder) to create; an existing directory means "inside it".
+    pub out: Option<PathBuf>,
+    /// Look for providers in the DHT too.
+    pub use_dht: bool,
+}
+
+impl DownloadRequest {
+    /// Everything a ticket says.
+    pub fn from_ticket(t: &Ticket, out: Option<PathBuf>) -> Self {
+        Self {
+            id: t.id,
+            name: Some(t.name.clone()),
+            collection: Some(t.collection),
+            providers: t.providers.clone(),
+            out,
+            use_dht: true,
+        }
+    }
+
+    /// A bare id: providers come from the DHT.
+    pub fn from_id(id: ContentId, out: Option<PathBuf>) -> Self {
+        Self { id, name: None, collection: None, providers: Vec::new(), out, use_dht: true }
+    }
+}
+
+/// Progress of a running download.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Progress {
+    /// Total bytes (0 until the first provider answered).
+    pub size: u64,
+    /// Bytes verified so far (including those verified before a restart).
+    pub verified: u64,
+    /// Bytes received in this run (payload, including proofs and discarded data).
+    pub received: u64,
+    /// Providers currently in the download.
+    pub peers: usize,
+    /// Files completed (for a folder).
+    pub files_done: usize,
+    /// Files in all (1 for a file).
+    pub files_total: usize,
+}
+
+/// What one provider contributed.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerReport {
+    /// Peer id.
+    pub peer: String,
+    /// Verified bytes it delivered that completed pieces.
+    pub bytes: u64,
+    /// Payload bytes received from it (including proofs, duplicates and rejected data).
+    pub received: u64,
+    /// Why it was dropped, if it was.
+    pub dropped: Option<String>,
+}
+
+/// The outcome of a completed download.
+#[derive(Clone, Debug, Serialize)]
+pub struct DownloadReport {
+    /// Content id.
+    pub id: ContentId,
+    /// Where it was written.
+    pub out: PathBuf,
+    /// Total bytes (files).
+    pub size: u64,
+    /// True for a folder.
+    pub collection: bool,
+    /// Files written.
+    pub files: usize,
+    /// Bytes received in this run.
+    pub received: u64,
+    /// Bytes that were already verified when this run started (a resumed download).
+    pub resumed: u64,
+    /// Wall time of this run, in seconds.
+    pub seconds: f64,
+    /// Per-provider figures, by bytes delivered.
+    pub peers: Vec<PeerReport>,
+}
+
+/// A running download.
+pub struct DownloadHandle {
+    progress: watch::Receiver<Progress>,
+    task: tokio::task::JoinHandle<Result<DownloadReport, NodeError>>,
+}
+
+impl DownloadHandle {
+    /// Watch progress.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// Waits for the download to end.
+    pub async fn finish(self) -> Result<DownloadReport, NodeError> {
+        self.task.await.map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// Stops the download (what is verified stays recorded; the same request resumes it).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) fn start(node: Node, req: DownloadRequest) -> DownloadHandle {
+    let (tx, rx) = watch::channel(Progress { files_total: 1, ..Progress::default() });
+    let task = tokio::spawn(async move { run(node, req, tx).await });
+    DownloadHandle { progress: rx, task }
+}
+
+/// A name from a ticket or a peer, made safe to use as one file name.
+fn safe_name(name: Option<&str>, id: &ContentId) -> String {
+    name.filter(|n| safe_relative_path(n).is_ok_and(|p| p.components().count() == 1))
+        .map_or_else(|| id.to_string(), str::to_string)
+}
+
+fn partial_path_for(final_path: &Path) -> PathBuf {
+    let name = final_path.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    final_path.with_file_name(format!(".{name}.shoal-partial"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, shoal_store::StoreError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| NodeError::Task(e.to_string()))?.map_err(NodeError::from)
+}
+
+#[derive(Default)]
+struct Totals {
+    peers: HashMap<PeerId, PeerReport>,
+    received: u64,
+    resumed: u64,
+    working: Vec<(PeerId, Vec<Multiaddr>)>,
+}
+
+impl Totals {
+    fn peer(&mut self, p: PeerId) -> &mut PeerReport {
+        self.peers.entry(p).or_insert_with(|| PeerReport { peer: p.to_string(), bytes: 0, received: 0, dropped: None })
+    }
+}
+
+async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>) -> Result<DownloadReport, NodeError> {
+    let started = Instant::now();
+    let name = safe_name(req.name.as_deref(), &req.id);
+    let cwd = std::env::current_dir().map_err(|e| NodeError::Output { path: ".".into(), why: e.to_string() })?;
+    let out = match &req.out {
+        None => cwd.join(&name),
+        Some(p) if p.is_dir() => p.join(&name),
+        Some(p) => cwd.join(p),
+    };
+    let mut totals = Totals::default();
+    let mut record = DownloadRecord {
+        id: req.id,
+        name: name.clone(),
+        out_path: out.clone(),
+        size: 0,
+        is_collection: req.collection.unwrap_or(false),
+        state: "running".into(),
+    };
+    // The first blob: the file itself, or the collection of a folder (kept in the store).
+    let store = node.store().clone();
+    let id = req.id;
+    let out_for_dest = out.clone();
+    let dest = move |collection: bool| -> Result<(PathBuf, PathBuf), NodeError> {
+        if collection {
+            let dir = store.home().join("blobs");
+            Ok((dir.join(format!("{id}.collection-partial")), dir.join(format!("{id}.collection"))))
+        } else {
+            if std::fs::symlink_metadata(&out_for_dest).is_ok() {
+                return Err(NodeError::Output { path: out_for_dest, why: "already exists; choose another path with -o or remove it".into() });
+            }
+            Ok((partial_path_for(&out_for_dest), out_for_dest))
+        }
+    };
+    let first = fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.use_dht, dest, &progress, &mut totals).await?;
+    record.size = first.size;
+    record.is_collection = first.collection;
+    let node_store = node.store().clone();
+    let rec = record.clone();
+    blocking(move || node_store.put_download(&rec)).await?;
+
+    let (size, files) = if !first.collection {
+        (first.size, 1)
+    } else {
+        let store = node.store().clone();
+        let path = first.path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let m = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+            if m.len() > MAX_COLLECTION_BYTES {
+                return Err("collection is too large".to_string());
+            }
+            std::fs::read(&path).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+        .map_err(|why| NodeError::Output { path: first.path.clone(), why })?;
+        drop(store);
+        let collection = Collection::decode(&bytes)?;
+        if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
+            return Err(NodeError::Output { path: out, why: "exists and is not a directory".into() });
+        }
+        std::fs::create_dir_all(&out).map_err(|e| NodeError::Output { path: out.clone(), why: e.to_string() })?;
+        // Every name was checked by decode; now make sure no directory on the way is a symlink, before fetching.
+        let mut targets = Vec::new();
+        for e in &collection.entries {
+            let rel = safe_relative_path(&e.path).map_err(|err| shoal_store::StoreError::Collection(err.to_string()))?;
+            targets.push(prepare_output(&out, &rel)?);
+        }
+        progress.send_modify(|p| {
+            p.files_total = collection.entries.len();
+            p.size = collection.total_size();
+            p.verified = 0;
+        });
+        let hints = if totals.working.is_empty() { req.providers.clone() } else { totals.working.clone() };
+        for (e, target) in collection.entries.iter().zip(targets) {
+            let t = target.clone();
+            let dest = move |_c: bool| Ok((partial_path_for(&t), t.clone()));
+            let before = progress.borrow().verified;
+            let got = fetch_blob(&node, e.id, Some(false), hints.clone(), req.use_dht, dest, &progress, &mut totals).await?;
+            if got.size != e.size {
+                return Err(NodeError::Stalled { id: e.id, why: format!("{} has {} bytes, the collection says {}", e.path, got.size, e.size) });
+            }
+            progress.send_modify(|p| {
+                p.files_done += 1;
+                p.verified = before + e.size;
+            });
+        }
+        (collection.total_size(), collection.entries.len())
+    };
+    record.state = "done".into();
+    let node_store = node.store().clone();
+    blocking(move || node_store.put_download(&record)).await?;
+    let mut peers: Vec<PeerReport> = totals.peers.into_values().collect();
+    peers.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    Ok(DownloadReport {
+        id: req.id,
+        out,
+        size,
+        collection: first.collection,
+        files,
+        received: totals.received,
+        resumed: totals.resumed,
+        seconds: started.elapsed().as_secs_f64(),
+        peers,
+    })
+}
+
+/// A DHT lookup's output.
+enum Found {
+    Peer(PeerId),
+    Done,
+}
+
+struct Fetched {
+    size: u64,
+    collection: bool,
+    path: PathBuf,
+}
+
+struct Active {
+    partial: Arc<Partial>,
+    layout: Layout,
+    sched: Scheduler<PeerId>,
+    final_path: PathBuf,
+    collection: bool,
+    started: Instant,
+}
+
+/// Fetches one blob from every provider it can find.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_blob(
+    node: &Node,
+    id: ContentId,
+    collection_hint: Option<bool>,
+    providers: Vec<(PeerId, Vec<Multiaddr>)>,
+    use_dht: bool,
+    dest: impl FnOnce(bool) -> Result<(PathBuf, PathBuf), NodeError>,
+    progress: &watch::Sender<Progress>,
+    totals: &mut Totals,
+) -> Result<Fetched, NodeError> {
+    // Already here (shared or downloaded before): no network needed.
+    let store = node.store().clone();
+    let known = blocking(move || Ok((store.complete_path(&id)?, store.is_collection(&id)?))).await?;
+    if let (Some(have), is_coll) = known {
+        let collection = collection_hint.unwrap_or(is_coll);
+        let (partial_path, final_path) = dest(collection)?;
+        let size = std::fs::metadata(&have).map_err(|e| NodeError::Output { path: have.clone(), why: e.to_string() })?.len();
+        if final_path != have {
+            let (from, part, to) = (have.clone(), partial_path.clone(), final_path.clone());
+            tokio::task::spawn_blocking(move || {
+                std::fs::copy(&from, &part)?;
+                std::fs::hard_link(&part, &to)?;
+                std::fs::remove_file(&part)
+            })
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
+            .map_err(|e| NodeError::Output { path: final_path.clone(), why: e.to_string() })?;
+        }
+        progress.send_modify(|p| {
+            if p.files_total <= 1 {
+                p.size = size;
+            }
+            p.verified += size;
+        });
+        return Ok(Fetched { size, collection, path: final_path });
+    }
+    let tuning = node.config().download.clone();
+    let me = node.peer_id();
+    let net = node.network().clone();
+    let (ev_tx, mut ev_rx) = mpsc::channel::<SessionEvent>(1024);
+    let mut sessions: HashMap<PeerId, SessionHandle> = HashMap::new();
+    let mut tried: HashSet<PeerId> = HashSet::new();
+    let mut answered: HashSet<PeerId> = HashSet::new();
+    let mut partial_peers: HashSet<PeerId> = HashSet::new();
+    let mut hints: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+    for (p, addrs) in providers {
+        if p != me && tried.insert(p) {
+            hints.insert(p, addrs.clone());
+            sessions.insert(p, session::spawn(net.clone(), p, addrs, id, ev_tx.clone()));
+        }
+    }
+    let (found_tx, mut found_rx) = mpsc::channel::<Found>(64);
+    let mut dht_running = false;
+    let mut last_dht = None::<Instant>;
+    let mut dest = Some(dest);
+    let mut active: Option<Active> = None;
+    let mut checkpoint: Option<tokio::task::JoinHandle<Result<(), shoal_store::StoreError>>> = None;
+    let mut last_checkpoint = Instant::now();
+    let mut last_have_refresh = Instant::now();
+    let mut last_useful = Instant::now();
+    let mut first_answer: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut cancelled: HashSet<(PeerId, u32)> = HashSet::new();
+    let mut dropped_reason: HashMap<PeerId, String> = HashMap::new();
+
+    loop {
+        // Look for (more) providers in the DHT when we have none that answered, or pieces nobody has.
+        let want_more = answered.is_empty() || active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
+        if use_dht && want_more && !dht_running && last_dht.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+            dht_running = true;
+            last_dht = Some(Instant::now());
+            let net = net.clone();
+            let found_tx = found_tx.clone();
+            tokio::spawn(async move {
+                if let Ok(mut rx) = net.find_providers(id.as_bytes().to_vec()).await {
+                    while let Some(p) = rx.recv().await {
+                        if found_tx.send(Found::Peer(p)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = found_tx.send(Found::Done).await;
+            });
+        }
+
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    SessionEvent::Have { peer, size, spans, collection } => {
+                        answered.insert(peer);
+                        first_answer.get_or_insert_with(Instant::now);
+                        if size > (1 << 50) {
+                            sessions.remove(&peer);
+                            continue;
+                        }
+                        if active.is_none() {
+                            let is_coll = collection_hint.unwrap_or(collection);
+                            let Some(d) = dest.take() else { continue };
+                            let (partial_path, final_path) = d(is_coll)?;
+                            let store = node.store().clone();
+                            let pp = partial_path.clone();
+                            let partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
+                            let layout = Layout::new(size);
+                            let have = layout.pieces_in(&partial.verified());
+                            let resumed: u64 = have.iter().map(|i| { let r = layout.piece_bytes(i); r.end - r.start }).sum();
+                            totals.resumed += resumed;
+                            let cfg = SchedConfig::default().with_max_in_flight(tuning.max_in_flight).with_slow_after(tuning.slow_after);
+                            let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
+                            progress.send_modify(|p| { p.size = if p.files_total > 1 { p.size } else { size }; p.verified += resumed; });
+                            // A peer that is downloading serves what it has verified: tell the DHT.
+                            let _ = net.provide(id.as_bytes().to_vec()).await;
+                            active = Some(Active { partial: Arc::new(partial), layout, sched, final_path, collection: is_coll, started: Instant::now() });
+                        }
+                        let Some(a) = active.as_mut() else { continue };
+                        if size != a.layout.size() {
+                            tracing::warn!(%peer, size, expected = a.layout.size(), "provider claims another size; ignoring it");
+                            sessions.remove(&peer);
+                            continue;
+                        }
+                        let have = a.layout.pieces_in(&spans);
+                        let full = have.is_full();
+                        if full { partial_peers.remove(&peer); } else { partial_peers.insert(peer); }
+                        if a.sched.add_peer(peer, if full { None } else { Some(have) }, Instant::now()) {
+                            last_useful = Instant::now();
+                        }
+                    }
+                    SessionEvent::NotFound { peer } => {
+                        sessions.remove(&peer);
+                        if let Some(a) = active.as_mut() { a.sched.remove_peer(&peer); }
+                    }
+                    SessionEvent::PieceOk { peer, piece, bytes, received } => {
+                        totals.received += received;
+                        totals.peer(peer).received += received;
+                        if let Some(a) = active.as_mut() && a.sched.on_piece_ok(&peer, piece, Instant::now()) {
+                            totals.peer(peer).bytes += bytes;
+                            last_useful = Instant::now();
+                            progress.send_modify(|p| { p.verified += bytes; p.received = totals.received; });
+                        }
+                        cancelled.remove(&(peer, piece));
+                    }
+                    SessionEvent::PieceFailed { peer, piece, failure, why, received } => {
+                        totals.received += received;
+                        totals.peer(peer).received += received;
+                        tracing::warn!(%peer, piece, ?failure, %why, "piece failed");
+                        if failure == Failure::Corrupt {
+                            dropped_reason.insert(peer, format!("sent data that failed verification ({why})"));
+                        }
+                        if let Some(a) = active.as_mut() { a.sched.on_piece_failed(&peer, piece, failure, Instant::now()); }
+                    }
+                    SessionEvent::Fatal { error } => return Err(error.into()),
+                    SessionEvent::Gone { peer, why } => {
+                        if sessions.remove(&peer).is_some() {
+                            tracing::info!(%peer, %why, "provider left the download");
+                            dropped_reason.entry(peer).or_insert(why);
+                        }
+                        if let Some(a) = active.as_mut() { a.sched.remove_peer(&peer); }
+                    }
+                }
+            }
+            found = found_rx.recv() => {
+                let Some(Found::Peer(p)) = found else {
+                    dht_running = false;
+                    continue;
+                };
+                if p != me && tried.insert(p) {
+                    tracing::debug!(peer = %p, "provider found in the DHT");
+                    sessions.insert(p, session::spawn(net.clone(), p, Vec::new(), id, ev_tx.clone()));
+                }
+            }
+            _ = tick.tick() => {}
+        }
+
+        let now = Instant::now();
+        let Some(a) = active.as_mut() else {
+            if sessions.is_empty() && !dht_running && now.duration_since(last_useful) > tuning.stall_timeout {
+                return Err(NodeError::NoProviders { id, secs: tuning.stall_timeout.as_secs() });
+            }
+            if sessions.is_empty() && !use_dht && !dht_running {
+                return Err(NodeError::NoProviders { id, secs: 0 });
+            }
+            continue;
+        };
+
+        // Let every provider that is about to answer join before work is handed out.
+        let gathering = first_answer.is_some_and(|t| now.duration_since(t) < tuning.gather)
+            && sessions.keys().any(|p| !answered.contains(p));
+        if !gathering {
+            for action in a.sched.poll(now) {
+                match action {
+                    Action::Request { peer, piece } => {
+                        let span = a.layout.piece_chunks(piece);
+                        let cmd = SessionCmd::Get { piece, span, partial: a.partial.clone() };
+                        if sessions.get(&peer).is_none_or(|s| s.tx.send(cmd).is_err()) {
+                            a.sched.remove_peer(&peer);
+                        }
+                    }
+                    Action::Cancel { peer, piece } => {
+                        cancelled.insert((peer, piece));
+                    }
+                    Action::DropPeer { peer, reason } => {
+                        let why = match reason {
+                            DropReason::Corrupt => "sent data that failed verification".to_string(),
+                            DropReason::Slow => "too slow".to_string(),
+                            DropReason::Unreliable => "too many failed requests".to_string(),
+                        };
+                        tracing::warn!(%peer, %why, "dropping provider from this download");
+                        dropped_reason.entry(peer).or_insert(why);
+                        sessions.remove(&peer);
+                    }
+                }
+            }
+        }
+        progress.send_modify(|p| p.peers = a.sched.peer_count());
+
+        if a.sched.is_finished() {
+            break;
+        }
+        if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
+            if let Some(h) = checkpoint.take() {
+                h.await.map_err(|e| NodeError::Task(e.to_string()))??;
+            }
+            if now.duration_since(last_checkpoint) >= tuning.checkpoint_every {
+                last_checkpoint = now;
+                let partial = a.partial.clone();
+                checkpoint = Some(tokio::task::spawn_blocking(move || partial.checkpoint()));
+            }
+        }
+        if now.duration_since(last_have_refresh) > Duration::from_secs(1) {
+            last_have_refresh = now;
+            for p in &partial_peers {
+                if let Some(s) = sessions.get(p) {
+                    let _ = s.tx.send(SessionCmd::Have);
+                }
+            }
+        }
+        if a.sched.peer_count() == 0 && sessions.is_empty() && !dht_running && now.duration_since(last_useful) > tuning.stall_timeout {
+            let why = if dropped_reason.is_empty() {
+                "no provider left".to_string()
+            } else {
+                dropped_reason.iter().map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
+            };
+            return Err(NodeError::Stalled { id, why });
+        }
+    }
+
+    let Some(a) = active else {
+        return Err(NodeError::NoProviders { id, secs: tuning.stall_timeout.as_secs() });
+    };
+    if let Some(h) = checkpoint.take() {
+        h.await.map_err(|e| NodeError::Task(e.to_string()))??;
+    }
+    for (p, why) in dropped_reason {
+        totals.peer(p).dropped = Some(why);
+    }
+    for p in answered.iter().filter(|p| sessions.contains_key(p)) {
+        totals.working.push((*p, hints.get(p).cloned().unwrap_or_default()));
+    }
+    drop(sessions);
+    let partial = a.partial.clone();
+    let final_path = a.final_path.clone();
+    let fp = final_path.clone();
+    if a.layout.size() == 0 && id != ContentId::of(b"") {
+        return Err(NodeError::Stalled { id, why: "providers claim the blob is empty, which its id contradicts".into() });
+    }
+    blocking(move || partial.finish(&fp)).await?;
+    tracing::info!(id = %id.short(), secs = a.started.elapsed().as_secs_f64(), "download complete");
+    Ok(Fetched { size: a.layout.size(), collection: a.collection, path: final_path })
+}

@@ -1,0 +1,178 @@
+//! The downloader's side of one stream to one provider.
+//!
+//! One long-lived stream per provider and download; requests are pipelined on it (libp2p-stream drops
+//! incoming streams that the other side does not accept in time, so we never open a stream per request).
+//! The writer half sends requests and records, *before* sending, what answer to expect; the reader half
+//! reads answers in that order. A `Data` payload is verified and written on the blocking pool while the
+//! reader goes on with the next answer, so hashing overlaps with the network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{Multiaddr, PeerId};
+use shoal_proto::transfer::messages::{MAX_FRAME, MAX_PAYLOAD};
+use shoal_proto::transfer::{ChunkSpan, Failure, Request, Response};
+use shoal_store::{ContentId, Partial, PieceError, StoreError};
+use tokio::sync::mpsc;
+
+use super::framing::{read_frame, write_frame};
+
+/// What the download driver asks of a session.
+pub(crate) enum SessionCmd {
+    /// Ask again which ranges the provider has (it may be downloading too).
+    Have,
+    /// Fetch one piece and write it into `partial` if it verifies.
+    Get { piece: u32, span: ChunkSpan, partial: Arc<Partial> },
+}
+
+/// What a session reports to the download driver.
+#[derive(Debug)]
+pub(crate) enum SessionEvent {
+    Have { peer: PeerId, size: u64, spans: Vec<ChunkSpan>, collection: bool },
+    NotFound { peer: PeerId },
+    PieceOk { peer: PeerId, piece: u32, bytes: u64, received: u64 },
+    PieceFailed { peer: PeerId, piece: u32, failure: Failure, why: String, received: u64 },
+    /// Writing failed locally (disk full ...): the download cannot go on.
+    Fatal { error: StoreError },
+    Gone { peer: PeerId, why: String },
+}
+
+/// The driver's handle on a running session. Dropping it ends the session.
+pub(crate) struct SessionHandle {
+    pub(crate) tx: mpsc::UnboundedSender<SessionCmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Expect {
+    Have,
+    Get { piece: u32, span: ChunkSpan, partial: Arc<Partial> },
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts a session with `peer` for blob `id`; it first asks `Have`.
+pub(crate) fn spawn(
+    net: shoal_net::Network,
+    peer: PeerId,
+    hints: Vec<Multiaddr>,
+    id: ContentId,
+    events: mpsc::Sender<SessionEvent>,
+) -> SessionHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(SessionCmd::Have);
+    let ev = events.clone();
+    let task = tokio::spawn(async move {
+        let why = match run(net, peer, hints, id, rx, events).await {
+            Ok(()) => "session closed".to_string(),
+            Err(e) => e,
+        };
+        let _ = ev.send(SessionEvent::Gone { peer, why }).await;
+    });
+    SessionHandle { tx, task }
+}
+
+async fn run(
+    net: shoal_net::Network,
+    peer: PeerId,
+    hints: Vec<Multiaddr>,
+    id: ContentId,
+    mut cmds: mpsc::UnboundedReceiver<SessionCmd>,
+    events: mpsc::Sender<SessionEvent>,
+) -> Result<(), String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(peer, hints)).await {
+        Err(_) => return Err("could not connect within 10 s".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(())) => {}
+    }
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, net.streams().open_stream(peer, super::PROTOCOL))
+        .await
+        .map_err(|_| "could not open a transfer stream within 10 s".to_string())?
+        .map_err(|e| format!("cannot open a transfer stream: {e}"))?;
+    let (mut rd, mut wr) = stream.split();
+    let (exp_tx, mut exp_rx) = mpsc::unbounded_channel::<Expect>();
+    let wire_id = *id.as_bytes();
+
+    let writer = async move {
+        while let Some(cmd) = cmds.recv().await {
+            let (req, exp) = match cmd {
+                SessionCmd::Have => (Request::Have { id: wire_id }, Expect::Have),
+                SessionCmd::Get { piece, span, partial } => {
+                    (Request::Get { id: wire_id, span }, Expect::Get { piece, span, partial })
+                }
+            };
+            if exp_tx.send(exp).is_err() {
+                break;
+            }
+            write_frame(&mut wr, &req, MAX_FRAME).await.map_err(|e| e.to_string())?;
+            wr.flush().await.map_err(|e| e.to_string())?;
+        }
+        let _ = wr.close().await;
+        Ok::<(), String>(())
+    };
+
+    let events_r = events.clone();
+    let reader = async move {
+        while let Some(exp) = exp_rx.recv().await {
+            let resp: Response = read_frame(&mut rd, MAX_FRAME)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "provider closed the stream".to_string())?;
+            let ev = match (exp, resp) {
+                (Expect::Have, Response::Have { size, spans, collection }) => {
+                    SessionEvent::Have { peer, size, spans, collection }
+                }
+                (Expect::Have, Response::NotFound | Response::Refused { .. }) => SessionEvent::NotFound { peer },
+                (Expect::Get { piece, span, partial }, Response::Data { len }) => {
+                    if len > MAX_PAYLOAD {
+                        return Err(format!("payload of {len} bytes is over the limit"));
+                    }
+                    let mut buf = vec![0u8; len as usize];
+                    rd.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+                    let events = events_r.clone();
+                    // Verify and write off the async threads; the reader goes on with the next answer.
+                    tokio::task::spawn_blocking(move || {
+                        let ev = match partial.write_piece(span, &buf) {
+                            Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
+                            Err(PieceError::Corrupt(why)) => {
+                                SessionEvent::PieceFailed { peer, piece, failure: Failure::Corrupt, why, received: len }
+                            }
+                            Err(PieceError::Store(error)) => SessionEvent::Fatal { error },
+                            Err(e) => SessionEvent::Fatal {
+                                error: StoreError::Collection(format!("unexpected piece error: {e}")),
+                            },
+                        };
+                        let _ = events.blocking_send(ev);
+                    });
+                    continue;
+                }
+                (Expect::Get { piece, .. }, Response::NotFound) => SessionEvent::PieceFailed {
+                    peer,
+                    piece,
+                    failure: Failure::Missing,
+                    why: "provider no longer has it".into(),
+                    received: 0,
+                },
+                (Expect::Get { piece, .. }, Response::Refused { reason }) => {
+                    SessionEvent::PieceFailed { peer, piece, failure: Failure::Transient, why: reason, received: 0 }
+                }
+                (_, other) => return Err(format!("unexpected answer {other:?}")),
+            };
+            if events_r.send(ev).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), String>(())
+    };
+
+    tokio::select! {
+        r = writer => r,
+        r = reader => r,
+    }
+}

@@ -1,0 +1,67 @@
+//! Helpers for integration tests: real nodes on 127.0.0.1 (port 0) in temp dirs, real files.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_node::config::DownloadTuning;
+use shoal_node::{Node, NodeConfig};
+
+pub struct Peer {
+    pub node: Node,
+    pub dir: tempfile::TempDir,
+}
+
+impl Peer {
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn tuning() -> DownloadTuning {
+    DownloadTuning::default().with_stall_timeout(Duration::from_secs(20)).with_slow_after(Duration::from_secs(3))
+}
+
+pub async fn peer_with(f: impl FnOnce(NodeConfig) -> NodeConfig) -> Peer {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = f(NodeConfig::loopback(dir.path().join("home")).with_download(tuning()));
+    let node = Node::start(cfg).await.unwrap();
+    Peer { node, dir }
+}
+
+pub async fn peer() -> Peer {
+    peer_with(|c| c).await
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The id `b3sum` would print.
+pub fn b3(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
