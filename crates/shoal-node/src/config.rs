@@ -52,7 +52,7 @@ impl Default for DownloadTuning {
             slow_after: Duration::from_secs(8),
             stall_timeout: Duration::from_secs(60),
             gather: Duration::from_millis(300),
-            checkpoint_every: Duration::from_millis(500),
+            checkpoint_every: Duration::from_millis(100),
         }
     }
 }

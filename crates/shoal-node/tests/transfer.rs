@@ -28,3 +28,224 @@ async fn one_source() {
     assert_eq!(report.peers.len(), 1);
     assert_eq!(report.peers[0].bytes, bytes.len() as u64);
 }
+
+async fn wait_until_connected(p: &Peer, n: usize) {
+    for _ in 0..100 {
+        if p.node.network().peers().await.unwrap().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("peer did not connect to {n} peers within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_sources_all_contribute() {
+    let bytes = random_bytes(16 * 1024 * 1024, 2);
+    let mut sources = Vec::new();
+    let mut providers = Vec::new();
+    let mut ticket = None;
+    for i in 0..4 {
+        let p = peer().await;
+        let file = write_file(p.home(), &format!("copy{i}.bin"), &bytes);
+        let info = p.node.share(&file).await.unwrap();
+        let t = p.node.ticket(&info).await.unwrap();
+        providers.extend(t.providers.clone());
+        ticket = Some(t);
+        sources.push(p);
+    }
+    let mut ticket = ticket.unwrap();
+    ticket.providers = providers;
+    let dst = peer().await;
+    let out = dst.home().join("out.bin");
+    let report = dst
+        .node
+        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    let contributors = report.peers.iter().filter(|p| p.bytes > 0).count();
+    assert!(contributors >= 3, "only {contributors} sources contributed: {:#?}", report.peers);
+    assert_eq!(report.peers.iter().map(|p| p.bytes).sum::<u64>(), bytes.len() as u64);
+    // And the sources' own counters agree that they uploaded.
+    let uploaded: Vec<u64> = sources.iter().map(|s| s.node.uploaded()).collect();
+    assert!(uploaded.iter().filter(|&&u| u > 0).count() >= 3, "{uploaded:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_peer_is_dropped_and_nothing_it_sent_is_written() {
+    let bytes = random_bytes(8 * 1024 * 1024, 3);
+    let honest = peer().await;
+    let liar = peer_with(|mut c| {
+        c.corrupt_uploads = true;
+        c
+    })
+    .await;
+    let mut providers = Vec::new();
+    let mut ticket = None;
+    for p in [&liar, &honest] {
+        let file = write_file(p.home(), "f.bin", &bytes);
+        let info = p.node.share(&file).await.unwrap();
+        let t = p.node.ticket(&info).await.unwrap();
+        providers.extend(t.providers.clone());
+        ticket = Some(t);
+    }
+    let mut ticket = ticket.unwrap();
+    ticket.providers = providers;
+    let dst = peer().await;
+    let out = dst.home().join("out.bin");
+    let report = dst
+        .node
+        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    let liar_id = liar.node.peer_id().to_string();
+    let l = report.peers.iter().find(|p| p.peer == liar_id).expect("the corrupt peer was asked");
+    assert!(l.received > 0, "the corrupt peer was never asked for data: {report:#?}");
+    assert_eq!(l.bytes, 0, "bytes from the corrupt peer were written");
+    assert!(l.dropped.as_deref().unwrap_or("").contains("verification"), "{l:?}");
+    assert!(liar.node.uploaded() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_killed_mid_transfer_download_completes_from_the_other() {
+    let bytes = random_bytes(12 * 1024 * 1024, 4);
+    // Capped uploads make the transfer last a few seconds, so there is a middle to kill a source in.
+    let a = peer_with(|c| c.with_upload_limit(Some(3 * 1024 * 1024))).await;
+    let b = peer_with(|c| c.with_upload_limit(Some(3 * 1024 * 1024))).await;
+    let mut providers = Vec::new();
+    let mut ticket = None;
+    for p in [&a, &b] {
+        let file = write_file(p.home(), "f.bin", &bytes);
+        let info = p.node.share(&file).await.unwrap();
+        let t = p.node.ticket(&info).await.unwrap();
+        providers.extend(t.providers.clone());
+        ticket = Some(t);
+    }
+    let mut ticket = ticket.unwrap();
+    ticket.providers = providers;
+    let dst = peer().await;
+    let out = dst.home().join("out.bin");
+    let handle = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap();
+    let mut progress = handle.progress();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p = progress.borrow().clone();
+        if p.size > 0 && p.verified >= p.size / 4 {
+            assert!(p.verified < p.size, "download finished before the source could be killed");
+            break;
+        }
+        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
+    }
+    a.node.shutdown().await;
+    let report = handle.finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    let a_id = a.node.peer_id().to_string();
+    let ar = report.peers.iter().find(|p| p.peer == a_id).unwrap();
+    assert!(ar.bytes > 0 && ar.bytes < bytes.len() as u64, "{report:#?}");
+    assert!(ar.dropped.is_some(), "killed source not reported as dropped: {ar:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_knowing_one_other_finds_a_third_peers_file_through_the_dht() {
+    let a = peer().await;
+    let a_addr = a.node.addrs().await.unwrap()[0].clone();
+    let boot = |c: shoal_node::NodeConfig| {
+        let net = c.net.clone().with_bootstrap(vec![a_addr.clone()]);
+        c.with_net(net)
+    };
+    let b = peer_with(boot).await;
+    wait_until_connected(&b, 1).await;
+    let bytes = random_bytes(2 * 1024 * 1024 + 5, 5);
+    let file = write_file(b.home(), "dht.bin", &bytes);
+    let info = b.node.share(&file).await.unwrap();
+    let c = peer_with(boot).await;
+    // C knows only A; it never learns B's address from us.
+    let known: Vec<_> = c.node.network().peers().await.unwrap().into_iter().map(|p| p.peer).collect();
+    assert!(!known.contains(&b.node.peer_id()));
+    let out = c.home().join("found.bin");
+    let report = c
+        .node
+        .download(DownloadRequest::from_id(info.id, Some(out.clone())))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    assert_eq!(report.peers.iter().find(|p| p.bytes > 0).unwrap().peer, b.node.peer_id().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_round_trip() {
+    let src = peer().await;
+    let root = src.home().join("album");
+    std::fs::create_dir_all(root.join("disc 1")).unwrap();
+    let files = [("cover.jpg", 70_000usize), ("disc 1/01 intro.flac", 1_500_000), ("disc 1/empty.txt", 0)];
+    for (i, (name, size)) in files.iter().enumerate() {
+        write_file(&root, name, &random_bytes(*size, 10 + i as u64));
+    }
+    let info = src.node.share(&root).await.unwrap();
+    assert!(info.is_collection);
+    let ticket = src.node.ticket(&info).await.unwrap();
+    let dst = peer().await;
+    let out = dst.home().join("got");
+    let report = dst
+        .node
+        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(report.files, 3);
+    for (i, (name, size)) in files.iter().enumerate() {
+        assert_eq!(b3(&std::fs::read(out.join(name)).unwrap()), b3(&random_bytes(*size, 10 + i as u64)), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_collections_are_rejected_and_nothing_is_written_outside() {
+    use shoal_store::{Collection, Entry};
+    let src = peer().await;
+    let dst = peer().await;
+    let payload = random_bytes(1000, 20);
+    let member = write_file(src.home(), "member.bin", &payload);
+    let m = src.node.share(&member).await.unwrap();
+    let base = dst.home().join("downloads");
+    std::fs::create_dir_all(&base).unwrap();
+    let outside = dst.home().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    // A symlink planted in the output directory, pointing outside it.
+    std::fs::create_dir_all(base.join("c3").join("tree")).unwrap();
+    std::os::unix::fs::symlink(&outside, base.join("c3").join("tree").join("evil")).unwrap();
+    let cases = [("c1", "../x"), ("c2", "/etc/x"), ("c3", "evil/x"), ("c4", "a/../../x"), ("c5", "CON")];
+    for (dir, path) in cases {
+        let hostile = Collection { entries: vec![Entry { path: path.into(), id: m.id, size: payload.len() as u64 }] };
+        let id = src.node.store().import_bytes(&hostile.encode()).unwrap();
+        let mut ticket = src.node.ticket(&m).await.unwrap();
+        ticket.id = id;
+        ticket.collection = true;
+        ticket.name = "tree".into();
+        let out = base.join(dir);
+        std::fs::create_dir_all(&out).unwrap();
+        let result = dst
+            .node
+            .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
+            .await
+            .unwrap()
+            .finish()
+            .await;
+        let err = result.expect_err(&format!("{path:?} was accepted")).to_string();
+        assert!(err.contains("collection") || err.contains("symlink"), "{path}: {err}");
+    }
+    assert!(!dst.home().join("x").exists() && !base.join("x").exists());
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was written through the symlink");
+}

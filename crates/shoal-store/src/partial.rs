@@ -1,9 +1,12 @@
 //! A download in progress: verify whole pieces, then write them; record what is verified durably.
 //!
-//! Order of writes, so that a crash (even `kill -9`) never leaves a range recorded as verified that is not on
-//! disk: data and outboard slots are written with `pwrite` first; the verified set in memory grows; a
-//! [`Partial::checkpoint`] then syncs both files and only after that writes the verified set to the catalog.
-//! After a restart the catalog's set is trusted; anything verified after the last checkpoint is fetched again.
+//! Order of writes: data and outboard slots are written with `pwrite` first; then the verified set in memory
+//! grows; a [`Partial::checkpoint`] (every 100 ms or so) writes that set to the catalog. After `kill -9` the
+//! page cache still holds every byte written, so the recorded set is true; anything verified after the last
+//! checkpoint is fetched again. Checkpoints do not `fsync` (that would stall a fast download on writeback):
+//! instead, when a download resumes, the recorded ranges are hashed again against the outboard
+//! ([`crate::Store::begin_download`]) and only what still verifies is kept, which also covers a power
+//! loss. The finished file is synced before it gets its final name.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -126,12 +129,9 @@ impl Partial {
         Ok(written)
     }
 
-    /// Makes what is verified so far durable: syncs data and outboard, then records the verified ranges.
+    /// Records the ranges verified so far in the catalog (see the module docs for why this does not sync).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let spans = self.verified();
-        self.data.sync_data().map_err(StoreError::io("syncing", &self.data_path))?;
-        self.outboard.file.sync_data().map_err(StoreError::io("syncing outboard of", &self.data_path))?;
-        self.catalog.set_verified(&self.id, &spans)
+        self.catalog.set_verified(&self.id, &self.verified())
     }
 
     /// Completes the download: checks every chunk is verified, moves the file to `final_path` (which must not
@@ -143,6 +143,8 @@ impl Partial {
         if !complete {
             return Err(StoreError::Collection(format!("download of {} is not complete", self.id)));
         }
+        self.data.sync_data().map_err(StoreError::io("syncing", &self.data_path))?;
+        self.outboard.file.sync_data().map_err(StoreError::io("syncing outboard of", &self.data_path))?;
         self.checkpoint()?;
         // A hard link never replaces an existing file; fall back to a checked rename where links are unsupported.
         match std::fs::hard_link(&self.data_path, final_path) {

@@ -283,8 +283,10 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .open(partial_path)
             .map_err(StoreError::io("creating", partial_path))?;
-        if fresh {
-            preallocate(&data, size, partial_path)?;
+        if fresh && let Err(e) = preallocate(&data, size, partial_path) {
+            // Nothing of ours is in it yet: do not leave an empty file behind.
+            let _ = std::fs::remove_file(partial_path);
+            return Err(e);
         }
         let ob_path = self.outboard_path(id);
         let ob = OpenOptions::new()
@@ -306,6 +308,10 @@ impl Store {
             })?;
         }
         let outboard = FileOutboard { root: id.hash(), tree, file: Arc::new(ob) };
+        if !fresh {
+            // Trust nothing that was written before a crash: keep only what hashes correctly now.
+            verified = revalidate(&outboard, &data, size, &verified, partial_path)?;
+        }
         Ok(Partial::new(*id, size, data, partial_path.to_owned(), outboard, verified, self.catalog.clone()))
     }
 
@@ -338,6 +344,26 @@ impl Store {
     pub fn servable_ids(&self) -> Result<Vec<ContentId>, StoreError> {
         self.catalog.servable_ids()
     }
+}
+
+/// The parts of `spans` whose data and outboard still verify against the root.
+fn revalidate(
+    outboard: &FileOutboard,
+    data: &File,
+    size: u64,
+    spans: &[ChunkSpan],
+    path: &Path,
+) -> Result<Vec<ChunkSpan>, StoreError> {
+    let mut ranges = ChunkRanges::empty();
+    for s in spans {
+        ranges |= ChunkRanges::from(ChunkNum(s.start)..ChunkNum(s.end));
+    }
+    let mut out = Vec::new();
+    for r in bao_tree::io::sync::valid_ranges(outboard, DataFile { file: data, size }, &ranges) {
+        let r = r.map_err(StoreError::io("checking", path))?;
+        crate::partial::insert_span(&mut out, ChunkSpan { start: r.start.0, end: r.end.0 });
+    }
+    Ok(out)
 }
 
 /// Reserves the space of a download up front, so that a full disk is reported before the transfer starts.

@@ -1,0 +1,2 @@
+//! `shoal-bench`: placeholder replaced below.
+fn main() {}

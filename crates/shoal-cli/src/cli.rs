@@ -1,0 +1,77 @@
+//! Command-line arguments. Every global flag can also come from a `SHOAL_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Shoal: a peer-to-peer network. Every peer shares and fetches; files are verified piece by piece.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about, long_about = None)]
+pub(crate) struct Args {
+    /// Data directory (identity, catalog, outboards). Default: the platform data dir.
+    #[arg(long, global = true, env = "SHOAL_HOME")]
+    pub(crate) home: Option<PathBuf>,
+
+    /// Address to listen on (repeatable). Default: all interfaces, TCP and QUIC, random ports.
+    #[arg(long, global = true, env = "SHOAL_LISTEN", value_delimiter = ',')]
+    pub(crate) listen: Vec<String>,
+
+    /// Peer to connect to at start, as a multiaddr (repeatable), e.g. /ip4/10.0.0.5/tcp/4001/p2p/12D3...
+    #[arg(long, global = true, env = "SHOAL_BOOTSTRAP", value_delimiter = ',')]
+    pub(crate) bootstrap: Vec<String>,
+
+    /// Find peers on the local network by multicast DNS.
+    #[arg(long, global = true, env = "SHOAL_MDNS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) mdns: bool,
+
+    /// Listen on 127.0.0.1 only and turn mDNS off (tests, demos, trying things out on one machine).
+    #[arg(long, global = true, env = "SHOAL_LOOPBACK")]
+    pub(crate) loopback: bool,
+
+    /// Cap on upload speed, e.g. 10MB, 512KiB, 1.5MiB (per second; all uploads together).
+    #[arg(long, global = true, env = "SHOAL_UPLOAD_LIMIT")]
+    pub(crate) upload_limit: Option<String>,
+
+    /// Log more (RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+
+    /// Test only: corrupt every range this peer serves (to test verification). Never use it for real.
+    #[arg(long, global = true, hide = true)]
+    pub(crate) test_corrupt_uploads: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Share a file or folder: prints a ticket on the first line of stdout, then serves until stopped.
+    Share {
+        /// File or folder to share (it is not copied; keep it in place while sharing).
+        path: PathBuf,
+        /// Print a JSON object (ticket, id, name, size, files) instead of the bare ticket.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download from every peer that has it; exits 0 only when the output is complete and verified.
+    Get {
+        /// A ticket (shoal1...) or a content id (64 hex digits, as printed by b3sum).
+        what: String,
+        /// Output file (or folder); an existing directory means "inside it". Default: the shared name.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Give up when no provider has been usable for this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run a peer in the foreground: prints its peer id and addresses, serves what it has, until stopped.
+    Daemon {
+        /// Print peer id and addresses as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,114 @@
+//! The verbs. `run` turns global flags into a [`NodeConfig`] and dispatches.
+
+mod daemon;
+mod get;
+mod share;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use shoal_net::{Multiaddr, NetConfig};
+use shoal_node::NodeConfig;
+use shoal_node::config::DownloadTuning;
+
+use crate::cli::{Args, Command};
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let config = node_config(&args)?;
+    match args.command {
+        Command::Share { path, json } => share::run(config, &path, json).await,
+        Command::Get { what, output, json, timeout } => {
+            let tuning = config.download.clone().with_stall_timeout(Duration::from_secs(timeout.max(1)));
+            get::run(config.with_download(tuning), &what, output, json).await
+        }
+        Command::Daemon { json } => daemon::run(config, json).await,
+    }
+}
+
+fn parse_addrs(list: &[String], what: &str) -> anyhow::Result<Vec<Multiaddr>> {
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim().parse::<Multiaddr>().with_context(|| {
+                format!("{what} {s:?} is not a multiaddr (expected something like /ip4/127.0.0.1/tcp/4001)")
+            })
+        })
+        .collect()
+}
+
+fn node_config(args: &Args) -> anyhow::Result<NodeConfig> {
+    let home = match &args.home {
+        Some(h) => h.clone(),
+        None => shoal_node::config::default_home()?,
+    };
+    let mut net = if args.loopback { NetConfig::loopback() } else { NetConfig::default().with_mdns(args.mdns) };
+    let listen = parse_addrs(&args.listen, "--listen")?;
+    if !listen.is_empty() {
+        net = net.with_listen(listen);
+    }
+    net = net.with_bootstrap(parse_addrs(&args.bootstrap, "--bootstrap")?);
+    let upload_limit = args.upload_limit.as_deref().map(parse_rate).transpose()?;
+    let mut config = NodeConfig::new(home).with_net(net).with_upload_limit(upload_limit).with_download(DownloadTuning::default());
+    config.corrupt_uploads = args.test_corrupt_uploads;
+    Ok(config)
+}
+
+/// Parses a byte rate: `1048576`, `10MB`, `512KiB`, `1.5MiB/s` (decimal k/M/G, binary Ki/Mi/Gi).
+pub(crate) fn parse_rate(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().trim_end_matches("/s");
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().with_context(|| format!("{s:?} is not a rate (try 10MB or 512KiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "ki" | "kib" => 1024.0,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => bail!("unknown unit {other:?} in rate {s:?} (use B, KB, MB, GB, KiB, MiB or GiB)"),
+    };
+    let v = n * mult;
+    if !(v >= 1.0 && v < 1e15) {
+        bail!("rate {s:?} is out of range");
+    }
+    Ok(v as u64)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn until_stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// Writes one line to stdout; a closed pipe is not an error (like `head` closing early).
+pub(crate) fn print_line(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_rate("512KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_rate("1.5MiB/s").unwrap(), 1_572_864);
+        assert_eq!(parse_rate("4096").unwrap(), 4096);
+        for bad in ["", "fast", "10XB", "0", "-1MB"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+}

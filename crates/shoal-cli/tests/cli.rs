@@ -1,0 +1,280 @@
+//! End-to-end tests of the `shoal` binary: real processes on 127.0.0.1 (port 0), real files, outputs checked
+//! with `b3sum` when it is installed (else with the same BLAKE3 implementation it uses).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// A child process that is killed (by its own pid) and reaped when dropped.
+struct Proc {
+    child: Child,
+    stderr_lines: Option<mpsc::Receiver<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        // Child::kill sends SIGKILL on Unix.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (bounded) for a stderr line matching `pred`.
+    fn wait_stderr(&mut self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> String {
+        let rx = self.stderr_lines.as_ref().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no matching stderr line within {timeout:?}: {e}"),
+            }
+        }
+    }
+}
+
+fn shoal(home: &Path) -> Command {
+    let mut c = Command::new(SHOAL);
+    c.arg("--home").arg(home).arg("--loopback").env_remove("SHOAL_HOME").env("RUST_LOG", "warn,libp2p_kad=error");
+    c
+}
+
+fn spawn(mut cmd: Command) -> Proc {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, stderr_lines: Some(rx) }
+}
+
+/// Starts `shoal share` and returns it with the ticket from its first stdout line.
+fn share(home: &Path, path: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = shoal(home);
+    cmd.args(extra).arg("share").arg(path);
+    let mut p = spawn(cmd);
+    let stdout = p.child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let ticket = rx.recv_timeout(Duration::from_secs(60)).expect("no ticket within 60 s").trim().to_string();
+    assert!(ticket.starts_with("shoal1"), "first stdout line is not a ticket: {ticket:?}");
+    (p, ticket)
+}
+
+fn random_file(path: &Path, n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    std::fs::write(path, &out).unwrap();
+    out
+}
+
+/// The BLAKE3 of a file as `b3sum` prints it (from `b3sum` itself when installed).
+fn b3sum(path: &Path) -> String {
+    if let Ok(out) = Command::new("b3sum").arg("--no-names").arg(path).output()
+        && out.status.success()
+    {
+        return String::from_utf8(out.stdout).unwrap().trim().to_string();
+    }
+    blake3::hash(&std::fs::read(path).unwrap()).to_hex().to_string()
+}
+
+fn run_get(home: &Path, what: &str, out: &Path, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut cmd = shoal(home);
+    cmd.arg("get").arg(what).arg("-o").arg(out).arg("--json").arg("--timeout").arg("30").args(extra);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    (o.status, String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn share_then_get_prints_a_ticket_and_a_verified_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("movie.bin");
+    random_file(&src, 5_000_000, 1);
+    let (_sharer, ticket) = share(&dir.path().join("a"), &src, &[]);
+    let out = dir.path().join("copy.bin");
+    let (status, stdout, stderr) = run_get(&dir.path().join("b"), &ticket, &out, &[]);
+    assert!(status.success(), "get failed: {stderr}");
+    assert_eq!(b3sum(&out), b3sum(&src));
+    let report = json(&stdout);
+    assert_eq!(report["id"].as_str().unwrap(), b3sum(&src));
+    assert_eq!(report["size"], 5_000_000);
+    // No partial file is left next to the output.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().contains("partial")), "{names:?}");
+}
+
+/// Starts `shoal daemon` and returns it with its first listen address.
+fn daemon(home: &Path) -> (Proc, String) {
+    let mut c = shoal(home);
+    c.arg("daemon");
+    let mut p = spawn(c);
+    let mut lines = BufReader::new(p.child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("peer 12D3"), "daemon's first line: {first:?}");
+    let second = lines.next().unwrap().unwrap();
+    let addr = second.strip_prefix("listening ").expect("daemon's second line names an address").to_string();
+    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"), "{addr}");
+    (p, addr)
+}
+
+#[test]
+fn get_by_bare_id_finds_the_sharer_through_the_dht() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_boot, boot_addr) = daemon(&dir.path().join("boot"));
+    let src = dir.path().join("song.flac");
+    random_file(&src, 3_000_000, 4);
+    let (_sharer, _ticket) = share(&dir.path().join("a"), &src, &["--bootstrap", &boot_addr]);
+    // The downloader knows only the bootstrap peer and the id, as `b3sum` prints it.
+    let id = b3sum(&src);
+    let out = dir.path().join("found.flac");
+    let (status, stdout, stderr) = run_get(&dir.path().join("c"), &id, &out, &["--bootstrap", &boot_addr]);
+    assert!(status.success(), "get by id failed: {stderr}");
+    assert_eq!(b3sum(&out), id);
+    assert_eq!(json(&stdout)["peers"].as_array().unwrap().iter().filter(|p| p["bytes"].as_u64() > Some(0)).count(), 1);
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["get".into(), "not-a-ticket".into()], "not a shoal ticket"),
+        (vec!["get".into(), "shoal1aaaa".into()], "damaged ticket"),
+        (vec!["share".into(), dir.path().join("missing").display().to_string()], "does not exist"),
+        (vec!["--bootstrap".into(), "nonsense".into(), "daemon".into()], "not a multiaddr"),
+        (vec!["--upload-limit".into(), "fast".into(), "daemon".into()], "not a rate"),
+    ];
+    for (args, expect) in cases {
+        let o = shoal(&home).args(&args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?} printed more than one line: {err}");
+        assert!(o.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+    // An existing output is never overwritten.
+    let out = dir.path().join("exists.bin");
+    std::fs::write(&out, b"precious").unwrap();
+    let id = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+    let (status, _, stderr) = run_get(&home, id, &out, &[]);
+    assert!(!status.success() && stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}
+
+#[test]
+fn kill_9_at_half_then_restart_fetches_only_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    let size = 16 * 1024 * 1024;
+    random_file(&src, size, 2);
+    // A capped upload makes the download take ~4 s, so there is a middle to kill it in.
+    let (_sharer, ticket) = share(&dir.path().join("a"), &src, &["--upload-limit", "4MiB"]);
+    let home = dir.path().join("b");
+    let out = dir.path().join("big.copy");
+    let mut get = spawn({
+        let mut c = shoal(&home);
+        c.arg("get").arg(&ticket).arg("-o").arg(&out);
+        c
+    });
+    let line = get.wait_stderr(Duration::from_secs(60), |l| {
+        l.strip_prefix("progress: ")
+            .and_then(|r| r.split(['/', ' ']).next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v >= size as u64 / 2)
+    });
+    get.kill9();
+    assert!(!out.exists(), "the final name appeared before the download finished");
+    let killed_at: u64 = line["progress: ".len()..].split('/').next().unwrap().parse().unwrap();
+    assert!(killed_at < size as u64, "download finished before it could be killed: {line}");
+
+    let (status, stdout, stderr) = run_get(&home, &ticket, &out, &[]);
+    assert!(status.success(), "resumed get failed: {stderr}");
+    assert_eq!(b3sum(&out), b3sum(&src));
+    let report = json(&stdout);
+    let received = report["received"].as_u64().unwrap();
+    let resumed = report["resumed"].as_u64().unwrap();
+    eprintln!("killed at {killed_at} bytes verified; after restart: resumed {resumed}, received {received}");
+    assert!(resumed > 0, "nothing was resumed: {stdout}");
+    assert!((received as f64) < 0.6 * size as f64, "fetched {received} of {size} bytes after the restart");
+}
+
+/// `share --json` output: the ticket and the sharer's first address.
+fn share_json(home: &Path, path: &Path, extra: &[&str]) -> (Proc, String, String) {
+    let mut all = extra.to_vec();
+    let mut cmd = shoal(home);
+    all.push("share");
+    cmd.args(&all).arg(path).arg("--json");
+    let mut p = spawn(cmd);
+    let mut line = String::new();
+    BufReader::new(p.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v = json(&line);
+    (p, v["ticket"].as_str().unwrap().to_string(), v["addrs"][0].as_str().unwrap().to_string())
+}
+
+#[test]
+fn a_source_killed_mid_transfer_does_not_stop_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 12 * 1024 * 1024;
+    let a_file = dir.path().join("a.bin");
+    let bytes = random_file(&a_file, size, 3);
+    let b_file = dir.path().join("b.bin");
+    std::fs::write(&b_file, &bytes).unwrap();
+    let (mut a, ticket, a_addr) = share_json(&dir.path().join("a"), &a_file, &["--upload-limit", "2MiB"]);
+    // B joins through A; the downloader learns of B only from the DHT.
+    let (_b, _, _) = share_json(&dir.path().join("b"), &b_file, &["--upload-limit", "2MiB", "--bootstrap", &a_addr]);
+    let out = dir.path().join("copy.bin");
+    let mut get = spawn({
+        let mut c = shoal(&dir.path().join("c"));
+        c.arg("get").arg(&ticket).arg("-o").arg(&out).arg("--json");
+        c
+    });
+    get.wait_stderr(Duration::from_secs(60), |l| {
+        l.strip_prefix("progress: ")
+            .and_then(|r| r.split('/').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v >= size as u64 / 4)
+    });
+    a.kill9();
+    let mut stdout = String::new();
+    get.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = get.child.wait().unwrap();
+    assert!(status.success(), "download failed after a source was killed");
+    assert_eq!(b3sum(&out), b3sum(&a_file));
+    let report = json(&stdout);
+    let peers = report["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2, "{report}");
+    assert!(peers.iter().all(|p| p["bytes"].as_u64() > Some(0)), "both sources should have contributed: {report}");
+    assert!(peers.iter().any(|p| p["dropped"].is_string()), "the killed source is not reported: {report}");
+}
