@@ -68,6 +68,16 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Run a small network on this machine (loopback only): several peers share a generated file and
+    /// another one downloads it from all of them; prints who sent what. Leaves nothing behind.
+    Demo {
+        /// Number of peers that share the file.
+        #[arg(long, default_value_t = 4)]
+        sources: usize,
+        /// Size of the generated file in MiB.
+        #[arg(long, default_value_t = 256)]
+        size_mib: u64,
+    },
     /// Run a peer in the foreground: prints its peer id and addresses, serves what it has, until stopped.
     Daemon {
         /// Print peer id and addresses as JSON.

@@ -1,6 +1,7 @@
 //! The verbs. `run` turns global flags into a [`NodeConfig`] and dispatches.
 
 mod daemon;
+mod demo;
 mod get;
 mod share;
 
@@ -22,6 +23,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             get::run(config.with_download(tuning), &what, output, json).await
         }
         Command::Daemon { json } => daemon::run(config, json).await,
+        Command::Demo { sources, size_mib } => demo::run(sources, size_mib).await,
     }
 }
 
@@ -48,7 +50,8 @@ fn node_config(args: &Args) -> anyhow::Result<NodeConfig> {
     }
     net = net.with_bootstrap(parse_addrs(&args.bootstrap, "--bootstrap")?);
     let upload_limit = args.upload_limit.as_deref().map(parse_rate).transpose()?;
-    let mut config = NodeConfig::new(home).with_net(net).with_upload_limit(upload_limit).with_download(DownloadTuning::default());
+    let mut config =
+        NodeConfig::new(home).with_net(net).with_upload_limit(upload_limit).with_download(DownloadTuning::default());
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }
@@ -70,7 +73,7 @@ pub(crate) fn parse_rate(s: &str) -> anyhow::Result<u64> {
         other => bail!("unknown unit {other:?} in rate {s:?} (use B, KB, MB, GB, KiB, MiB or GiB)"),
     };
     let v = n * mult;
-    if !(v >= 1.0 && v < 1e15) {
+    if !(1.0..1e15).contains(&v) {
         bail!("rate {s:?} is out of range");
     }
     Ok(v as u64)

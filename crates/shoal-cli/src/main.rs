@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod progress;
+mod sample;
 
 use std::process::ExitCode;
 
@@ -15,9 +16,7 @@ fn main() -> ExitCode {
     let filter = if args.verbose { "info,shoal=debug" } else { "warn,libp2p_kad=error" };
     let _ = tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

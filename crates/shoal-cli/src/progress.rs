@@ -46,7 +46,8 @@ async fn bar(mut rx: watch::Receiver<Progress>) {
         let p = rx.borrow().clone();
         pb.set_length(p.size);
         pb.set_position(p.verified);
-        let files = if p.files_total > 1 { format!(", file {}/{}", p.files_done, p.files_total) } else { String::new() };
+        let files =
+            if p.files_total > 1 { format!(", file {}/{}", p.files_done, p.files_total) } else { String::new() };
         pb.set_message(format!("{} peers{files}", p.peers));
     }
     pb.finish_and_clear();

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `shoal` binary: real processes on 127.0.0.1 (port 0), real files, outputs checked
 //! with `b3sum` when it is installed (else with the same BLAKE3 implementation it uses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -277,4 +278,39 @@ fn a_source_killed_mid_transfer_does_not_stop_the_download() {
     assert_eq!(peers.len(), 2, "{report}");
     assert!(peers.iter().all(|p| p["bytes"].as_u64() > Some(0)), "both sources should have contributed: {report}");
     assert!(peers.iter().any(|p| p["dropped"].is_string()), "the killed source is not reported: {report}");
+}
+
+/// A full disk, made real: the downloader runs in its own mount namespace (`unshare`, no root needed
+/// where user namespaces are allowed) with the output directory on a 4 MiB tmpfs, for a 12 MiB file.
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_nothing_under_the_final_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    random_file(&src, 12 * 1024 * 1024, 5);
+    let (_sharer, ticket) = share(&dir.path().join("a"), &src, &[]);
+    let small = dir.path().join("small-disk");
+    std::fs::create_dir_all(&small).unwrap();
+    let script = r#"mount -t tmpfs -o size=4m tmpfs "$1" || exit 97
+"$2" --home "$3" --loopback get "$4" -o "$1/out.bin" --timeout 20
+code=$?
+echo "LEFT:$(ls -A "$1" | tr '\n' ' ')"
+exit $code"#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .arg(&small)
+        .arg(SHOAL)
+        .arg(dir.path().join("b"))
+        .arg(&ticket)
+        .env("RUST_LOG", "warn,libp2p_kad=error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the unshare command (util-linux) is needed for this test");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(97), "could not mount a tmpfs in a user namespace: {stderr}");
+    assert!(!o.status.success(), "download into a full disk succeeded: {stdout} {stderr}");
+    assert!(stderr.contains("disk full"), "unclear error: {stderr}");
+    assert_eq!(stderr.trim().lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    let left = stdout.lines().find_map(|l| l.strip_prefix("LEFT:")).unwrap_or("?");
+    assert!(!left.contains("out.bin"), "a file was left under the final name: {left}");
 }

@@ -47,11 +47,8 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
             kcfg.set_query_timeout(config.dht_query_timeout);
             let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
             kad.set_mode(Some(kad::Mode::Server));
-            let mdns = if config.mdns {
-                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
-            } else {
-                None
-            };
+            let mdns =
+                if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
             Ok(Behaviour {
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())

@@ -72,7 +72,8 @@ impl EventLoop {
                     seen.insert(listener_id);
                     self.on_new_listen_addr(address);
                 }
-                Ok(SwarmEvent::ListenerError { error, .. }) | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
+                Ok(SwarmEvent::ListenerError { error, .. })
+                | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
                     return Err(NetError::Listen { addr: "listener".into(), why: error.to_string() });
                 }
                 Ok(other) => self.on_swarm_event(other),
@@ -255,13 +256,11 @@ impl EventLoop {
 
     fn on_kad_event(&mut self, ev: kad::Event) {
         match ev {
-            kad::Event::RoutingUpdated { peer, is_new_peer, .. } => {
-                if is_new_peer && !self.joined {
-                    // First peer in the routing table: what we announced while alone reached nobody.
-                    tracing::debug!(%peer, "joined the DHT; announcing provided keys");
-                    self.joined = true;
-                    self.reprovide_all();
-                }
+            // First peer in the routing table: what we announced while alone reached nobody.
+            kad::Event::RoutingUpdated { peer, is_new_peer, .. } if is_new_peer && !self.joined => {
+                tracing::debug!(%peer, "joined the DHT; announcing provided keys");
+                self.joined = true;
+                self.reprovide_all();
             }
             kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
                 QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
@@ -282,7 +281,9 @@ impl EventLoop {
                 QueryResult::GetProviders(_) => {
                     self.pending_providers.remove(&id);
                 }
-                QueryResult::StartProviding(Err(e)) => tracing::debug!(error = %e, "provider announcement incomplete"),
+                QueryResult::StartProviding(Err(e)) => {
+                    tracing::debug!(error = %e, "provider announcement incomplete")
+                }
                 _ => {}
             },
             _ => {}

@@ -48,7 +48,7 @@ pub struct DownloadTuning {
 impl Default for DownloadTuning {
     fn default() -> Self {
         Self {
-            max_in_flight: 8,
+            max_in_flight: 4,
             slow_after: Duration::from_secs(8),
             stall_timeout: Duration::from_secs(60),
             gather: Duration::from_millis(300),

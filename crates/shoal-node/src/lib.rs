@@ -16,7 +16,7 @@
 //! let bob = Node::start(NodeConfig::loopback("/tmp/bob".into())).await?;
 //! let shared = alice.share("song.flac".as_ref()).await?;
 //! let ticket = alice.ticket(&shared).await?;
-//! let report = bob.download(DownloadRequest::from_ticket(&ticket, "copy.flac".into())).await?.finish().await?;
+//! let report = bob.download(DownloadRequest::from_ticket(&ticket, Some("copy.flac".into()))).await?.finish().await?;
 //! println!("{} bytes from {} peers", report.size, report.peers.len());
 //! # Ok(()) }
 //! ```

@@ -82,7 +82,9 @@ impl Node {
         let node = Self { inner: Arc::new(Inner { config, store, net, counters, accept }) };
         let ids = {
             let store = node.inner.store.clone();
-            tokio::task::spawn_blocking(move || store.servable_ids()).await.map_err(|e| NodeError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || store.servable_ids())
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??
         };
         for id in ids {
             node.inner.net.provide(id.as_bytes().to_vec()).await?;
@@ -120,7 +122,9 @@ impl Node {
     pub async fn share(&self, path: &Path) -> Result<BlobInfo, NodeError> {
         let store = self.inner.store.clone();
         let p = path.to_path_buf();
-        let info = tokio::task::spawn_blocking(move || store.share(&p)).await.map_err(|e| NodeError::Task(e.to_string()))??;
+        let info = tokio::task::spawn_blocking(move || store.share(&p))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))??;
         self.inner.net.provide(info.id.as_bytes().to_vec()).await?;
         for f in &info.files {
             self.inner.net.provide(f.id.as_bytes().to_vec()).await?;

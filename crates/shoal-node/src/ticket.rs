@@ -81,7 +81,9 @@ impl FromStr for Ticket {
             return Err(TicketError::Damaged("too long".into()));
         }
         let lower = s.to_ascii_lowercase();
-        let Some(body) = lower.strip_prefix(PREFIX) else { return Err(TicketError::NotATicket) };
+        let Some(body) = lower.strip_prefix(PREFIX) else {
+            return Err(TicketError::NotATicket);
+        };
         let bytes = data_encoding::BASE32_NOPAD
             .decode(body.to_ascii_uppercase().as_bytes())
             .map_err(|e| TicketError::Damaged(e.to_string()))?;

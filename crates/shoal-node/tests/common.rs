@@ -1,5 +1,5 @@
 //! Helpers for integration tests: real nodes on 127.0.0.1 (port 0) in temp dirs, real files.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

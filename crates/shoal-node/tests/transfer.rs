@@ -1,4 +1,5 @@
 //! Multi-source transfer between real nodes on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
 
 mod common;
 
@@ -171,14 +172,8 @@ async fn peer_knowing_one_other_finds_a_third_peers_file_through_the_dht() {
     let known: Vec<_> = c.node.network().peers().await.unwrap().into_iter().map(|p| p.peer).collect();
     assert!(!known.contains(&b.node.peer_id()));
     let out = c.home().join("found.bin");
-    let report = c
-        .node
-        .download(DownloadRequest::from_id(info.id, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report =
+        c.node.download(DownloadRequest::from_id(info.id, Some(out.clone()))).await.unwrap().finish().await.unwrap();
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
     assert_eq!(report.peers.iter().find(|p| p.bytes > 0).unwrap().peer, b.node.peer_id().to_string());
 }
@@ -236,16 +231,45 @@ async fn hostile_collections_are_rejected_and_nothing_is_written_outside() {
         ticket.name = "tree".into();
         let out = base.join(dir);
         std::fs::create_dir_all(&out).unwrap();
-        let result = dst
-            .node
-            .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-            .await
-            .unwrap()
-            .finish()
-            .await;
+        let result =
+            dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await;
         let err = result.expect_err(&format!("{path:?} was accepted")).to_string();
         assert!(err.contains("collection") || err.contains("symlink"), "{path}: {err}");
     }
     assert!(!dst.home().join("x").exists() && !base.join("x").exists());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was written through the symlink");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_peers_pieces_move_to_a_fast_one() {
+    let bytes = random_bytes(8 * 1024 * 1024, 6);
+    // 64 KiB/s: the slow peer alone would need over two minutes; its first batch of pieces alone 16 s.
+    let slow = peer_with(|c| c.with_upload_limit(Some(64 * 1024))).await;
+    let fast = peer().await;
+    let mut providers = Vec::new();
+    let mut ticket = None;
+    for p in [&slow, &fast] {
+        let file = write_file(p.home(), "f.bin", &bytes);
+        let info = p.node.share(&file).await.unwrap();
+        let t = p.node.ticket(&info).await.unwrap();
+        providers.extend(t.providers.clone());
+        ticket = Some(t);
+    }
+    let mut ticket = ticket.unwrap();
+    ticket.providers = providers;
+    let dst = peer().await; // slow_after = 3 s in the test tuning
+    let out = dst.home().join("out.bin");
+    let report = dst
+        .node
+        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    let slow_id = slow.node.peer_id().to_string();
+    let s = report.peers.iter().find(|p| p.peer == slow_id).map_or(0, |p| p.bytes);
+    assert!(s < bytes.len() as u64 / 4, "the slow peer delivered {s} bytes: {report:#?}");
+    assert!(report.seconds < 16.0, "the slow peer's pieces did not move: {report:#?}");
 }

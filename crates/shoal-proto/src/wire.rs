@@ -84,7 +84,9 @@ pub fn encode<T: Serialize>(msg: &T, max: usize) -> Result<Vec<u8>, WireError> {
 pub fn decode<T: DeserializeOwned>(buf: &[u8], max: usize) -> Result<(T, usize), WireError> {
     let header: [u8; HEADER_LEN] = match buf.get(..HEADER_LEN) {
         Some(h) => [h[0], h[1], h[2], h[3], h[4]],
-        None => return Err(WireError::Truncated { need: HEADER_LEN, have: buf.len() }),
+        None => {
+            return Err(WireError::Truncated { need: HEADER_LEN, have: buf.len() });
+        }
     };
     let len = decode_header(header, max)?;
     let end = HEADER_LEN + len;

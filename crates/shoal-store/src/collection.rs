@@ -166,7 +166,9 @@ pub fn prepare_output(out_dir: &Path, rel: &Path) -> Result<PathBuf, StoreError>
                 )));
             }
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(StoreError::Collection(format!("{} exists and is not a directory", cur.display()))),
+            Ok(_) => {
+                return Err(StoreError::Collection(format!("{} exists and is not a directory", cur.display())));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir(&cur).map_err(StoreError::io("creating directory", &cur))?;
             }
@@ -191,8 +193,21 @@ mod tests {
     #[test]
     fn hostile_names_are_refused() {
         for bad in [
-            "../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a/.", "", "C:/x", "a\\..\\b", "CON", "nul.txt",
-            "dir/COM1", "lpt9.log", "a\0b", "new\nline",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "a/.",
+            "",
+            "C:/x",
+            "a\\..\\b",
+            "CON",
+            "nul.txt",
+            "dir/COM1",
+            "lpt9.log",
+            "a\0b",
+            "new\nline",
         ] {
             assert!(safe_relative_path(bad).is_err(), "{bad:?} accepted");
         }
@@ -205,9 +220,7 @@ mod tests {
     fn decode_rejects_hostile_collections() {
         let id = ContentId::of(b"x");
         for paths in [vec!["../x"], vec!["/etc/x"], vec!["a", "a"], vec!["a", "a/b"]] {
-            let c = Collection {
-                entries: paths.iter().map(|p| Entry { path: p.to_string(), id, size: 1 }).collect(),
-            };
+            let c = Collection { entries: paths.iter().map(|p| Entry { path: p.to_string(), id, size: 1 }).collect() };
             assert!(Collection::decode(&c.encode()).is_err(), "{paths:?} accepted");
         }
         assert!(Collection::decode(b"\x07garbage").is_err());

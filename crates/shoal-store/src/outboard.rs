@@ -31,7 +31,9 @@ impl Outboard for FileOutboard {
         self.tree
     }
     fn load(&self, node: TreeNode) -> io::Result<Option<(blake3::Hash, blake3::Hash)>> {
-        let Some(offset) = self.tree.pre_order_offset(node) else { return Ok(None) };
+        let Some(offset) = self.tree.pre_order_offset(node) else {
+            return Ok(None);
+        };
         let mut buf = [0u8; 64];
         match FileExt::read_exact_at(&*self.file, &mut buf, offset * 64) {
             Ok(()) => {}
@@ -58,11 +60,93 @@ impl OutboardMut for FileOutboard {
 
 impl FileOutboard {
     pub(crate) fn save_shared(&self, node: TreeNode, pair: &(blake3::Hash, blake3::Hash)) -> io::Result<()> {
-        let Some(offset) = self.tree.pre_order_offset(node) else { return Ok(()) };
+        let Some(offset) = self.tree.pre_order_offset(node) else {
+            return Ok(());
+        };
         let mut buf = [0u8; 64];
         buf[..32].copy_from_slice(pair.0.as_bytes());
         buf[32..].copy_from_slice(pair.1.as_bytes());
         self.file.write_all_at(&buf, offset * 64)
+    }
+}
+
+/// An outboard served from memory (complete blobs: their outboard never changes) or from its file (partial
+/// blobs: slots are filled as pieces verify).
+#[derive(Debug)]
+pub(crate) enum ServedOutboard {
+    File(FileOutboard),
+    Mem(bao_tree::io::outboard::PreOrderMemOutboard<bytes::Bytes>),
+}
+
+impl Outboard for ServedOutboard {
+    fn root(&self) -> blake3::Hash {
+        match self {
+            Self::File(o) => o.root(),
+            Self::Mem(o) => o.root,
+        }
+    }
+    fn tree(&self) -> BaoTree {
+        match self {
+            Self::File(o) => o.tree(),
+            Self::Mem(o) => o.tree,
+        }
+    }
+    fn load(&self, node: TreeNode) -> io::Result<Option<(blake3::Hash, blake3::Hash)>> {
+        match self {
+            Self::File(o) => o.load(node),
+            Self::Mem(o) => o.load(node),
+        }
+    }
+}
+
+impl FileOutboard {
+    /// Writes hash pairs `(byte offset, pair)`, merging adjacent slots into one `pwrite` each.
+    pub(crate) fn write_pairs(&self, pairs: &mut [(u64, [u8; 64])]) -> io::Result<()> {
+        pairs.sort_unstable_by_key(|p| p.0);
+        let mut run: Vec<u8> = Vec::with_capacity(pairs.len() * 64);
+        let mut run_start = 0;
+        for (off, bytes) in pairs.iter() {
+            if !run.is_empty() && run_start + run.len() as u64 != *off {
+                self.file.write_all_at(&run, run_start)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = *off;
+            }
+            run.extend_from_slice(bytes);
+        }
+        if !run.is_empty() {
+            self.file.write_all_at(&run, run_start)?;
+        }
+        Ok(())
+    }
+}
+
+/// A window of a data file already in memory (the piece being encoded), with the file behind it for anything
+/// outside the window: one `pread` per piece instead of one per 16 KiB chunk group.
+#[derive(Debug)]
+pub(crate) struct WindowData<'a> {
+    pub(crate) file: DataFile<'a>,
+    pub(crate) base: u64,
+    pub(crate) window: &'a [u8],
+}
+
+impl ReadAt for WindowData<'_> {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if pos >= self.base {
+            let start = (pos - self.base) as usize;
+            if let Some(src) = self.window.get(start..start.saturating_add(buf.len())) {
+                buf.copy_from_slice(src);
+                return Ok(buf.len());
+            }
+        }
+        self.file.read_at(pos, buf)
+    }
+}
+
+impl Size for WindowData<'_> {
+    fn size(&self) -> io::Result<Option<u64>> {
+        Ok(Some(self.file.size))
     }
 }
 

@@ -51,6 +51,12 @@ impl std::fmt::Debug for Partial {
     }
 }
 
+thread_local! {
+    /// One piece-sized buffer per (blocking-pool) thread, reused: a fresh megabyte per piece costs a memset
+    /// and page faults.
+    static PIECE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Adds `span` to a sorted list of disjoint spans, merging neighbours.
 pub(crate) fn insert_span(spans: &mut Vec<ChunkSpan>, span: ChunkSpan) {
     spans.push(span);
@@ -101,32 +107,61 @@ impl Partial {
     /// Verifies the bao encoding of `span` as a whole and, only if every byte of it verifies, writes its data
     /// and hash pairs. Returns the number of data bytes written.
     pub fn write_piece(&self, span: ChunkSpan, encoded: &[u8]) -> Result<u64, PieceError> {
+        let start = (span.start * shoal_proto::transfer::CHUNK).min(self.size);
+        let end = (span.end * shoal_proto::transfer::CHUNK).min(self.size);
+        // The piece is assembled in memory and written with one pwrite, its hash pairs in merged runs.
+        PIECE_BUF.with_borrow_mut(|buf| self.write_piece_with(buf, span, encoded, start, end))
+    }
+
+    fn write_piece_with(
+        &self,
+        buf: &mut Vec<u8>,
+        span: ChunkSpan,
+        encoded: &[u8],
+        start: u64,
+        end: u64,
+    ) -> Result<u64, PieceError> {
+        let tree = self.outboard.tree;
         let ranges = ChunkRanges::from(ChunkNum(span.start)..ChunkNum(span.end));
+        let n = (end - start) as usize;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        let data = &mut buf[..n];
+        let mut pairs = Vec::new();
+        let mut filled = 0u64;
         let mut reader = encoded;
-        let mut items = Vec::new();
-        for item in DecodeResponseIter::new(self.id.hash(), self.outboard.tree, &mut reader, &ranges) {
-            items.push(item.map_err(|e| PieceError::Corrupt(e.to_string()))?);
+        for item in DecodeResponseIter::new(self.id.hash(), tree, &mut reader, &ranges) {
+            match item.map_err(|e| PieceError::Corrupt(e.to_string()))? {
+                BaoContentItem::Parent(p) => {
+                    if let Some(off) = tree.pre_order_offset(p.node) {
+                        let mut b = [0u8; 64];
+                        b[..32].copy_from_slice(p.pair.0.as_bytes());
+                        b[32..].copy_from_slice(p.pair.1.as_bytes());
+                        pairs.push((off * 64, b));
+                    }
+                }
+                BaoContentItem::Leaf(l) => {
+                    let at = l.offset.checked_sub(start).map(|a| a as usize);
+                    let dst = at.and_then(|a| data.get_mut(a..a + l.data.len()));
+                    let Some(dst) = dst else {
+                        return Err(PieceError::Corrupt(format!("leaf at {} is outside the piece", l.offset)));
+                    };
+                    dst.copy_from_slice(&l.data);
+                    filled += l.data.len() as u64;
+                }
+            }
         }
         if !reader.is_empty() {
             return Err(PieceError::Corrupt(format!("{} bytes beyond the requested range", reader.len())));
         }
-        let mut written = 0;
-        for item in items {
-            match item {
-                BaoContentItem::Parent(p) => {
-                    self.outboard.save_shared(p.node, &p.pair).map_err(StoreError::io("writing outboard of", &self.data_path))?;
-                }
-                BaoContentItem::Leaf(l) => {
-                    self.data.write_all_at(&l.data, l.offset).map_err(StoreError::io("writing", &self.data_path))?;
-                    written += l.data.len() as u64;
-                }
-            }
+        if filled != end - start || (filled == 0 && self.size > 0) {
+            return Err(PieceError::Corrupt(format!("answer covers {filled} of {} bytes", end - start)));
         }
-        if written == 0 && self.size > 0 {
-            return Err(PieceError::Corrupt("no data in the answer".into()));
-        }
+        self.data.write_all_at(data, start).map_err(StoreError::io("writing", &self.data_path))?;
+        self.outboard.write_pairs(&mut pairs).map_err(StoreError::io("writing outboard of", &self.data_path))?;
         insert_span(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner()), span);
-        Ok(written)
+        Ok(filled)
     }
 
     /// Records the ranges verified so far in the catalog (see the module docs for why this does not sync).
@@ -151,7 +186,9 @@ impl Partial {
             Ok(()) => {
                 std::fs::remove_file(&self.data_path).map_err(StoreError::io("removing", &self.data_path))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(StoreError::Exists(final_path.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Exists(final_path.into()));
+            }
             Err(_) => {
                 if std::fs::symlink_metadata(final_path).is_ok() {
                     return Err(StoreError::Exists(final_path.into()));

@@ -13,7 +13,7 @@ use shoal_proto::transfer::ChunkSpan;
 
 use crate::catalog::{BlobRow, BlobState, Catalog};
 use crate::collection::{Collection, Entry, MAX_COLLECTION_BYTES};
-use crate::outboard::{self, BLOCK_SIZE, DataFile, FileOutboard};
+use crate::outboard::{self, BLOCK_SIZE, DataFile, FileOutboard, ServedOutboard, WindowData};
 use crate::{ContentId, DownloadRecord, Partial, ShareRecord, StoreError};
 
 /// What was shared or stored.
@@ -37,7 +37,7 @@ pub struct Served {
     /// Blob size.
     pub size: u64,
     data: File,
-    outboard: FileOutboard,
+    outboard: ServedOutboard,
     /// `None`: complete.
     verified: Option<Vec<ChunkSpan>>,
 }
@@ -58,21 +58,42 @@ impl Served {
 
     /// Appends the bao encoding of `span` (data interleaved with its proof) to `out`.
     pub fn encode(&self, span: ChunkSpan, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
         let ranges = ChunkRanges::from(ChunkNum(span.start)..ChunkNum(span.end));
-        let data = DataFile { file: &self.data, size: self.size };
-        encode_ranges(data, &self.outboard, &ranges, out).map_err(|e| StoreError::Io {
-            action: "encoding",
-            path: PathBuf::from("<blob data>"),
-            source: std::io::Error::other(e.to_string()),
+        let file = DataFile { file: &self.data, size: self.size };
+        let start = (span.start * shoal_proto::transfer::CHUNK).min(self.size);
+        let end = (span.end * shoal_proto::transfer::CHUNK).min(self.size);
+        WINDOW.with_borrow_mut(|window| {
+            let n = (end - start) as usize;
+            if window.len() < n {
+                window.resize(n, 0);
+            }
+            self.data.read_exact_at(&mut window[..n], start).map_err(StoreError::io("reading", "<shared file>"))?;
+            let data = WindowData { file, base: start, window: &window[..n] };
+            encode_ranges(data, &self.outboard, &ranges, out).map_err(|e| StoreError::Io {
+                action: "encoding",
+                path: PathBuf::from("<blob data>"),
+                source: std::io::Error::other(e.to_string()),
+            })
         })
     }
 }
+
+thread_local! {
+    /// The piece being encoded, per (blocking-pool) thread, reused across requests.
+    static WINDOW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Outboards of complete blobs kept in memory, at most this many bytes (a 1 GiB blob's is 4 MiB).
+const OUTBOARD_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Shoal's store over one data directory.
 pub struct Store {
     home: PathBuf,
     blobs: PathBuf,
     catalog: Arc<Catalog>,
+    /// Complete blobs' outboards by id. Content-addressed, so an entry can never be out of date.
+    outboards: std::sync::Mutex<(usize, std::collections::HashMap<ContentId, bytes::Bytes>)>,
 }
 
 pub(crate) fn mtime_ns(m: &std::fs::Metadata) -> Option<i64> {
@@ -89,7 +110,7 @@ impl Store {
         let blobs = home.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(StoreError::io("creating", &blobs))?;
         let catalog = Arc::new(Catalog::open(&home.join("shoal.db"))?);
-        Ok(Self { home: home.to_path_buf(), blobs, catalog })
+        Ok(Self { home: home.to_path_buf(), blobs, catalog, outboards: Default::default() })
     }
 
     /// The data directory.
@@ -137,8 +158,8 @@ impl Store {
 
     /// Stores `bytes` (a small blob such as a collection) in the data directory.
     pub fn import_bytes(&self, bytes: &[u8]) -> Result<ContentId, StoreError> {
-        let (root, ob) = outboard::compute(bytes, bytes.len() as u64)
-            .map_err(|e| StoreError::io("hashing", "<memory>")(e))?;
+        let (root, ob) =
+            outboard::compute(bytes, bytes.len() as u64).map_err(|e| StoreError::io("hashing", "<memory>")(e))?;
         let id = ContentId(*root.as_bytes());
         let data = self.blobs.join(format!("{id}.data"));
         self.write_atomically(&data, bytes)?;
@@ -216,7 +237,9 @@ impl Store {
     /// Opens a blob for serving, or `None` if this peer cannot serve it (unknown, or a shared file changed
     /// since it was hashed: it is then marked stale and never served under this id again).
     pub fn open_served(&self, id: &ContentId) -> Result<Option<Served>, StoreError> {
-        let Some(row) = self.catalog.blob(id)? else { return Ok(None) };
+        let Some(row) = self.catalog.blob(id)? else {
+            return Ok(None);
+        };
         let verified = match row.state {
             BlobState::Stale => return Ok(None),
             BlobState::Complete => None,
@@ -240,9 +263,31 @@ impl Store {
                 return Ok(None);
             }
         }
+        let tree = BaoTree::new(row.size, BLOCK_SIZE);
         let ob_path = self.outboard_path(id);
-        let ob = File::open(&ob_path).map_err(StoreError::io("opening", &ob_path))?;
-        let outboard = FileOutboard { root: id.hash(), tree: BaoTree::new(row.size, BLOCK_SIZE), file: Arc::new(ob) };
+        let outboard = if verified.is_none() {
+            let cached = self.outboards.lock().unwrap_or_else(|p| p.into_inner()).1.get(id).cloned();
+            let bytes = match cached {
+                Some(b) => b,
+                None => {
+                    let b = bytes::Bytes::from(std::fs::read(&ob_path).map_err(StoreError::io("reading", &ob_path))?);
+                    let mut cache = self.outboards.lock().unwrap_or_else(|p| p.into_inner());
+                    if cache.0 + b.len() > OUTBOARD_CACHE_BYTES {
+                        *cache = Default::default();
+                    }
+                    cache.0 += b.len();
+                    cache.1.insert(*id, b.clone());
+                    b
+                }
+            };
+            if bytes.len() as u64 != tree.outboard_size() {
+                return Err(StoreError::io("reading", &ob_path)(std::io::Error::other("outboard has the wrong size")));
+            }
+            ServedOutboard::Mem(bao_tree::io::outboard::PreOrderMemOutboard { root: id.hash(), tree, data: bytes })
+        } else {
+            let ob = File::open(&ob_path).map_err(StoreError::io("opening", &ob_path))?;
+            ServedOutboard::File(FileOutboard { root: id.hash(), tree, file: Arc::new(ob) })
+        };
         Ok(Some(Served { size: row.size, data, outboard, verified }))
     }
 
@@ -253,7 +298,9 @@ impl Store {
 
     /// Reads a whole complete blob of at most `max` bytes (a collection).
     pub fn read_blob(&self, id: &ContentId, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(path) = self.complete_path(id)? else { return Ok(None) };
+        let Some(path) = self.complete_path(id)? else {
+            return Ok(None);
+        };
         let m = std::fs::metadata(&path).map_err(StoreError::io("reading metadata of", &path))?;
         if m.len() > max {
             return Err(StoreError::Collection(format!("{} bytes is over the limit of {max}", m.len())));

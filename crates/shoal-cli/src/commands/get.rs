@@ -35,7 +35,11 @@ pub(crate) async fn run(config: NodeConfig, what: &str, output: Option<PathBuf>,
         if report.files == 1 { "" } else { "s" },
         report.id,
         if contributors == 1 { "" } else { "s" },
-        if report.resumed > 0 { format!(", resumed with {} bytes already verified", report.resumed) } else { String::new() },
+        if report.resumed > 0 {
+            format!(", resumed with {} bytes already verified", report.resumed)
+        } else {
+            String::new()
+        },
     );
     for p in &report.peers {
         let dropped = p.dropped.as_deref().map(|d| format!(" (dropped: {d})")).unwrap_or_default();

@@ -27,7 +27,8 @@ pub(crate) async fn run(config: NodeConfig, path: &Path, json: bool) -> anyhow::
     } else {
         super::print_line(&ticket.to_string())?;
     }
-    let what = if info.is_collection { format!("folder, {} files", info.files.len()) } else { format!("{} bytes", info.size) };
+    let what =
+        if info.is_collection { format!("folder, {} files", info.files.len()) } else { format!("{} bytes", info.size) };
     eprintln!("sharing {} ({what}), id {}", info.name, info.id);
     eprintln!("peer {} listening on:", node.peer_id());
     for a in node.addrs().await? {

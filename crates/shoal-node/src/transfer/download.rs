@@ -203,12 +203,17 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             Ok((dir.join(format!("{id}.collection-partial")), dir.join(format!("{id}.collection"))))
         } else {
             if std::fs::symlink_metadata(&out_for_dest).is_ok() {
-                return Err(NodeError::Output { path: out_for_dest, why: "already exists; choose another path with -o or remove it".into() });
+                return Err(NodeError::Output {
+                    path: out_for_dest,
+                    why: "already exists; choose another path with -o or remove it".into(),
+                });
             }
             Ok((partial_path_for(&out_for_dest), out_for_dest))
         }
     };
-    let first = fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.use_dht, dest, &progress, &mut totals).await?;
+    let first =
+        fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.use_dht, dest, &progress, &mut totals)
+            .await?;
     record.size = first.size;
     record.is_collection = first.collection;
     let node_store = node.store().clone();
@@ -239,7 +244,8 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         // Every name was checked by decode; now make sure no directory on the way is a symlink, before fetching.
         let mut targets = Vec::new();
         for e in &collection.entries {
-            let rel = safe_relative_path(&e.path).map_err(|err| shoal_store::StoreError::Collection(err.to_string()))?;
+            let rel =
+                safe_relative_path(&e.path).map_err(|err| shoal_store::StoreError::Collection(err.to_string()))?;
             targets.push(prepare_output(&out, &rel)?);
         }
         progress.send_modify(|p| {
@@ -252,9 +258,13 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             let t = target.clone();
             let dest = move |_c: bool| Ok((partial_path_for(&t), t.clone()));
             let before = progress.borrow().verified;
-            let got = fetch_blob(&node, e.id, Some(false), hints.clone(), req.use_dht, dest, &progress, &mut totals).await?;
+            let got =
+                fetch_blob(&node, e.id, Some(false), hints.clone(), req.use_dht, dest, &progress, &mut totals).await?;
             if got.size != e.size {
-                return Err(NodeError::Stalled { id: e.id, why: format!("{} has {} bytes, the collection says {}", e.path, got.size, e.size) });
+                return Err(NodeError::Stalled {
+                    id: e.id,
+                    why: format!("{} has {} bytes, the collection says {}", e.path, got.size, e.size),
+                });
             }
             progress.send_modify(|p| {
                 p.files_done += 1;
@@ -267,7 +277,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
     let node_store = node.store().clone();
     blocking(move || node_store.put_download(&record)).await?;
     let mut peers: Vec<PeerReport> = totals.peers.into_values().collect();
-    peers.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    peers.sort_by_key(|p| std::cmp::Reverse(p.bytes));
     Ok(DownloadReport {
         id: req.id,
         out,
@@ -320,7 +330,8 @@ async fn fetch_blob(
     if let (Some(have), is_coll) = known {
         let collection = collection_hint.unwrap_or(is_coll);
         let (partial_path, final_path) = dest(collection)?;
-        let size = std::fs::metadata(&have).map_err(|e| NodeError::Output { path: have.clone(), why: e.to_string() })?.len();
+        let size =
+            std::fs::metadata(&have).map_err(|e| NodeError::Output { path: have.clone(), why: e.to_string() })?.len();
         if final_path != have {
             let (from, part, to) = (have.clone(), partial_path.clone(), final_path.clone());
             tokio::task::spawn_blocking(move || {
@@ -371,7 +382,8 @@ async fn fetch_blob(
 
     loop {
         // Look for (more) providers in the DHT when we have none that answered, or pieces nobody has.
-        let want_more = answered.is_empty() || active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
+        let want_more = answered.is_empty()
+            || active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
         if use_dht && want_more && !dht_running && last_dht.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
             dht_running = true;
             last_dht = Some(Instant::now());
@@ -416,6 +428,7 @@ async fn fetch_blob(
                             progress.send_modify(|p| { p.size = if p.files_total > 1 { p.size } else { size }; p.verified += resumed; });
                             // A peer that is downloading serves what it has verified: tell the DHT.
                             let _ = net.provide(id.as_bytes().to_vec()).await;
+                            last_useful = Instant::now();
                             active = Some(Active { partial: Arc::new(partial), layout, sched, final_path, collection: is_coll, started: Instant::now() });
                         }
                         let Some(a) = active.as_mut() else { continue };
@@ -427,9 +440,7 @@ async fn fetch_blob(
                         let have = a.layout.pieces_in(&spans);
                         let full = have.is_full();
                         if full { partial_peers.remove(&peer); } else { partial_peers.insert(peer); }
-                        if a.sched.add_peer(peer, if full { None } else { Some(have) }, Instant::now()) {
-                            last_useful = Instant::now();
-                        }
+                        a.sched.add_peer(peer, if full { None } else { Some(have) }, Instant::now());
                     }
                     SessionEvent::NotFound { peer } => {
                         sessions.remove(&peer);
@@ -479,11 +490,8 @@ async fn fetch_blob(
 
         let now = Instant::now();
         let Some(a) = active.as_mut() else {
-            if sessions.is_empty() && !dht_running && now.duration_since(last_useful) > tuning.stall_timeout {
-                return Err(NodeError::NoProviders { id, secs: tuning.stall_timeout.as_secs() });
-            }
-            if sessions.is_empty() && !use_dht && !dht_running {
-                return Err(NodeError::NoProviders { id, secs: 0 });
+            if (sessions.is_empty() && !use_dht) || now.duration_since(last_useful) > tuning.stall_timeout {
+                return Err(NodeError::NoProviders { id, secs: now.duration_since(last_useful).as_secs() });
             }
             continue;
         };
@@ -540,9 +548,14 @@ async fn fetch_blob(
                 }
             }
         }
-        if a.sched.peer_count() == 0 && sessions.is_empty() && !dht_running && now.duration_since(last_useful) > tuning.stall_timeout {
+        // No verified piece for a whole `stall_timeout`: whoever is left cannot or will not deliver.
+        if now.duration_since(last_useful) > tuning.stall_timeout {
             let why = if dropped_reason.is_empty() {
-                "no provider left".to_string()
+                format!(
+                    "no piece arrived for {} s from {} provider(s)",
+                    tuning.stall_timeout.as_secs(),
+                    a.sched.peer_count()
+                )
             } else {
                 dropped_reason.iter().map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
             };
@@ -567,7 +580,10 @@ async fn fetch_blob(
     let final_path = a.final_path.clone();
     let fp = final_path.clone();
     if a.layout.size() == 0 && id != ContentId::of(b"") {
-        return Err(NodeError::Stalled { id, why: "providers claim the blob is empty, which its id contradicts".into() });
+        return Err(NodeError::Stalled {
+            id,
+            why: "providers claim the blob is empty, which its id contradicts".into(),
+        });
     }
     blocking(move || partial.finish(&fp)).await?;
     tracing::info!(id = %id.short(), secs = a.started.elapsed().as_secs_f64(), "download complete");

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_GET_CHUNKS, MAX_HAVE_SPANS, MAX_PAYLOAD};
 use shoal_proto::transfer::{Request, Response};
@@ -37,86 +37,121 @@ pub(crate) async fn accept_loop(mut incoming: shoal_net::IncomingStreams, ctx: A
     }
 }
 
-async fn serve_stream(peer: PeerId, mut stream: Stream, ctx: &ServeCtx) -> Result<(), FrameError> {
-    let mut payload = Vec::new();
-    while let Some(req) = read_frame::<Request, _>(&mut stream, MAX_FRAME).await? {
-        match req {
-            Request::Have { id } => {
-                let id = ContentId(id);
-                let store = ctx.store.clone();
-                let answer = tokio::task::spawn_blocking(move || {
-                    let served = store.open_served(&id)?;
-                    let collection = store.is_collection(&id)?;
-                    Ok::<_, shoal_store::StoreError>(served.map(|s| (s.size, s.spans(), collection)))
-                })
-                .await;
-                let resp = match answer {
-                    Ok(Ok(Some((size, mut spans, collection)))) => {
-                        spans.truncate(MAX_HAVE_SPANS);
-                        Response::Have { size, spans, collection }
-                    }
-                    Ok(Ok(None)) => Response::NotFound,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot look up a requested blob");
-                        Response::Refused { reason: "storage error at the provider".into() }
-                    }
-                    Err(e) => Response::Refused { reason: format!("provider task failed: {e}") },
-                };
-                write_frame(&mut stream, &resp, MAX_FRAME).await?;
-                stream.flush().await?;
+/// An answer ready to be written.
+enum Prepared {
+    Frame(Response),
+    Data(Vec<u8>),
+}
+
+/// Answers the requests of one stream in order. Reading and preparing the next answers (up to two ahead)
+/// overlaps with writing the current one.
+async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Result<(), FrameError> {
+    let (mut rd, mut wr) = stream.split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::task::JoinHandle<Prepared>>(2);
+    let reader = {
+        let ctx = ctx.clone();
+        async move {
+            while let Some(req) = read_frame::<Request, _>(&mut rd, MAX_FRAME).await? {
+                let prepared = tokio::spawn(prepare(req, ctx.clone()));
+                if tx.send(prepared).await.is_err() {
+                    break;
+                }
             }
-            Request::Get { id, span } => {
-                if span.end <= span.start || span.end - span.start > MAX_GET_CHUNKS {
-                    let reason = format!("range of {} chunks is outside 1..={MAX_GET_CHUNKS}", span.end.saturating_sub(span.start));
-                    write_frame(&mut stream, &Response::Refused { reason }, MAX_FRAME).await?;
-                    stream.flush().await?;
-                    continue;
+            Ok::<(), FrameError>(())
+        }
+    };
+    let writer = async move {
+        while let Some(h) = rx.recv().await {
+            let prepared = h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
+            match prepared {
+                Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
+                Prepared::Data(mut buf) => {
+                    let mid = buf.len() / 2;
+                    if ctx.corrupt_uploads
+                        && let Some(b) = buf.get_mut(mid)
+                    {
+                        *b ^= 0x01;
+                    }
+                    if let Some(l) = &ctx.limiter {
+                        l.acquire(buf.len()).await;
+                    }
+                    write_frame(&mut wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
+                    wr.write_all(&buf).await?;
+                    ctx.counters.uploaded(peer, buf.len() as u64);
                 }
-                let id = ContentId(id);
-                let store = ctx.store.clone();
-                let mut buf = std::mem::take(&mut payload);
-                let encoded = tokio::task::spawn_blocking(move || {
-                    buf.clear();
-                    let Some(served) = store.open_served(&id)? else { return Ok((buf, false)) };
-                    if !served.can_serve(&span) {
-                        return Ok((buf, false));
-                    }
-                    served.encode(span, &mut buf)?;
-                    Ok::<_, shoal_store::StoreError>((buf, true))
-                })
-                .await;
-                match encoded {
-                    Ok(Ok((mut buf, true))) if buf.len() as u64 <= MAX_PAYLOAD => {
-                        let mid = buf.len() / 2;
-                        if ctx.corrupt_uploads
-                            && let Some(b) = buf.get_mut(mid)
-                        {
-                            *b ^= 0x01;
-                        }
-                        if let Some(l) = &ctx.limiter {
-                            l.acquire(buf.len()).await;
-                        }
-                        write_frame(&mut stream, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
-                        stream.write_all(&buf).await?;
-                        stream.flush().await?;
-                        ctx.counters.uploaded(peer, buf.len() as u64);
-                        payload = buf;
-                    }
-                    Ok(Ok((buf, _))) => {
-                        write_frame(&mut stream, &Response::NotFound, MAX_FRAME).await?;
-                        stream.flush().await?;
-                        payload = buf;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot serve a range");
-                        let reason = "storage error at the provider".to_string();
-                        write_frame(&mut stream, &Response::Refused { reason }, MAX_FRAME).await?;
-                        stream.flush().await?;
-                    }
-                    Err(e) => return Err(FrameError::Io(std::io::Error::other(e))),
+            }
+            if rx.is_empty() {
+                wr.flush().await?;
+            }
+        }
+        wr.flush().await?;
+        Ok::<(), FrameError>(())
+    };
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        r = &mut reader => {
+            // The peer closed its side or broke framing: finish what was asked, then stop.
+            let w = writer.await;
+            r.and(w)
+        }
+        w = &mut writer => w,
+    }
+}
+
+async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
+    match req {
+        Request::Have { id } => {
+            let id = ContentId(id);
+            let store = ctx.store.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                let served = store.open_served(&id)?;
+                let collection = store.is_collection(&id)?;
+                Ok::<_, shoal_store::StoreError>(served.map(|s| (s.size, s.spans(), collection)))
+            })
+            .await;
+            Prepared::Frame(match answer {
+                Ok(Ok(Some((size, mut spans, collection)))) => {
+                    spans.truncate(MAX_HAVE_SPANS);
+                    Response::Have { size, spans, collection }
                 }
+                Ok(Ok(None)) => Response::NotFound,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot look up a requested blob");
+                    Response::Refused { reason: "storage error at the provider".into() }
+                }
+                Err(e) => Response::Refused { reason: format!("provider task failed: {e}") },
+            })
+        }
+        Request::Get { id, span } => {
+            if span.end <= span.start || span.end - span.start > MAX_GET_CHUNKS {
+                let n = span.end.saturating_sub(span.start);
+                return Prepared::Frame(Response::Refused {
+                    reason: format!("range of {n} chunks is outside 1..={MAX_GET_CHUNKS}"),
+                });
+            }
+            let id = ContentId(id);
+            let store = ctx.store.clone();
+            let encoded = tokio::task::spawn_blocking(move || {
+                let Some(served) = store.open_served(&id)? else {
+                    return Ok(None);
+                };
+                if !served.can_serve(&span) {
+                    return Ok(None);
+                }
+                let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
+                served.encode(span, &mut buf)?;
+                Ok::<_, shoal_store::StoreError>(Some(buf))
+            })
+            .await;
+            match encoded {
+                Ok(Ok(Some(buf))) if buf.len() as u64 <= MAX_PAYLOAD => Prepared::Data(buf),
+                Ok(Ok(_)) => Prepared::Frame(Response::NotFound),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot serve a range");
+                    Prepared::Frame(Response::Refused { reason: "storage error at the provider".into() })
+                }
+                Err(e) => Prepared::Frame(Response::Refused { reason: format!("provider task failed: {e}") }),
             }
         }
     }
-    Ok(())
 }

@@ -29,13 +29,36 @@ pub(crate) enum SessionCmd {
 /// What a session reports to the download driver.
 #[derive(Debug)]
 pub(crate) enum SessionEvent {
-    Have { peer: PeerId, size: u64, spans: Vec<ChunkSpan>, collection: bool },
-    NotFound { peer: PeerId },
-    PieceOk { peer: PeerId, piece: u32, bytes: u64, received: u64 },
-    PieceFailed { peer: PeerId, piece: u32, failure: Failure, why: String, received: u64 },
+    Have {
+        peer: PeerId,
+        size: u64,
+        spans: Vec<ChunkSpan>,
+        collection: bool,
+    },
+    NotFound {
+        peer: PeerId,
+    },
+    PieceOk {
+        peer: PeerId,
+        piece: u32,
+        bytes: u64,
+        received: u64,
+    },
+    PieceFailed {
+        peer: PeerId,
+        piece: u32,
+        failure: Failure,
+        why: String,
+        received: u64,
+    },
     /// Writing failed locally (disk full ...): the download cannot go on.
-    Fatal { error: StoreError },
-    Gone { peer: PeerId, why: String },
+    Fatal {
+        error: StoreError,
+    },
+    Gone {
+        peer: PeerId,
+        why: String,
+    },
 }
 
 /// The driver's handle on a running session. Dropping it ends the session.
@@ -119,6 +142,8 @@ async fn run(
 
     let events_r = events.clone();
     let reader = async move {
+        let mut spare: Option<Vec<u8>> = None;
+        let mut verifying: Option<tokio::task::JoinHandle<Vec<u8>>> = None;
         while let Some(exp) = exp_rx.recv().await {
             let resp: Response = read_frame(&mut rd, MAX_FRAME)
                 .await
@@ -133,12 +158,20 @@ async fn run(
                     if len > MAX_PAYLOAD {
                         return Err(format!("payload of {len} bytes is over the limit"));
                     }
-                    let mut buf = vec![0u8; len as usize];
-                    rd.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+                    // Reuse a buffer: zeroing and faulting in a fresh megabyte per piece costs more than the copy.
+                    let mut buf = spare.take().unwrap_or_default();
+                    if buf.len() < len as usize {
+                        buf.resize(len as usize, 0);
+                    }
+                    rd.read_exact(&mut buf[..len as usize]).await.map_err(|e| e.to_string())?;
+                    // At most one piece is being verified while the next one is read: reading overlaps with
+                    // hashing, and memory stays at two buffers per provider.
+                    if let Some(prev) = verifying.take() {
+                        spare = prev.await.ok();
+                    }
                     let events = events_r.clone();
-                    // Verify and write off the async threads; the reader goes on with the next answer.
-                    tokio::task::spawn_blocking(move || {
-                        let ev = match partial.write_piece(span, &buf) {
+                    verifying = Some(tokio::task::spawn_blocking(move || {
+                        let ev = match partial.write_piece(span, &buf[..len as usize]) {
                             Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
                             Err(PieceError::Corrupt(why)) => {
                                 SessionEvent::PieceFailed { peer, piece, failure: Failure::Corrupt, why, received: len }
@@ -149,7 +182,8 @@ async fn run(
                             },
                         };
                         let _ = events.blocking_send(ev);
-                    });
+                        buf
+                    }));
                     continue;
                 }
                 (Expect::Get { piece, .. }, Response::NotFound) => SessionEvent::PieceFailed {

@@ -267,7 +267,9 @@ impl<P: Clone + Ord> Scheduler<P> {
             }
             Failure::Missing => {
                 let n = self.done.len();
-                let Some(p) = self.peers.get_mut(peer) else { return };
+                let Some(p) = self.peers.get_mut(peer) else {
+                    return;
+                };
                 match p.have.as_mut() {
                     None => {
                         // A complete peer lacks a piece after all: count it as a partial peer from now on.
@@ -343,7 +345,9 @@ impl<P: Clone + Ord> Scheduler<P> {
                 if p.reqs.len() >= self.config.max_in_flight {
                     continue;
                 }
-                let Some(piece) = self.pick(p, endgame) else { continue };
+                let Some(piece) = self.pick(p, endgame) else {
+                    continue;
+                };
                 self.requested[piece as usize] += 1;
                 self.fast[piece as usize] += 1;
                 if let Some(p) = self.peers.get_mut(k) {

@@ -52,7 +52,10 @@ fn every_piece_verifies_and_the_output_matches() {
             assert!(served.can_serve(&span));
             let mut enc = Vec::new();
             served.encode(span, &mut enc).unwrap();
-            assert_eq!(partial.write_piece(span, &enc).unwrap(), layout.piece_bytes(i).end - layout.piece_bytes(i).start);
+            assert_eq!(
+                partial.write_piece(span, &enc).unwrap(),
+                layout.piece_bytes(i).end - layout.piece_bytes(i).start
+            );
         }
         partial.finish(&e.out).unwrap();
         assert_eq!(std::fs::read(&e.out).unwrap(), e.bytes, "size {size}");

@@ -30,8 +30,8 @@ fn check_invariants(s: &Scheduler<u8>) {
     assert_eq!(fast, s.fast);
     assert_eq!(avail, s.partial_avail);
     assert_eq!(full, s.full_peers);
-    for i in 0..n {
-        assert!(fast[i] as usize <= s.config.endgame_copies.max(1), "piece {i} fetched too often at once");
+    for (i, f) in fast.iter().enumerate() {
+        assert!(*f as usize <= s.config.endgame_copies.max(1), "piece {i} fetched too often at once");
     }
     for b in &s.banned {
         assert!(!s.peers.contains_key(b), "banned peer still in the download");

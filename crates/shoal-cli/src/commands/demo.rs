@@ -1,0 +1,91 @@
+//! `shoal demo`: a whole small network in this process, on 127.0.0.1 only, in a temporary directory.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use shoal_net::NetConfig;
+use shoal_node::{DownloadRequest, Node, NodeConfig};
+
+pub(crate) async fn run(sources: usize, size_mib: u64) -> anyhow::Result<()> {
+    if !(1..=16).contains(&sources) {
+        bail!("--sources must be between 1 and 16");
+    }
+    if !(1..=4096).contains(&size_mib) {
+        bail!("--size-mib must be between 1 and 4096");
+    }
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let dir = tmp.path();
+    let file = dir.join("demo.bin");
+    eprintln!("generating a {size_mib} MiB file ...");
+    crate::sample::write_pseudo_random(&file, size_mib * 1024 * 1024).context("writing the demo file")?;
+
+    let mut peers: Vec<Node> = Vec::new();
+    let mut first_addr: Option<shoal_net::Multiaddr> = None;
+    for i in 0..sources {
+        let mut net = NetConfig::loopback();
+        if let Some(a) = &first_addr {
+            net = net.with_bootstrap(vec![a.clone()]);
+        }
+        let node = Node::start(NodeConfig::loopback(dir.join(format!("peer{i}"))).with_net(net)).await?;
+        if first_addr.is_none() {
+            first_addr = node.addrs().await?.into_iter().next();
+        }
+        peers.push(node);
+    }
+    let hashing = Instant::now();
+    let mut info = None;
+    for p in &peers {
+        info = Some(p.share(&file).await?);
+    }
+    let info = info.context("no peers")?;
+    eprintln!(
+        "{sources} peers share it (hashed in {:.1} s each on average)",
+        hashing.elapsed().as_secs_f64() / sources as f64
+    );
+    let ticket = peers[0].ticket(&info).await?;
+    let boot = first_addr.context("the first peer has no address")?;
+    let downloader = Node::start(
+        NodeConfig::loopback(dir.join("downloader")).with_net(NetConfig::loopback().with_bootstrap(vec![boot])),
+    )
+    .await?;
+    println!("network: {} peers on 127.0.0.1", sources + 1);
+    for (i, p) in peers.iter().enumerate() {
+        println!("  source {i}: {}", p.peer_id());
+    }
+    println!("  downloader: {}", downloader.peer_id());
+    println!("the downloader gets a ticket naming source 0 only; it finds the others through the DHT");
+    let out = dir.join("downloaded.bin");
+    let handle = downloader.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await?;
+    let progress = tokio::spawn(crate::progress::report(handle.progress()));
+    let report = handle.finish().await;
+    progress.abort();
+    let report = report?;
+    let id = crate::sample::blake3_file(&out)?;
+    if id != info.id.to_string() {
+        bail!("the downloaded file's BLAKE3 {id} differs from the shared id {}", info.id);
+    }
+    println!(
+        "downloaded {} MiB in {:.2} s: {:.0} MB/s",
+        size_mib,
+        report.seconds,
+        report.size as f64 / report.seconds / 1e6
+    );
+    for p in &report.peers {
+        let name = peers
+            .iter()
+            .position(|n| n.peer_id().to_string() == p.peer)
+            .map_or_else(|| p.peer.clone(), |i| format!("source {i}"));
+        println!(
+            "  from {name}: {:>6.1} MiB{}",
+            p.bytes as f64 / 1048576.0,
+            p.dropped.as_deref().map(|d| format!(" (dropped: {d})")).unwrap_or_default()
+        );
+    }
+    println!("verified id (BLAKE3, as b3sum prints it): {id}");
+    downloader.shutdown().await;
+    for p in &peers {
+        p.shutdown().await;
+    }
+    drop(tmp);
+    Ok(())
+}
