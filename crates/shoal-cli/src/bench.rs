@@ -7,8 +7,10 @@
 //! ```
 //!
 //! Each case starts N `shoal share` processes on the same file and one `shoal get` process with a ticket
-//! naming all N sources. Throughput is file bytes over the downloader's own transfer time (its JSON report,
-//! so process start-up and hashing at the sources are not counted); CPU seconds and peak RSS of the
+//! naming all N sources. Throughput is file bytes over the downloader's own transfer time (`transfer_seconds`
+//! of its JSON report: from the first provider's answer to the last verified piece, so process start-up,
+//! hashing at the sources and the final fsync are not counted; the figure with the fsync is printed beside
+//! it). Every case runs `--runs` times, interleaved with the baseline; medians are printed. CPU seconds and peak RSS of the
 //! downloader come from `wait4`, CPU seconds of the sources from `/proc/<pid>/stat`. The output is checked
 //! against the BLAKE3 of the input.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -28,10 +30,11 @@ struct Args {
     size_mib: u64,
     sources: Vec<usize>,
     dir: Option<PathBuf>,
+    runs: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { size_mib: 1024, sources: vec![1, 4], dir: None };
+    let mut a = Args { size_mib: 1024, sources: vec![1, 4], dir: None, runs: 3 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -45,8 +48,9 @@ fn parse_args() -> anyhow::Result<Args> {
                     .context("--sources takes e.g. 1,4")?
             }
             "--dir" => a.dir = Some(PathBuf::from(val()?)),
+            "--runs" => a.runs = val()?.parse::<usize>().context("--runs takes a number")?.max(1),
             "-h" | "--help" => {
-                println!("usage: shoal-bench [--size-mib N] [--sources 1,4] [--dir DIR]");
+                println!("usage: shoal-bench [--size-mib N] [--sources 1,4] [--runs N] [--dir DIR]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -118,7 +122,7 @@ fn proc_cpu(pid: u32) -> f64 {
 
 struct Case {
     mb_s: f64,
-    secs: f64,
+    mb_s_synced: f64,
     cpu_get: f64,
     cpu_sources: f64,
     rss_mb: f64,
@@ -182,7 +186,8 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str) -> an
     let cpu_sources = sharers.iter().map(|p| proc_cpu(p.0.id())).sum::<f64>() - cpu0;
     drop(sharers);
     let v: serde_json::Value = serde_json::from_str(report.trim()).context("reading get's JSON report")?;
-    let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
+    let secs = v["transfer_seconds"].as_f64().unwrap_or(f64::NAN);
+    let synced_secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
     let size = v["size"].as_f64().unwrap_or(0.0);
     let contributors = v["peers"].as_array().map_or(0, |a| a.iter().filter(|p| p["bytes"].as_u64() > Some(0)).count());
     let got = sample::blake3_file(&out)?;
@@ -192,7 +197,7 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str) -> an
     std::fs::remove_file(&out)?;
     Ok(Case {
         mb_s: size / secs / 1e6,
-        secs,
+        mb_s_synced: size / synced_secs / 1e6,
         cpu_get: tv(ru.ru_utime) + tv(ru.ru_stime),
         cpu_sources,
         rss_mb: ru.ru_maxrss as f64 / 1024.0,
@@ -218,30 +223,62 @@ fn main() -> anyhow::Result<()> {
     let id = sample::blake3_file(&input)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("shoal-bench: {} MiB random file over loopback, {cores} cores, id {}", args.size_mib, &id[..16]);
-    let base_out = work.join("tcp.bin");
-    let (secs, cpu) = tcp_copy(&input, &base_out)?;
-    std::fs::remove_file(&base_out)?;
-    let base = size as f64 / secs / 1e6;
     println!(
-        "{:<34} {:>9} {:>7} {:>9} {:>9} {:>9} {:>8}",
-        "case", "MB/s", "secs", "cpu get", "cpu srcs", "peak RSS", "vs TCP"
+        "each figure: median of {} runs (min-max in brackets); cases interleave so that drift hits all alike",
+        args.runs
+    );
+    let mut base_runs = Vec::new();
+    let mut cases: Vec<Vec<Case>> = args.sources.iter().map(|_| Vec::new()).collect();
+    for _ in 0..args.runs {
+        let base_out = work.join("tcp.bin");
+        let (secs, cpu) = tcp_copy(&input, &base_out)?;
+        std::fs::remove_file(&base_out)?;
+        base_runs.push((size as f64 / secs / 1e6, secs, cpu));
+        for (k, &n) in args.sources.iter().enumerate() {
+            cases[k].push(shoal_case(&shoal, work, &input, n, &id)?);
+        }
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (base, bmin, bmax) = med(base_runs.iter().map(|r| r.0).collect());
+    let (bcpu, _, _) = med(base_runs.iter().map(|r| r.2).collect());
+    println!(
+        "{:<36} {:>17} {:>11} {:>9} {:>9} {:>9} {:>7}",
+        "case", "MB/s", "with fsync", "cpu get", "cpu srcs", "peak RSS", "vs TCP"
     );
     println!(
-        "{:<34} {base:>9.0} {secs:>7.2} {cpu:>8.2}s {:>9} {:>9} {:>8}",
-        "baseline: plain TCP file copy", "-", "-", "1.00"
+        "{:<36} {:>17} {:>11} {:>8.2}s {:>9} {:>9} {:>7}",
+        "baseline: plain TCP file copy",
+        format!("{base:.0} [{bmin:.0}-{bmax:.0}]"),
+        "-",
+        bcpu,
+        "-",
+        "-",
+        "1.00"
     );
-    for &n in &args.sources {
-        let c = shoal_case(&shoal, work, &input, n, &id)?;
+    for (k, &n) in args.sources.iter().enumerate() {
+        let c = &cases[k];
+        let (mb, lo, hi) = med(c.iter().map(|c| c.mb_s).collect());
+        let (synced, _, _) = med(c.iter().map(|c| c.mb_s_synced).collect());
+        let (cg, _, _) = med(c.iter().map(|c| c.cpu_get).collect());
+        let (cs, _, _) = med(c.iter().map(|c| c.cpu_sources).collect());
+        let (_, _, rss) = med(c.iter().map(|c| c.rss_mb).collect());
+        let contributors = c.iter().map(|c| c.contributors).min().unwrap_or(0);
         println!(
-            "{:<34} {:>9.0} {:>7.2} {:>8.2}s {:>8.2}s {:>7.1}MB {:>8.2}",
-            format!("shoal: {n} source{} -> 1 ({} sent data)", if n == 1 { "" } else { "s" }, c.contributors),
-            c.mb_s,
-            c.secs,
-            c.cpu_get,
-            c.cpu_sources,
-            c.rss_mb,
-            c.mb_s / base
+            "{:<36} {:>17} {:>11.0} {:>8.2}s {:>8.2}s {:>7.1}MB {:>7.2}",
+            format!("shoal: {n} source{} -> 1 (>= {contributors} sent)", if n == 1 { "" } else { "s" }),
+            format!("{mb:.0} [{lo:.0}-{hi:.0}]"),
+            synced,
+            cg,
+            cs,
+            rss,
+            mb / base
         );
     }
+    println!("MB/s: file bytes over the downloader's transfer time (first answer to last verified piece);");
+    println!("with fsync: until the output is synced to disk and under its final name. Peak RSS: the largest");
+    println!("of the runs; cpu: CPU seconds per run (median), downloader and all sources.");
     Ok(())
 }

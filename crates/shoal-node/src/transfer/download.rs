@@ -109,8 +109,11 @@ pub struct DownloadReport {
     pub received: u64,
     /// Bytes that were already verified when this run started (a resumed download).
     pub resumed: u64,
-    /// Wall time of this run, in seconds.
+    /// Wall time of this run, in seconds, until the output was complete, synced to disk and in place.
     pub seconds: f64,
+    /// Seconds spent receiving and verifying pieces (what throughput is measured over: it excludes
+    /// start-up, finding providers and the final sync to disk).
+    pub transfer_seconds: f64,
     /// Per-provider figures, by bytes delivered.
     pub peers: Vec<PeerReport>,
 }
@@ -166,6 +169,7 @@ struct Totals {
     peers: HashMap<PeerId, PeerReport>,
     received: u64,
     resumed: u64,
+    transfer_secs: f64,
     working: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
@@ -287,6 +291,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         received: totals.received,
         resumed: totals.resumed,
         seconds: started.elapsed().as_secs_f64(),
+        transfer_seconds: totals.transfer_secs,
         peers,
     })
 }
@@ -566,6 +571,7 @@ async fn fetch_blob(
     let Some(a) = active else {
         return Err(NodeError::NoProviders { id, secs: tuning.stall_timeout.as_secs() });
     };
+    totals.transfer_secs += a.started.elapsed().as_secs_f64();
     if let Some(h) = checkpoint.take() {
         h.await.map_err(|e| NodeError::Task(e.to_string()))??;
     }
