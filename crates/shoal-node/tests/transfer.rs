@@ -273,3 +273,89 @@ async fn a_slow_peers_pieces_move_to_a_fast_one() {
     assert!(s < bytes.len() as u64 / 4, "the slow peer delivered {s} bytes: {report:#?}");
     assert!(report.seconds < 16.0, "the slow peer's pieces did not move: {report:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_still_downloading_serves_what_it_has_verified() {
+    let bytes = random_bytes(16 * 1024 * 1024, 7);
+    let a = peer_with(|c| c.with_upload_limit(Some(4 * 1024 * 1024))).await;
+    let file = write_file(a.home(), "f.bin", &bytes);
+    let info = a.node.share(&file).await.unwrap();
+    let ticket = a.node.ticket(&info).await.unwrap();
+    let b = peer().await;
+    let b_out = b.home().join("b.bin");
+    let b_dl = b.node.download(DownloadRequest::from_ticket(&ticket, Some(b_out.clone()))).await.unwrap();
+    let mut progress = b_dl.progress();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p = progress.borrow().clone();
+        if p.size > 0 && p.verified >= p.size / 2 {
+            break;
+        }
+        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
+    }
+    // C knows only B, which has half of the file.
+    let c = peer().await;
+    let mut from_b = ticket.clone();
+    let b_addrs = b.node.addrs().await.unwrap();
+    from_b.providers = vec![(b.node.peer_id(), b_addrs)];
+    let mut req = DownloadRequest::from_ticket(&from_b, Some(c.home().join("c.bin")));
+    req.use_dht = false;
+    let c_dl = c.node.download(req).await.unwrap();
+    b_dl.finish().await.unwrap();
+    let served_while_partial = b.node.uploaded();
+    assert!(served_while_partial > 0, "B served nothing while it was still downloading");
+    let report = c_dl.finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(c.home().join("c.bin")).unwrap()), b3(&bytes));
+    assert_eq!(report.peers.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_over_quic() {
+    let quic = |c: shoal_node::NodeConfig| {
+        let net = c.net.clone().with_listen(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]);
+        c.with_net(net)
+    };
+    let src = peer_with(quic).await;
+    let dst = peer_with(quic).await;
+    let bytes = random_bytes(2 * 1024 * 1024, 8);
+    let file = write_file(src.home(), "q.bin", &bytes);
+    let info = src.node.share(&file).await.unwrap();
+    let ticket = src.node.ticket(&info).await.unwrap();
+    assert!(ticket.providers[0].1.iter().all(|a| a.to_string().contains("/quic-v1")));
+    let out = dst.home().join("q.bin");
+    dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_frames_close_the_stream_and_nothing_else() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let src = peer().await;
+    let bytes = random_bytes(100_000, 9);
+    let info = src.node.share(&write_file(src.home(), "f.bin", &bytes)).await.unwrap();
+    let ticket = src.node.ticket(&info).await.unwrap();
+    let evil = peer().await;
+    let proto = libp2p::StreamProtocol::new(shoal_proto::transfer::PROTOCOL);
+    let (provider, addrs) = ticket.providers[0].clone();
+    evil.node.network().connect(provider, addrs).await.unwrap();
+    let cases: [&[u8]; 4] = [
+        &[1, 0xff, 0xff, 0xff, 0x7f],       // announces a 2 GiB frame
+        &[9, 1, 0, 0, 0, 0],                // unknown version
+        &[1, 3, 0, 0, 0, 0xee, 0xee, 0xee], // not a request
+        &[1, 200, 0, 0, 0, 1, 2, 3],        // truncated, then the writer goes away
+    ];
+    for junk in cases {
+        let mut s = evil.node.network().streams().open_stream(provider, proto.clone()).await.unwrap();
+        s.write_all(junk).await.unwrap();
+        let _ = s.close().await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the provider kept a broken stream open: {junk:?}");
+        assert!(rest.is_empty(), "the provider answered garbage {junk:?} with {rest:?}");
+    }
+    // The provider is still up and serving.
+    let dst = peer().await;
+    let out = dst.home().join("ok.bin");
+    dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+}
