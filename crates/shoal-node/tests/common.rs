@@ -65,3 +65,24 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 pub fn b3(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
+
+/// Each of `peers` shares its own copy of `bytes`; returns one ticket naming all of them.
+pub async fn shared_by(peers: &[&Peer], name: &str, bytes: &[u8]) -> shoal_node::Ticket {
+    let mut ticket: Option<shoal_node::Ticket> = None;
+    for p in peers {
+        let file = write_file(p.home(), name, bytes);
+        let info = p.node.share(&file).await.unwrap();
+        let t = p.node.ticket(&info).await.unwrap();
+        match &mut ticket {
+            None => ticket = Some(t),
+            Some(all) => all.providers.extend(t.providers),
+        }
+    }
+    ticket.expect("at least one peer")
+}
+
+/// Downloads `ticket` into `out` on `dst` and returns the report.
+pub async fn fetch(dst: &Peer, ticket: &shoal_node::Ticket, out: &Path) -> shoal_node::DownloadReport {
+    let req = shoal_node::DownloadRequest::from_ticket(ticket, Some(out.to_path_buf()));
+    dst.node.download(req).await.unwrap().finish().await.unwrap()
+}

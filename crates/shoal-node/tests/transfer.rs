@@ -43,30 +43,11 @@ async fn wait_until_connected(p: &Peer, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_sources_all_contribute() {
     let bytes = random_bytes(16 * 1024 * 1024, 2);
-    let mut sources = Vec::new();
-    let mut providers = Vec::new();
-    let mut ticket = None;
-    for i in 0..4 {
-        let p = peer().await;
-        let file = write_file(p.home(), &format!("copy{i}.bin"), &bytes);
-        let info = p.node.share(&file).await.unwrap();
-        let t = p.node.ticket(&info).await.unwrap();
-        providers.extend(t.providers.clone());
-        ticket = Some(t);
-        sources.push(p);
-    }
-    let mut ticket = ticket.unwrap();
-    ticket.providers = providers;
+    let sources = [peer().await, peer().await, peer().await, peer().await];
+    let ticket = shared_by(&sources.iter().collect::<Vec<_>>(), "copy.bin", &bytes).await;
     let dst = peer().await;
     let out = dst.home().join("out.bin");
-    let report = dst
-        .node
-        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report = fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
     let contributors = report.peers.iter().filter(|p| p.bytes > 0).count();
     assert!(contributors >= 3, "only {contributors} sources contributed: {:#?}", report.peers);
@@ -85,27 +66,10 @@ async fn corrupt_peer_is_dropped_and_nothing_it_sent_is_written() {
         c
     })
     .await;
-    let mut providers = Vec::new();
-    let mut ticket = None;
-    for p in [&liar, &honest] {
-        let file = write_file(p.home(), "f.bin", &bytes);
-        let info = p.node.share(&file).await.unwrap();
-        let t = p.node.ticket(&info).await.unwrap();
-        providers.extend(t.providers.clone());
-        ticket = Some(t);
-    }
-    let mut ticket = ticket.unwrap();
-    ticket.providers = providers;
+    let ticket = shared_by(&[&liar, &honest], "f.bin", &bytes).await;
     let dst = peer().await;
     let out = dst.home().join("out.bin");
-    let report = dst
-        .node
-        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report = fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
     let liar_id = liar.node.peer_id().to_string();
     let l = report.peers.iter().find(|p| p.peer == liar_id).expect("the corrupt peer was asked");
@@ -121,17 +85,7 @@ async fn source_killed_mid_transfer_download_completes_from_the_other() {
     // Capped uploads make the transfer last a few seconds, so there is a middle to kill a source in.
     let a = peer_with(|c| c.with_upload_limit(Some(3 * 1024 * 1024))).await;
     let b = peer_with(|c| c.with_upload_limit(Some(3 * 1024 * 1024))).await;
-    let mut providers = Vec::new();
-    let mut ticket = None;
-    for p in [&a, &b] {
-        let file = write_file(p.home(), "f.bin", &bytes);
-        let info = p.node.share(&file).await.unwrap();
-        let t = p.node.ticket(&info).await.unwrap();
-        providers.extend(t.providers.clone());
-        ticket = Some(t);
-    }
-    let mut ticket = ticket.unwrap();
-    ticket.providers = providers;
+    let ticket = shared_by(&[&a, &b], "f.bin", &bytes).await;
     let dst = peer().await;
     let out = dst.home().join("out.bin");
     let handle = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap();
@@ -246,27 +200,10 @@ async fn a_slow_peers_pieces_move_to_a_fast_one() {
     // 64 KiB/s: the slow peer alone would need over two minutes; its first batch of pieces alone 16 s.
     let slow = peer_with(|c| c.with_upload_limit(Some(64 * 1024))).await;
     let fast = peer().await;
-    let mut providers = Vec::new();
-    let mut ticket = None;
-    for p in [&slow, &fast] {
-        let file = write_file(p.home(), "f.bin", &bytes);
-        let info = p.node.share(&file).await.unwrap();
-        let t = p.node.ticket(&info).await.unwrap();
-        providers.extend(t.providers.clone());
-        ticket = Some(t);
-    }
-    let mut ticket = ticket.unwrap();
-    ticket.providers = providers;
+    let ticket = shared_by(&[&slow, &fast], "f.bin", &bytes).await;
     let dst = peer().await; // slow_after = 3 s in the test tuning
     let out = dst.home().join("out.bin");
-    let report = dst
-        .node
-        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report = fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
     let slow_id = slow.node.peer_id().to_string();
     let s = report.peers.iter().find(|p| p.peer == slow_id).map_or(0, |p| p.bytes);
