@@ -1,0 +1,101 @@
+//! Finding and calling a running daemon.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a call to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The API files could not be read.
+    #[error("{path}: {source}")]
+    Files {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The request did not get an answer.
+    #[error("the daemon at {addr} did not answer: {why}")]
+    Unreachable {
+        /// API address.
+        addr: String,
+        /// Cause.
+        why: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{message} (HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The daemon's message.
+        message: String,
+    },
+}
+
+/// A client for the daemon of one data directory.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the API at `addr` with `token`.
+    pub fn new(addr: &str, token: &str) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        Self { base: format!("http://{}", addr.trim()), token: token.trim().to_string(), http }
+    }
+
+    /// The daemon running on `home`, if one answers. A stale `api.addr` (its daemon crashed) gives `None`.
+    pub async fn discover(home: &Path) -> Result<Option<Self>, ClientError> {
+        let read = |name: &str| {
+            let path = home.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(ClientError::Files { path, source }),
+            }
+        };
+        let (Some(addr), Some(token)) = (read("api.addr")?, read("api.token")?) else { return Ok(None) };
+        let c = Self::new(&addr, &token);
+        match c.get::<serde_json::Value>("/api/v1/status").await {
+            Ok(_) => Ok(Some(c)),
+            Err(ClientError::Unreachable { .. }) => {
+                tracing::info!(addr = %addr.trim(), "ignoring a stale api.addr: no daemon answers there");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(&self, r: Result<reqwest::Response, reqwest::Error>) -> Result<T, ClientError> {
+        let r = r.map_err(|e| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() })?;
+        let status = r.status();
+        let text = r.text().await.map_err(|e| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() })?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            return Err(ClientError::Api { status: status.as_u16(), message });
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::Api { status: status.as_u16(), message: e.to_string() })
+    }
+
+    /// `GET path`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await;
+        self.answer(r).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await;
+        self.answer(r).await
+    }
+}

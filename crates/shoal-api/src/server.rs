@@ -1,0 +1,299 @@
+//! The HTTP routes. Handlers are thin: they parse, call the [`Node`], and shape JSON.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shoal_node::{ContentId, DownloadReport, DownloadRequest, Node, Progress, Ticket};
+use tokio::sync::{Notify, watch};
+
+use crate::ApiError;
+
+/// Shared state of the API: the node, the token, and the downloads started through the API.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    token: String,
+    downloads: Mutex<BTreeMap<String, Entry>>,
+    stop: Notify,
+}
+
+struct Entry {
+    name: String,
+    out: Option<PathBuf>,
+    progress: watch::Receiver<Progress>,
+    outcome: Option<Result<DownloadReport, String>>,
+}
+
+impl ApiState {
+    /// State for `node`, accepting requests that carry `token`.
+    pub fn new(node: Node, token: String) -> Self {
+        Self { inner: Arc::new(Inner { node, token, downloads: Mutex::new(BTreeMap::new()), stop: Notify::new() }) }
+    }
+
+    /// Resolves when a client asked the daemon to stop (`POST /api/v1/stop`).
+    pub async fn stop_requested(&self) {
+        self.inner.stop.notified().await
+    }
+
+    fn downloads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.inner.downloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The API router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/shares", get(list_shares).post(add_share))
+        .route("/api/v1/downloads", get(list_downloads).post(start_download))
+        .route("/api/v1/downloads/{id}", get(one_download))
+        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/stop", post(stop))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("no such route; see docs/API.md") })
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Constant-time comparison, so response timing does not leak how much of a guessed token was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if same(t.trim().as_bytes(), state.inner.token.as_bytes()) => next.run(req).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {}", e.body_text())))
+}
+
+#[derive(Serialize)]
+struct Status {
+    peer: String,
+    addrs: Vec<String>,
+    home: PathBuf,
+    topology: Option<String>,
+    shares: usize,
+    downloads_active: usize,
+    peers_connected: usize,
+    uploaded_bytes: u64,
+}
+
+async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    let node = &s.inner.node;
+    let addrs = node.addrs().await?.iter().map(|a| a.to_string()).collect();
+    let peers = node.network().peers().await.map_err(ApiError::internal)?.len();
+    let shares = node.store().shares().map_err(ApiError::internal)?.len();
+    let active = s.downloads().values().filter(|e| e.outcome.is_none()).count();
+    Ok(Json(Status {
+        peer: node.peer_id().to_string(),
+        addrs,
+        home: node.config().home.clone(),
+        topology: None,
+        shares,
+        downloads_active: active,
+        peers_connected: peers,
+        uploaded_bytes: node.uploaded(),
+    }))
+}
+
+async fn list_shares(State(s): State<ApiState>) -> Result<Json<Vec<shoal_store::ShareRecord>>, ApiError> {
+    Ok(Json(s.inner.node.store().shares().map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize)]
+struct AddShare {
+    path: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Shared {
+    ticket: String,
+    id: ContentId,
+    name: String,
+    size: u64,
+    collection: bool,
+    files: usize,
+}
+
+async fn add_share(State(s): State<ApiState>, b: Result<Json<AddShare>, JsonRejection>) -> Result<Json<Shared>, ApiError> {
+    let req = body(b)?;
+    if !req.path.is_absolute() {
+        return Err(ApiError::bad_request(format!("path {} must be absolute", req.path.display())));
+    }
+    if !req.path.exists() {
+        return Err(ApiError::bad_request(format!("{} does not exist", req.path.display())));
+    }
+    let info = s.inner.node.share(&req.path).await?;
+    let ticket = s.inner.node.ticket(&info).await?;
+    Ok(Json(Shared {
+        ticket: ticket.to_string(),
+        id: info.id,
+        name: info.name,
+        size: info.size,
+        collection: info.is_collection,
+        files: info.files.len(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct StartDownload {
+    /// A ticket or a content id.
+    what: String,
+    /// Absolute output path (default: `<home>/downloads/<name>`).
+    output: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct DownloadView {
+    id: String,
+    name: String,
+    out: Option<PathBuf>,
+    state: &'static str,
+    progress: Progress,
+    error: Option<String>,
+    report: Option<DownloadReport>,
+}
+
+fn view(id: &str, e: &Entry) -> DownloadView {
+    let (state, error, report) = match &e.outcome {
+        None => ("running", None, None),
+        Some(Ok(r)) => ("done", None, Some(r.clone())),
+        Some(Err(m)) => ("failed", Some(m.clone()), None),
+    };
+    DownloadView {
+        id: id.to_string(),
+        name: e.name.clone(),
+        out: e.report_out().or_else(|| e.out.clone()),
+        state,
+        progress: e.progress.borrow().clone(),
+        error,
+        report,
+    }
+}
+
+impl Entry {
+    fn report_out(&self) -> Option<PathBuf> {
+        match &self.outcome {
+            Some(Ok(r)) => Some(r.out.clone()),
+            _ => None,
+        }
+    }
+}
+
+async fn start_download(
+    State(s): State<ApiState>,
+    b: Result<Json<StartDownload>, JsonRejection>,
+) -> Result<Json<DownloadView>, ApiError> {
+    let req = body(b)?;
+    let mut out = req.output;
+    if let Some(o) = &out
+        && !o.is_absolute()
+    {
+        return Err(ApiError::bad_request(format!("output {} must be absolute", o.display())));
+    }
+    if out.is_none() {
+        let dir = s.inner.node.config().home.join("downloads");
+        std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+        out = Some(dir);
+    }
+    let (dreq, name) = match req.what.trim().parse::<ContentId>() {
+        Ok(id) => (DownloadRequest::from_id(id, out.clone()), id.to_string()),
+        Err(_) => {
+            let t: Ticket = req.what.parse().map_err(|e: shoal_node::ticket::TicketError| ApiError::bad_request(e.to_string()))?;
+            (DownloadRequest::from_ticket(&t, out.clone()), t.name.clone())
+        }
+    };
+    let id = dreq.id.to_string();
+    if s.downloads().get(&id).is_some_and(|e| e.outcome.is_none()) {
+        return Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: format!("{id} is already downloading") });
+    }
+    let handle = s.inner.node.download(dreq).await?;
+    let entry = Entry { name, out, progress: handle.progress(), outcome: None };
+    let v = view(&id, &entry);
+    s.downloads().insert(id.clone(), entry);
+    let state = s.clone();
+    tokio::spawn(async move {
+        let outcome = handle.finish().await.map_err(|e| e.to_string());
+        if let Some(e) = state.downloads().get_mut(&id) {
+            e.outcome = Some(outcome);
+        }
+    });
+    Ok(Json(v))
+}
+
+async fn list_downloads(State(s): State<ApiState>) -> Json<Vec<DownloadView>> {
+    Json(s.downloads().iter().map(|(id, e)| view(id, e)).collect())
+}
+
+async fn one_download(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
+    let d = s.downloads();
+    let e = d.get(&id).ok_or_else(|| ApiError::not_found(format!("no download with id {id}")))?;
+    Ok(Json(view(&id, e)))
+}
+
+#[derive(Serialize)]
+struct PeerView {
+    peer: String,
+    addrs: Vec<String>,
+    agent: Option<String>,
+}
+
+async fn peers(State(s): State<ApiState>) -> Result<Json<Vec<PeerView>>, ApiError> {
+    let peers = s.inner.node.network().peers().await.map_err(ApiError::internal)?;
+    Ok(Json(
+        peers
+            .into_iter()
+            .map(|p| PeerView { peer: p.peer.to_string(), addrs: p.addrs.iter().map(|a| a.to_string()).collect(), agent: p.agent })
+            .collect(),
+    ))
+}
+
+async fn stop(State(s): State<ApiState>) -> Json<serde_json::Value> {
+    s.inner.stop.notify_one();
+    Json(serde_json::json!({ "stopping": true }))
+}
+
+async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let peers = s.inner.node.network().peers().await.map_err(ApiError::internal)?.len();
+    let (active, downloaded) = {
+        let d = s.downloads();
+        let active = d.values().filter(|e| e.outcome.is_none()).count();
+        let received: u64 = d.values().map(|e| e.progress.borrow().received).sum();
+        (active, received)
+    };
+    let text = format!(
+        "# HELP shoal_uploaded_bytes_total Bytes uploaded to other peers.\n\
+         # TYPE shoal_uploaded_bytes_total counter\n\
+         shoal_uploaded_bytes_total {}\n\
+         # HELP shoal_downloaded_bytes_total Bytes received by downloads started through the API.\n\
+         # TYPE shoal_downloaded_bytes_total counter\n\
+         shoal_downloaded_bytes_total {downloaded}\n\
+         # HELP shoal_connected_peers Peers connected now.\n\
+         # TYPE shoal_connected_peers gauge\n\
+         shoal_connected_peers {peers}\n\
+         # HELP shoal_active_downloads Downloads in progress.\n\
+         # TYPE shoal_active_downloads gauge\n\
+         shoal_active_downloads {active}\n",
+        s.inner.node.uploaded()
+    );
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
