@@ -73,10 +73,14 @@ impl Client {
         }
     }
 
-    async fn answer<T: DeserializeOwned>(&self, r: Result<reqwest::Response, reqwest::Error>) -> Result<T, ClientError> {
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        r: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ClientError> {
         let r = r.map_err(|e| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() })?;
         let status = r.status();
-        let text = r.text().await.map_err(|e| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() })?;
+        let text =
+            r.text().await.map_err(|e| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() })?;
         if !status.is_success() {
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()

@@ -78,7 +78,11 @@ fn new_token() -> Result<String, DaemonError> {
 
 /// Runs a daemon on `config` with its API on `api_listen` until it is told to stop. `ready` is called once
 /// everything is up (the API files exist).
-pub async fn run(config: NodeConfig, api_listen: SocketAddr, ready: impl FnOnce(&DaemonInfo)) -> Result<(), DaemonError> {
+pub async fn run(
+    config: NodeConfig,
+    api_listen: SocketAddr,
+    ready: impl FnOnce(&DaemonInfo),
+) -> Result<(), DaemonError> {
     let home = config.home.clone();
     std::fs::create_dir_all(&home).map_err(io(&home))?;
     let lock_path = home.join("daemon.lock");

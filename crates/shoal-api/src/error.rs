@@ -43,7 +43,9 @@ impl From<shoal_node::NodeError> for ApiError {
     fn from(e: shoal_node::NodeError) -> Self {
         match e {
             shoal_node::NodeError::Store(shoal_store::StoreError::Io { .. })
-            | shoal_node::NodeError::Store(shoal_store::StoreError::NotShareable { .. }) => Self::bad_request(e.to_string()),
+            | shoal_node::NodeError::Store(shoal_store::StoreError::NotShareable { .. }) => {
+                Self::bad_request(e.to_string())
+            }
             other => Self::internal(other),
         }
     }

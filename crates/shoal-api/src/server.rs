@@ -134,7 +134,10 @@ struct Shared {
     files: usize,
 }
 
-async fn add_share(State(s): State<ApiState>, b: Result<Json<AddShare>, JsonRejection>) -> Result<Json<Shared>, ApiError> {
+async fn add_share(
+    State(s): State<ApiState>,
+    b: Result<Json<AddShare>, JsonRejection>,
+) -> Result<Json<Shared>, ApiError> {
     let req = body(b)?;
     if !req.path.is_absolute() {
         return Err(ApiError::bad_request(format!("path {} must be absolute", req.path.display())));
@@ -218,13 +221,17 @@ async fn start_download(
     let (dreq, name) = match req.what.trim().parse::<ContentId>() {
         Ok(id) => (DownloadRequest::from_id(id, out.clone()), id.to_string()),
         Err(_) => {
-            let t: Ticket = req.what.parse().map_err(|e: shoal_node::ticket::TicketError| ApiError::bad_request(e.to_string()))?;
+            let t: Ticket =
+                req.what.parse().map_err(|e: shoal_node::ticket::TicketError| ApiError::bad_request(e.to_string()))?;
             (DownloadRequest::from_ticket(&t, out.clone()), t.name.clone())
         }
     };
     let id = dreq.id.to_string();
     if s.downloads().get(&id).is_some_and(|e| e.outcome.is_none()) {
-        return Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: format!("{id} is already downloading") });
+        return Err(ApiError {
+            status: axum::http::StatusCode::CONFLICT,
+            message: format!("{id} is already downloading"),
+        });
     }
     let handle = s.inner.node.download(dreq).await?;
     let entry = Entry { name, out, progress: handle.progress(), outcome: None };
@@ -262,7 +269,11 @@ async fn peers(State(s): State<ApiState>) -> Result<Json<Vec<PeerView>>, ApiErro
     Ok(Json(
         peers
             .into_iter()
-            .map(|p| PeerView { peer: p.peer.to_string(), addrs: p.addrs.iter().map(|a| a.to_string()).collect(), agent: p.agent })
+            .map(|p| PeerView {
+                peer: p.peer.to_string(),
+                addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
+                agent: p.agent,
+            })
             .collect(),
     ))
 }

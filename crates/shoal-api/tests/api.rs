@@ -15,7 +15,13 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
     (router(ApiState::new(node, TOKEN.into())), dir)
 }
 
-async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, String) {
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, String) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -33,7 +39,9 @@ async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, 
 #[tokio::test]
 async fn every_route_needs_the_token() {
     let (app, _d) = app().await;
-    for (m, uri) in [("GET", "/api/v1/status"), ("GET", "/api/v1/shares"), ("POST", "/api/v1/stop"), ("GET", "/metrics")] {
+    for (m, uri) in
+        [("GET", "/api/v1/status"), ("GET", "/api/v1/shares"), ("POST", "/api/v1/stop"), ("GET", "/metrics")]
+    {
         assert_eq!(call(&app, m, uri, None, None).await.0, StatusCode::UNAUTHORIZED, "{uri} without a token");
         let (s, b) = call(&app, m, uri, Some("wrong"), None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri} with a wrong token");

@@ -78,9 +78,37 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 256)]
         size_mib: u64,
     },
-    /// Run a peer in the foreground: prints its peer id and addresses, serves what it has, until stopped.
+    /// Run a peer in the foreground with its local API: prints its peer id and addresses, serves what it
+    /// has, until Ctrl-C, SIGTERM or `shoal stop`. Other verbs use it when it runs.
     Daemon {
-        /// Print peer id and addresses as JSON.
+        /// Print peer id, addresses and API address as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Address of the local API.
+        #[arg(long, env = "SHOAL_API_LISTEN", default_value = "127.0.0.1:0")]
+        api_listen: std::net::SocketAddr,
+    },
+    /// Show the running daemon's peer id, addresses and counters.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the running daemon's shares and downloads.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the peers the running daemon is connected to.
+    Peers {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running daemon.
+    Stop {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

@@ -3,6 +3,7 @@
 mod daemon;
 mod demo;
 mod get;
+mod remote;
 mod share;
 
 use std::time::Duration;
@@ -17,12 +18,22 @@ use crate::cli::{Args, Command};
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = node_config(&args)?;
     match args.command {
-        Command::Share { path, json } => share::run(config, &path, json).await,
-        Command::Get { what, output, json, timeout } => {
-            let tuning = config.download.clone().with_stall_timeout(Duration::from_secs(timeout.max(1)));
-            get::run(config.with_download(tuning), &what, output, json).await
-        }
-        Command::Daemon { json } => daemon::run(config, json).await,
+        Command::Share { path, json } => match remote::daemon(&config.home).await? {
+            Some(client) => remote::share(&client, &path, json).await,
+            None => share::run(config, &path, json).await,
+        },
+        Command::Get { what, output, json, timeout } => match remote::daemon(&config.home).await? {
+            Some(client) => remote::get(&client, &what, output, json).await,
+            None => {
+                let tuning = config.download.clone().with_stall_timeout(Duration::from_secs(timeout.max(1)));
+                get::run(config.with_download(tuning), &what, output, json).await
+            }
+        },
+        Command::Daemon { json, api_listen } => daemon::run(config, api_listen, json).await,
+        Command::Status { json } => remote::status(&remote::required(&config.home).await?, json).await,
+        Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
+        Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
+        Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
         Command::Demo { sources, size_mib } => demo::run(sources, size_mib).await,
     }
 }

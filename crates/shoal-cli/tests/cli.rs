@@ -314,3 +314,84 @@ exit $code"#;
     let left = stdout.lines().find_map(|l| l.strip_prefix("LEFT:")).unwrap_or("?");
     assert!(!left.contains("out.bin"), "a file was left under the final name: {left}");
 }
+
+fn run_ok(home: &Path, args: &[&str]) -> String {
+    let o = shoal(home).args(args).stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "shoal {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn two_daemons_share_get_ls_stop_restart_and_the_share_is_still_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_home, b_home) = (dir.path().join("a"), dir.path().join("b"));
+    let (mut a, _) = daemon(&a_home);
+    let (_b, _) = daemon(&b_home);
+    assert!(a_home.join("api.addr").exists() && a_home.join("api.token").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(a_home.join("api.token")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let src = dir.path().join("report.pdf");
+    random_file(&src, 1_500_000, 11);
+    // With a daemon running, `share` hands the file to it and exits.
+    let ticket = run_ok(&a_home, &["share", src.to_str().unwrap()]).trim().to_string();
+    assert!(ticket.starts_with("shoal1"));
+    let out = dir.path().join("copy.pdf");
+    let report: serde_json::Value =
+        serde_json::from_str(run_ok(&b_home, &["get", &ticket, "-o", out.to_str().unwrap(), "--json"]).trim()).unwrap();
+    assert_eq!(b3sum(&out), b3sum(&src));
+    assert_eq!(report["id"].as_str().unwrap(), b3sum(&src));
+
+    let ls: serde_json::Value = serde_json::from_str(run_ok(&a_home, &["ls", "--json"]).trim()).unwrap();
+    assert_eq!(ls["shares"][0]["name"], "report.pdf");
+    let ls_b: serde_json::Value = serde_json::from_str(run_ok(&b_home, &["ls", "--json"]).trim()).unwrap();
+    assert_eq!(ls_b["downloads"][0]["state"], "done");
+    let status: serde_json::Value = serde_json::from_str(run_ok(&a_home, &["status", "--json"]).trim()).unwrap();
+    assert!(status["uploaded_bytes"].as_u64().unwrap() >= 1_500_000);
+
+    // A second daemon on the same data directory refuses to start.
+    let o = shoal(&b_home).arg("daemon").stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another shoal daemon"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    run_ok(&a_home, &["stop"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = a.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "daemon exited with {status}");
+    assert!(!a_home.join("api.addr").exists() && !a_home.join("api.token").exists(), "API files left behind");
+    let o = shoal(&a_home).arg("status").stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no shoal daemon is running"));
+
+    let (_a2, _) = daemon(&a_home);
+    let ls: serde_json::Value = serde_json::from_str(run_ok(&a_home, &["ls", "--json"]).trim()).unwrap();
+    assert_eq!(ls["shares"][0]["name"], "report.pdf", "the share did not survive a restart: {ls}");
+}
+
+#[test]
+fn a_stale_api_addr_from_a_crashed_daemon_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    std::fs::create_dir_all(&home).unwrap();
+    // Nothing listens on a port we just bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(home.join("api.addr"), format!("127.0.0.1:{port}")).unwrap();
+    std::fs::write(home.join("api.token"), "stale").unwrap();
+    let o = shoal(&home).arg("status").stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no shoal daemon is running"), "{err}");
+    // And a new daemon replaces the stale files.
+    let (_d, _) = daemon(&home);
+    assert_ne!(std::fs::read_to_string(home.join("api.token")).unwrap(), "stale");
+    run_ok(&home, &["status"]);
+}

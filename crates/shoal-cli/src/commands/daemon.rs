@@ -1,28 +1,26 @@
-//! `shoal daemon`: a peer in the foreground.
+//! `shoal daemon`: a peer and its local API in the foreground.
 
-use anyhow::Context;
-use shoal_node::{Node, NodeConfig};
+use std::net::SocketAddr;
 
-pub(crate) async fn run(config: NodeConfig, json: bool) -> anyhow::Result<()> {
-    let home = config.home.clone();
-    let node = Node::start(config).await.context("starting the peer")?;
-    let addrs = node.addrs().await?;
-    if json {
-        let v = serde_json::json!({
-            "peer": node.peer_id().to_string(),
-            "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "home": home,
-        });
-        super::print_line(&v.to_string())?;
-    } else {
-        super::print_line(&format!("peer {}", node.peer_id()))?;
-        for a in &addrs {
-            super::print_line(&format!("listening {a}"))?;
-        }
-    }
-    let shares = node.store().shares()?;
-    eprintln!("serving {} shares from {} (Ctrl-C stops)", shares.len(), home.display());
-    super::until_stopped().await?;
-    node.shutdown().await;
-    Ok(())
+use shoal_node::NodeConfig;
+
+pub(crate) async fn run(config: NodeConfig, api_listen: SocketAddr, json: bool) -> anyhow::Result<()> {
+    let mut printed = Ok(());
+    shoal_api::daemon::run(config, api_listen, |info| {
+        printed = (|| {
+            if json {
+                super::print_line(&serde_json::to_string(info)?)?;
+            } else {
+                super::print_line(&format!("peer {}", info.peer))?;
+                for a in &info.addrs {
+                    super::print_line(&format!("listening {a}"))?;
+                }
+                super::print_line(&format!("api http://{}", info.api))?;
+            }
+            eprintln!("data directory {}; Ctrl-C or `shoal stop` stops the daemon", info.home.display());
+            Ok(())
+        })();
+    })
+    .await?;
+    printed
 }
