@@ -16,6 +16,11 @@ use shoal_node::config::DownloadTuning;
 use crate::cli::{Args, Command};
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = args.command {
+        let mut cmd = <Args as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "shoal", &mut std::io::stdout());
+        return Ok(());
+    }
     let config = node_config(&args)?;
     match args.command {
         Command::Share { path, json } => match remote::daemon(&config.home).await? {
@@ -34,6 +39,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
         Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
+        Command::Completions { .. } => Ok(()),
         Command::Demo { sources, size_mib } => demo::run(sources, size_mib).await,
     }
 }
