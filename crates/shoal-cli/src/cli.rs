@@ -32,6 +32,18 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_UPLOAD_LIMIT")]
     pub(crate) upload_limit: Option<String>,
 
+    /// Cap on upload speed towards any one peer.
+    #[arg(long, global = true, env = "SHOAL_UPLOAD_LIMIT_PER_PEER")]
+    pub(crate) upload_limit_per_peer: Option<String>,
+
+    /// Cap on download speed, all downloads together, e.g. 10MB.
+    #[arg(long, global = true, env = "SHOAL_DOWNLOAD_LIMIT")]
+    pub(crate) download_limit: Option<String>,
+
+    /// Cap on download speed from any one peer.
+    #[arg(long, global = true, env = "SHOAL_DOWNLOAD_LIMIT_PER_PEER")]
+    pub(crate) download_limit_per_peer: Option<String>,
+
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,

@@ -66,9 +66,16 @@ fn node_config(args: &Args) -> anyhow::Result<NodeConfig> {
         net = net.with_listen(listen);
     }
     net = net.with_bootstrap(parse_addrs(&args.bootstrap, "--bootstrap")?);
-    let upload_limit = args.upload_limit.as_deref().map(parse_rate).transpose()?;
-    let mut config =
-        NodeConfig::new(home).with_net(net).with_upload_limit(upload_limit).with_download(DownloadTuning::default());
+    let rate = |v: &Option<String>| v.as_deref().map(parse_rate).transpose();
+    let mut config = NodeConfig::new(home)
+        .with_net(net)
+        .with_upload_limit(rate(&args.upload_limit)?)
+        .with_limits(
+            rate(&args.upload_limit_per_peer)?,
+            rate(&args.download_limit)?,
+            rate(&args.download_limit_per_peer)?,
+        )
+        .with_download(DownloadTuning::default());
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }

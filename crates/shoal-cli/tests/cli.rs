@@ -395,3 +395,33 @@ fn a_stale_api_addr_from_a_crashed_daemon_is_ignored() {
     assert_ne!(std::fs::read_to_string(home.join("api.token")).unwrap(), "stale");
     run_ok(&home, &["status"]);
 }
+
+/// Downloads a 100 MB file through a cap of 10 MB/s set with `args` on the sharer (`up`) or the
+/// downloader (`down`), and returns the measured rate over the transfer (about 10 s).
+fn rate_through_cap(up: &[&str], down: &[&str]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    let size = 100_000_000;
+    random_file(&src, size, 12);
+    let (_sharer, ticket) = share(&dir.path().join("a"), &src, up);
+    let out = dir.path().join("copy.bin");
+    let (status, stdout, stderr) = run_get(&dir.path().join("b"), &ticket, &out, down);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(b3sum(&out), b3sum(&src));
+    let r = json(&stdout);
+    size as f64 / r["transfer_seconds"].as_f64().unwrap()
+}
+
+#[test]
+fn an_upload_cap_of_10_mb_s_gives_10_mb_s() {
+    let rate = rate_through_cap(&["--upload-limit", "10MB"], &[]);
+    eprintln!("upload cap 10 MB/s: measured {:.2} MB/s", rate / 1e6);
+    assert!((9e6..=11e6).contains(&rate), "measured {rate} B/s");
+}
+
+#[test]
+fn a_download_cap_of_10_mb_s_gives_10_mb_s() {
+    let rate = rate_through_cap(&[], &["--download-limit", "10MB"]);
+    eprintln!("download cap 10 MB/s: measured {:.2} MB/s", rate / 1e6);
+    assert!((9e6..=11e6).contains(&rate), "measured {rate} B/s");
+}

@@ -18,8 +18,14 @@ pub struct NodeConfig {
     pub home: PathBuf,
     /// Network settings.
     pub net: NetConfig,
-    /// Global upload cap in bytes per second (`None`: unlimited).
+    /// Upload cap for all peers together, bytes per second (`None`: unlimited).
     pub upload_limit: Option<u64>,
+    /// Upload cap towards any one peer, bytes per second.
+    pub upload_limit_per_peer: Option<u64>,
+    /// Download cap for all downloads together, bytes per second.
+    pub download_limit: Option<u64>,
+    /// Download cap from any one peer, bytes per second.
+    pub download_limit_per_peer: Option<u64>,
     /// Download tuning.
     pub download: DownloadTuning,
     /// Test-only: flip a byte in every range this peer serves, to exercise verification. Never set this
@@ -64,6 +70,9 @@ impl NodeConfig {
             home,
             net: NetConfig::default(),
             upload_limit: None,
+            upload_limit_per_peer: None,
+            download_limit: None,
+            download_limit_per_peer: None,
             download: DownloadTuning::default(),
             corrupt_uploads: false,
         }
@@ -83,6 +92,19 @@ impl NodeConfig {
     /// Sets the upload cap.
     pub fn with_upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.upload_limit = bytes_per_sec;
+        self
+    }
+
+    /// Sets the per-peer upload cap and the global and per-peer download caps.
+    pub fn with_limits(
+        mut self,
+        upload_per_peer: Option<u64>,
+        download: Option<u64>,
+        download_per_peer: Option<u64>,
+    ) -> Self {
+        self.upload_limit_per_peer = upload_per_peer;
+        self.download_limit = download;
+        self.download_limit_per_peer = download_per_peer;
         self
     }
 

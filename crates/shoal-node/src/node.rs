@@ -11,7 +11,7 @@ use shoal_net::Network;
 use shoal_store::{BlobInfo, Store};
 
 use crate::transfer::download::{self, DownloadHandle, DownloadRequest};
-use crate::transfer::limit::RateLimiter;
+use crate::transfer::limit::Limits;
 use crate::transfer::serve::{self, ServeCtx};
 use crate::{NodeConfig, NodeError, Ticket};
 
@@ -31,6 +31,7 @@ impl Counters {
 
 struct Inner {
     config: NodeConfig,
+    download_limits: Arc<Limits>,
     store: Arc<Store>,
     net: Network,
     counters: Arc<Counters>,
@@ -74,12 +75,13 @@ impl Node {
         let counters = Arc::new(Counters::default());
         let ctx = Arc::new(ServeCtx {
             store: store.clone(),
-            limiter: config.upload_limit.map(RateLimiter::new),
+            limits: Limits::new(config.upload_limit, config.upload_limit_per_peer),
             counters: counters.clone(),
             corrupt_uploads: config.corrupt_uploads,
         });
         let accept = tokio::spawn(serve::accept_loop(incoming, ctx));
-        let node = Self { inner: Arc::new(Inner { config, store, net, counters, accept }) };
+        let download_limits = Arc::new(Limits::new(config.download_limit, config.download_limit_per_peer));
+        let node = Self { inner: Arc::new(Inner { config, download_limits, store, net, counters, accept }) };
         let ids = {
             let store = node.inner.store.clone();
             tokio::task::spawn_blocking(move || store.servable_ids())
@@ -152,6 +154,10 @@ impl Node {
     /// Starts a download.
     pub async fn download(&self, req: DownloadRequest) -> Result<DownloadHandle, NodeError> {
         Ok(download::start(self.clone(), req))
+    }
+
+    pub(crate) fn download_limits(&self) -> &Arc<Limits> {
+        &self.inner.download_limits
     }
 
     /// Bytes uploaded to other peers since start.

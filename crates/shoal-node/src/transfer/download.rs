@@ -225,6 +225,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
     blocking(move || node_store.put_download(&rec)).await?;
 
     let (size, files) = if !first.collection {
+        progress.send_modify(|p| p.files_done = 1);
         (first.size, 1)
     } else {
         let store = node.store().clone();
@@ -368,7 +369,8 @@ async fn fetch_blob(
     for (p, addrs) in providers {
         if p != me && tried.insert(p) {
             hints.insert(p, addrs.clone());
-            sessions.insert(p, session::spawn(net.clone(), p, addrs, id, ev_tx.clone()));
+            sessions
+                .insert(p, session::spawn(node.download_limits().clone(), net.clone(), p, addrs, id, ev_tx.clone()));
         }
     }
     let (found_tx, mut found_rx) = mpsc::channel::<Found>(64);
@@ -487,7 +489,7 @@ async fn fetch_blob(
                 };
                 if p != me && tried.insert(p) {
                     tracing::debug!(peer = %p, "provider found in the DHT");
-                    sessions.insert(p, session::spawn(net.clone(), p, Vec::new(), id, ev_tx.clone()));
+                    sessions.insert(p, session::spawn(node.download_limits().clone(), net.clone(), p, Vec::new(), id, ev_tx.clone()));
                 }
             }
             _ = tick.tick() => {}

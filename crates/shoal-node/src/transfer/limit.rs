@@ -1,4 +1,4 @@
-//! A token bucket that caps upload throughput.
+//! Token buckets that cap throughput: one for all traffic in a direction, one per peer.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -33,6 +33,37 @@ impl RateLimiter {
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The caps of one direction (upload or download): global and per peer; either may be absent.
+#[derive(Debug, Default)]
+pub(crate) struct Limits {
+    global: Option<RateLimiter>,
+    per_peer_rate: Option<u64>,
+    per_peer: std::sync::Mutex<std::collections::HashMap<libp2p::PeerId, std::sync::Arc<RateLimiter>>>,
+}
+
+impl Limits {
+    pub(crate) fn new(global: Option<u64>, per_peer: Option<u64>) -> Self {
+        Self { global: global.map(RateLimiter::new), per_peer_rate: per_peer, per_peer: Default::default() }
+    }
+
+    /// Waits until `n` bytes may pass to or from `peer`.
+    pub(crate) async fn acquire(&self, peer: libp2p::PeerId, n: usize) {
+        if let Some(rate) = self.per_peer_rate {
+            let l = self
+                .per_peer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(peer)
+                .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate)))
+                .clone();
+            l.acquire(n).await;
+        }
+        if let Some(g) = &self.global {
+            g.acquire(n).await;
         }
     }
 }

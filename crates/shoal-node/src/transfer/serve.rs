@@ -13,13 +13,13 @@ use shoal_proto::transfer::{Request, Response};
 use shoal_store::{ContentId, Store};
 
 use super::framing::{FrameError, read_frame, write_frame};
-use super::limit::RateLimiter;
+use super::limit::Limits;
 use crate::node::Counters;
 
 /// What the serving tasks share.
 pub(crate) struct ServeCtx {
     pub(crate) store: Arc<Store>,
-    pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) limits: Limits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) corrupt_uploads: bool,
 }
@@ -72,9 +72,7 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
                     {
                         *b ^= 0x01;
                     }
-                    if let Some(l) = &ctx.limiter {
-                        l.acquire(buf.len()).await;
-                    }
+                    ctx.limits.acquire(peer, buf.len()).await;
                     write_frame(&mut wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
                     wr.write_all(&buf).await?;
                     ctx.counters.uploaded(peer, buf.len() as u64);

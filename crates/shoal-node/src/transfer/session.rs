@@ -82,6 +82,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts a session with `peer` for blob `id`; it first asks `Have`.
 pub(crate) fn spawn(
+    limits: Arc<super::limit::Limits>,
     net: shoal_net::Network,
     peer: PeerId,
     hints: Vec<Multiaddr>,
@@ -92,7 +93,7 @@ pub(crate) fn spawn(
     let _ = tx.send(SessionCmd::Have);
     let ev = events.clone();
     let task = tokio::spawn(async move {
-        let why = match run(net, peer, hints, id, rx, events).await {
+        let why = match run(limits, net, peer, hints, id, rx, events).await {
             Ok(()) => "session closed".to_string(),
             Err(e) => e,
         };
@@ -102,6 +103,7 @@ pub(crate) fn spawn(
 }
 
 async fn run(
+    limits: Arc<super::limit::Limits>,
     net: shoal_net::Network,
     peer: PeerId,
     hints: Vec<Multiaddr>,
@@ -158,6 +160,8 @@ async fn run(
                     if len > MAX_PAYLOAD {
                         return Err(format!("payload of {len} bytes is over the limit"));
                     }
+                    // Pace reading under a download cap; TCP back-pressure then slows the sender.
+                    limits.acquire(peer, len as usize).await;
                     // Reuse a buffer: zeroing and faulting in a fresh megabyte per piece costs more than the copy.
                     let mut buf = spare.take().unwrap_or_default();
                     if buf.len() < len as usize {
