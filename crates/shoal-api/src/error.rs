@@ -21,6 +21,9 @@ impl ApiError {
     pub(crate) fn not_found(m: impl Into<String>) -> Self {
         Self { status: StatusCode::NOT_FOUND, message: m.into() }
     }
+    pub(crate) fn conflict(m: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, message: m.into() }
+    }
     pub(crate) fn unauthorized() -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,

@@ -8,12 +8,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shoal_node::{ContentId, DownloadReport, DownloadRequest, Node, Progress, Ticket};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::ApiError;
 
@@ -28,19 +29,50 @@ struct Inner {
     token: String,
     downloads: Mutex<BTreeMap<String, Entry>>,
     stop: Notify,
+    events: broadcast::Sender<serde_json::Value>,
 }
 
 struct Entry {
     name: String,
     out: Option<PathBuf>,
+    request: DownloadRequest,
     progress: watch::Receiver<Progress>,
+    abort: tokio::task::AbortHandle,
+    /// Set when the user paused or cancelled it.
+    stopped: Option<&'static str>,
     outcome: Option<Result<DownloadReport, String>>,
 }
 
 impl ApiState {
     /// State for `node`, accepting requests that carry `token`.
     pub fn new(node: Node, token: String) -> Self {
-        Self { inner: Arc::new(Inner { node, token, downloads: Mutex::new(BTreeMap::new()), stop: Notify::new() }) }
+        let (events, _) = broadcast::channel(1024);
+        let state = Self {
+            inner: Arc::new(Inner { node, token, downloads: Mutex::new(BTreeMap::new()), stop: Notify::new(), events }),
+        };
+        // Peer joins and leaves go to the event feed.
+        let mut net = state.inner.node.network().subscribe();
+        let tx = state.inner.events.clone();
+        tokio::spawn(async move {
+            loop {
+                let ev = match net.recv().await {
+                    Ok(shoal_net::NetEvent::PeerConnected { peer }) => {
+                        serde_json::json!({ "type": "peer_connected", "peer": peer.to_string() })
+                    }
+                    Ok(shoal_net::NetEvent::PeerDisconnected { peer }) => {
+                        serde_json::json!({ "type": "peer_disconnected", "peer": peer.to_string() })
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let _ = tx.send(ev);
+            }
+        });
+        state
+    }
+
+    fn emit(&self, v: serde_json::Value) {
+        let _ = self.inner.events.send(v);
     }
 
     /// Resolves when a client asked the daemon to stop (`POST /api/v1/stop`).
@@ -60,6 +92,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/shares", get(list_shares).post(add_share))
         .route("/api/v1/downloads", get(list_downloads).post(start_download))
         .route("/api/v1/downloads/{id}", get(one_download))
+        .route("/api/v1/downloads/{id}/pause", post(pause_download))
+        .route("/api/v1/downloads/{id}/resume", post(resume_download))
+        .route("/api/v1/downloads/{id}/cancel", post(cancel_download))
+        .route("/api/v1/shares/{id}/remove", post(remove_share))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/stop", post(stop))
         .route("/metrics", get(metrics))
@@ -178,7 +215,7 @@ struct DownloadView {
 
 fn view(id: &str, e: &Entry) -> DownloadView {
     let (state, error, report) = match &e.outcome {
-        None => ("running", None, None),
+        None => (e.stopped.unwrap_or("running"), None, None),
         Some(Ok(r)) => ("done", None, Some(r.clone())),
         Some(Err(m)) => ("failed", Some(m.clone()), None),
     };
@@ -227,24 +264,137 @@ async fn start_download(
         }
     };
     let id = dreq.id.to_string();
-    if s.downloads().get(&id).is_some_and(|e| e.outcome.is_none()) {
-        return Err(ApiError {
-            status: axum::http::StatusCode::CONFLICT,
-            message: format!("{id} is already downloading"),
-        });
+    if s.downloads().get(&id).is_some_and(|e| e.outcome.is_none() && e.stopped.is_none()) {
+        return Err(ApiError::conflict(format!("{id} is already downloading")));
     }
-    let handle = s.inner.node.download(dreq).await?;
-    let entry = Entry { name, out, progress: handle.progress(), outcome: None };
+    let (progress, abort) = launch(&s, id.clone(), dreq.clone()).await?;
+    let entry = Entry { name, out, request: dreq, progress, abort, stopped: None, outcome: None };
     let v = view(&id, &entry);
-    s.downloads().insert(id.clone(), entry);
+    s.downloads().insert(id, entry);
+    Ok(Json(v))
+}
+
+/// Starts (or restarts) a download and the task that reports on it.
+async fn launch(
+    s: &ApiState,
+    id: String,
+    req: DownloadRequest,
+) -> Result<(watch::Receiver<Progress>, tokio::task::AbortHandle), ApiError> {
+    let handle = s.inner.node.download(req).await?;
+    let (progress, abort) = (handle.progress(), handle.abort_handle());
     let state = s.clone();
+    let mut watch = handle.progress();
     tokio::spawn(async move {
-        let outcome = handle.finish().await.map_err(|e| e.to_string());
-        if let Some(e) = state.downloads().get_mut(&id) {
-            e.outcome = Some(outcome);
+        let reporter = {
+            let (state, id) = (state.clone(), id.clone());
+            async move {
+                while watch.changed().await.is_ok() {
+                    let p = watch.borrow().clone();
+                    state.emit(serde_json::json!({ "type": "download_progress", "id": id, "progress": p }));
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            r = handle.finish() => r.map_err(|e| e.to_string()),
+            _ = reporter => return,
+        };
+        let mut d = state.downloads();
+        let Some(e) = d.get_mut(&id) else { return };
+        if e.stopped.is_some() {
+            return;
+        }
+        let ev = match &outcome {
+            Ok(r) => serde_json::json!({ "type": "download_done", "id": id, "report": r }),
+            Err(m) => serde_json::json!({ "type": "download_failed", "id": id, "error": m }),
+        };
+        e.outcome = Some(outcome);
+        drop(d);
+        state.emit(ev);
+    });
+    Ok((progress, abort))
+}
+
+async fn pause_download(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
+    let mut d = s.downloads();
+    let e = d.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no download with id {id}")))?;
+    if e.outcome.is_some() || e.stopped.is_some() {
+        return Err(ApiError::conflict(format!("{id} is not running")));
+    }
+    e.stopped = Some("paused");
+    e.abort.abort();
+    let v = view(&id, e);
+    drop(d);
+    s.emit(serde_json::json!({ "type": "download_paused", "id": id }));
+    Ok(Json(v))
+}
+
+async fn resume_download(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
+    let req = {
+        let d = s.downloads();
+        let e = d.get(&id).ok_or_else(|| ApiError::not_found(format!("no download with id {id}")))?;
+        if e.stopped != Some("paused") {
+            return Err(ApiError::conflict(format!("{id} is not paused")));
+        }
+        e.request.clone()
+    };
+    let (progress, abort) = launch(&s, id.clone(), req).await?;
+    let mut d = s.downloads();
+    let e = d.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no download with id {id}")))?;
+    e.progress = progress;
+    e.abort = abort;
+    e.stopped = None;
+    Ok(Json(view(&id, e)))
+}
+
+async fn cancel_download(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
+    let cid: ContentId = id.parse().map_err(|_| ApiError::not_found(format!("no download with id {id}")))?;
+    let v = {
+        let mut d = s.downloads();
+        let e = d.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no download with id {id}")))?;
+        if e.outcome.is_some() {
+            return Err(ApiError::conflict(format!("{id} has already ended")));
+        }
+        e.stopped = Some("cancelled");
+        e.abort.abort();
+        view(&id, e)
+    };
+    let store = s.inner.node.store().clone();
+    // The partial file goes; a finished file or a shared one is never touched.
+    tokio::task::spawn_blocking(move || store.discard_partial(&cid))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    s.emit(serde_json::json!({ "type": "download_cancelled", "id": id }));
+    Ok(Json(v))
+}
+
+async fn remove_share(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let cid: ContentId = id.parse().map_err(|_| ApiError::not_found(format!("no share with id {id}")))?;
+    if !s.inner.node.unshare(&cid).await? {
+        return Err(ApiError::not_found(format!("no share with id {id}")));
+    }
+    Ok(Json(serde_json::json!({ "removed": id })))
+}
+
+async fn events(
+    State(s): State<ApiState>,
+) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = s.inner.events.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => {
+                    let kind = v["type"].as_str().unwrap_or("event").to_string();
+                    return Some((Ok(Event::default().event(kind).data(v.to_string())), rx));
+                }
+                // A slow reader misses the oldest events rather than holding memory.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
     });
-    Ok(Json(v))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn list_downloads(State(s): State<ApiState>) -> Json<Vec<DownloadView>> {

@@ -88,3 +88,146 @@ async fn share_then_status_list_and_metrics() {
     assert_eq!(s, StatusCode::OK);
     assert!(b.contains("shoal_uploaded_bytes_total 0") && b.contains("# TYPE shoal_connected_peers gauge"), "{b}");
 }
+
+struct Two {
+    app: axum::Router,
+    sharer: Node,
+    dir: tempfile::TempDir,
+}
+
+async fn api_and_sharer(upload_limit: u64) -> Two {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig::loopback(dir.path().join("api-home"))).await.unwrap();
+    let sharer = Node::start(NodeConfig::loopback(dir.path().join("sharer")).with_upload_limit(Some(upload_limit)))
+        .await
+        .unwrap();
+    Two { app: router(ApiState::new(node, TOKEN.into())), sharer, dir }
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Subscribes to the event feed; returns a channel of (event type, data).
+async fn subscribe(app: &axum::Router) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+    use futures::StreamExt;
+    let req =
+        Request::get("/api/v1/events").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body().into_data_stream();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let msg: String = buf.drain(..end + 2).collect();
+                let kind = msg.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
+                let data = msg.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+                if tx.send((kind, serde_json::from_str(data).unwrap_or(serde_json::Value::Null))).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn next_event(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    kind: &str,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (k, v) = tokio::time::timeout_at(deadline, rx.recv()).await.expect("no such event within 30 s").unwrap();
+        if k == kind {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pause_resume_and_the_file_arrives_whole() {
+    let t = api_and_sharer(2 * 1024 * 1024).await;
+    let bytes = random_bytes(6 * 1024 * 1024, 1);
+    let file = t.dir.path().join("video.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let info = t.sharer.share(&file).await.unwrap();
+    let ticket = t.sharer.ticket(&info).await.unwrap().to_string();
+    let mut events = subscribe(&t.app).await;
+    let out = t.dir.path().join("got.bin");
+    let body = serde_json::json!({ "what": ticket, "output": out }).to_string();
+    let (s, b) = call(&t.app, "POST", "/api/v1/downloads", Some(TOKEN), Some(&body)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let id = info.id.to_string();
+    next_event(&mut events, "peer_connected").await;
+    // Pause once a megabyte is verified (at 2 MiB/s, several 100 ms checkpoints have recorded it by then).
+    loop {
+        let p = next_event(&mut events, "download_progress").await;
+        assert_eq!(p["id"], id);
+        if p["progress"]["verified"].as_u64().unwrap() >= 1024 * 1024 {
+            break;
+        }
+    }
+    let (s, b) = call(&t.app, "POST", &format!("/api/v1/downloads/{id}/pause"), Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = call(&t.app, "GET", &format!("/api/v1/downloads/{id}"), Some(TOKEN), None).await;
+    assert!(b.contains("\"state\":\"paused\""), "{b}");
+    assert_eq!(
+        call(&t.app, "POST", &format!("/api/v1/downloads/{id}/pause"), Some(TOKEN), None).await.0,
+        StatusCode::CONFLICT
+    );
+    let (s, b) = call(&t.app, "POST", &format!("/api/v1/downloads/{id}/resume"), Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let done = next_event(&mut events, "download_done").await;
+    assert_eq!(done["id"], id);
+    assert!(done["report"]["resumed"].as_u64().unwrap() > 0, "the resumed run started from scratch: {done}");
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_removes_the_partial_file_and_remove_share_stops_listing() {
+    let t = api_and_sharer(1024 * 1024).await;
+    let bytes = random_bytes(8 * 1024 * 1024, 2);
+    let file = t.dir.path().join("big.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let info = t.sharer.share(&file).await.unwrap();
+    let ticket = t.sharer.ticket(&info).await.unwrap().to_string();
+    let mut events = subscribe(&t.app).await;
+    let outdir = t.dir.path().join("out");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let body = serde_json::json!({ "what": ticket, "output": outdir.join("big.bin") }).to_string();
+    assert_eq!(call(&t.app, "POST", "/api/v1/downloads", Some(TOKEN), Some(&body)).await.0, StatusCode::OK);
+    let id = info.id.to_string();
+    next_event(&mut events, "download_progress").await;
+    assert!(outdir.join(".big.bin.shoal-partial").exists());
+    let (s, b) = call(&t.app, "POST", &format!("/api/v1/downloads/{id}/cancel"), Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    next_event(&mut events, "download_cancelled").await;
+    assert!(!outdir.join(".big.bin.shoal-partial").exists(), "partial file left after cancel");
+    assert!(!outdir.join("big.bin").exists());
+    let (_, b) = call(&t.app, "GET", &format!("/api/v1/downloads/{id}"), Some(TOKEN), None).await;
+    assert!(b.contains("\"state\":\"cancelled\""), "{b}");
+
+    // Shares: add one on the API node, remove it, and it is gone (a second remove is a 404).
+    let mine = t.dir.path().join("mine.txt");
+    std::fs::write(&mine, b"mine").unwrap();
+    let (_, b) =
+        call(&t.app, "POST", "/api/v1/shares", Some(TOKEN), Some(&serde_json::json!({"path": mine}).to_string())).await;
+    let sid = serde_json::from_str::<serde_json::Value>(&b).unwrap()["id"].as_str().unwrap().to_string();
+    let uri = format!("/api/v1/shares/{sid}/remove");
+    assert_eq!(call(&t.app, "POST", &uri, Some(TOKEN), None).await.0, StatusCode::OK);
+    assert_eq!(call(&t.app, "GET", "/api/v1/shares", Some(TOKEN), None).await.1, "[]");
+    assert_eq!(call(&t.app, "POST", &uri, Some(TOKEN), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(std::fs::read(&mine).unwrap(), b"mine", "removing a share must not touch the file");
+}

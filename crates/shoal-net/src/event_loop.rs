@@ -12,7 +12,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
-use crate::{NetConfig, NetError, PeerInfo};
+use crate::{NetConfig, NetError, NetEvent, PeerInfo};
 
 pub(crate) enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
@@ -36,6 +36,7 @@ pub(crate) struct EventLoop {
     pending_providers: HashMap<QueryId, mpsc::Sender<PeerId>>,
     provided: HashSet<Vec<u8>>,
     joined: bool,
+    events: tokio::sync::broadcast::Sender<NetEvent>,
 }
 
 fn is_unspecified(addr: &Multiaddr) -> bool {
@@ -47,7 +48,12 @@ fn is_unspecified(addr: &Multiaddr) -> bool {
 }
 
 impl EventLoop {
-    pub(crate) fn new(swarm: Swarm<Behaviour>, commands: mpsc::Receiver<Command>, config: NetConfig) -> Self {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        config: NetConfig,
+        events: tokio::sync::broadcast::Sender<NetEvent>,
+    ) -> Self {
         Self {
             swarm,
             commands,
@@ -59,6 +65,7 @@ impl EventLoop {
             pending_providers: HashMap::new(),
             provided: HashSet::new(),
             joined: false,
+            events,
         }
     }
 
@@ -212,7 +219,11 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => self.on_new_listen_addr(address),
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let first = !self.connected.contains_key(&peer_id);
                 self.connected.entry(peer_id).or_default().push(endpoint.get_remote_address().clone());
+                if first {
+                    let _ = self.events.send(NetEvent::PeerConnected { peer: peer_id });
+                }
                 for reply in self.pending_connect.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
                 }
@@ -220,6 +231,7 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, .. } => {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    let _ = self.events.send(NetEvent::PeerDisconnected { peer: peer_id });
                 } else if let Some(v) = self.connected.get_mut(&peer_id) {
                     v.retain(|a| a != endpoint.get_remote_address());
                 }

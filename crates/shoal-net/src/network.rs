@@ -81,12 +81,29 @@ pub struct PeerInfo {
     pub agent: Option<String>,
 }
 
+/// Something that happened in the network, for whoever listens ([`Network::subscribe`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// First connection to a peer.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
 /// A handle to the swarm. Cheap to clone; every clone talks to the same event loop.
 #[derive(Clone)]
 pub struct Network {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
+    events: tokio::sync::broadcast::Sender<NetEvent>,
 }
 
 impl Network {
@@ -102,13 +119,19 @@ impl Network {
                 .map_err(|e| NetError::Listen { addr: addr.to_string(), why: e.to_string() })?;
         }
         let (tx, rx) = mpsc::channel(256);
-        let mut ev = EventLoop::new(swarm, rx, config.clone());
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone());
         ev.await_listeners(config.listen.len(), Duration::from_secs(5)).await?;
         for addr in &config.bootstrap {
             ev.dial_addr(addr.clone());
         }
         tokio::spawn(ev.run());
-        Ok(Self { peer_id, commands: tx, control })
+        Ok(Self { peer_id, commands: tx, control, events })
+    }
+
+    /// Network events from now on. A subscriber that falls behind misses the oldest (bounded buffer).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NetEvent> {
+        self.events.subscribe()
     }
 
     /// This peer's id.

@@ -134,6 +134,19 @@ impl Node {
         Ok(info)
     }
 
+    /// Stops sharing `id` and withdraws it from the DHT. Returns whether it was shared.
+    pub async fn unshare(&self, id: &shoal_store::ContentId) -> Result<bool, NodeError> {
+        let store = self.inner.store.clone();
+        let i = *id;
+        let was = tokio::task::spawn_blocking(move || store.remove_share(&i))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))??;
+        if was {
+            self.inner.net.unprovide(id.as_bytes().to_vec()).await?;
+        }
+        Ok(was)
+    }
+
     /// A ticket for something this peer shares, naming this peer and its addresses.
     pub async fn ticket(&self, info: &BlobInfo) -> Result<Ticket, NodeError> {
         let addrs = self

@@ -272,6 +272,18 @@ impl Catalog {
         })
     }
 
+    /// Removes a share; returns whether there was one.
+    pub(crate) fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
+        self.with(|c| c.execute("DELETE FROM shares WHERE id = ?1", params![id.as_bytes()]).map(|n| n > 0))
+    }
+
+    /// True when `id` was downloaded here (it keeps being served after it is unshared).
+    pub(crate) fn was_downloaded(&self, id: &ContentId) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT EXISTS(SELECT 1 FROM downloads WHERE id = ?1)", params![id.as_bytes()], |r| r.get(0))
+        })
+    }
+
     /// True when `id` was shared or downloaded as a collection.
     pub(crate) fn is_collection(&self, id: &ContentId) -> Result<bool, StoreError> {
         self.with(|c| {

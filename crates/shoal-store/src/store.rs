@@ -362,6 +362,33 @@ impl Store {
         Ok(Partial::new(*id, size, data, partial_path.to_owned(), outboard, verified, self.catalog.clone()))
     }
 
+    /// Stops sharing `id`: it is no longer listed nor served (unless it was downloaded here, in which case it
+    /// keeps being served like any completed download). The user's file is not touched. Returns whether it
+    /// was shared.
+    pub fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
+        let was = self.catalog.remove_share(id)?;
+        if was && !self.catalog.was_downloaded(id)? {
+            self.catalog.remove_blob(id)?;
+        }
+        Ok(was)
+    }
+
+    /// Throws away a partial download of `id` (a cancelled download): its partial file, its outboard and its
+    /// record. Complete blobs and user files are never touched.
+    pub fn discard_partial(&self, id: &ContentId) -> Result<(), StoreError> {
+        let Some(row) = self.catalog.blob(id)? else { return Ok(()) };
+        if row.state != BlobState::Partial {
+            return Ok(());
+        }
+        for p in [row.data_path.clone(), self.outboard_path(id)] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::io("removing", &p)(e)),
+                _ => {}
+            }
+        }
+        self.catalog.remove_blob(id)
+    }
+
     /// Forgets a blob (e.g. a cancelled download). Does not touch user files.
     pub fn forget(&self, id: &ContentId) -> Result<(), StoreError> {
         self.catalog.remove_blob(id)

@@ -139,6 +139,11 @@ impl DownloadHandle {
     pub fn abort(&self) {
         self.task.abort();
     }
+
+    /// A handle that stops the download, usable after `finish` took the handle.
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
 }
 
 pub(crate) fn start(node: Node, req: DownloadRequest) -> DownloadHandle {
