@@ -144,7 +144,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         peer: node.peer_id().to_string(),
         addrs,
         home: node.config().home.clone(),
-        topology: None,
+        topology: node.config().topology.map(|t| t.to_string()),
         shares,
         downloads_active: active,
         peers_connected: peers,

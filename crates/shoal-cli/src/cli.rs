@@ -20,9 +20,9 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_BOOTSTRAP", value_delimiter = ',')]
     pub(crate) bootstrap: Vec<String>,
 
-    /// Find peers on the local network by multicast DNS.
-    #[arg(long, global = true, env = "SHOAL_MDNS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub(crate) mdns: bool,
+    /// Find peers on the local network by multicast DNS (true/false; default true).
+    #[arg(long, global = true, env = "SHOAL_MDNS", action = clap::ArgAction::Set)]
+    pub(crate) mdns: Option<bool>,
 
     /// Listen on 127.0.0.1 only and turn mDNS off (tests, demos, trying things out on one machine).
     #[arg(long, global = true, env = "SHOAL_LOOPBACK")]
@@ -43,6 +43,14 @@ pub(crate) struct Args {
     /// Cap on download speed from any one peer.
     #[arg(long, global = true, env = "SHOAL_DOWNLOAD_LIMIT_PER_PEER")]
     pub(crate) download_limit_per_peer: Option<String>,
+
+    /// Most connections at once.
+    #[arg(long, global = true, env = "SHOAL_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<u32>,
+
+    /// Variant of the P2P model: pure, structured, hybrid or supernode (search is not built yet).
+    #[arg(long, global = true, env = "SHOAL_TOPOLOGY")]
+    pub(crate) topology: Option<String>,
 
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]
@@ -96,9 +104,15 @@ pub(crate) enum Command {
         /// Print peer id, addresses and API address as JSON.
         #[arg(long)]
         json: bool,
-        /// Address of the local API.
-        #[arg(long, env = "SHOAL_API_LISTEN", default_value = "127.0.0.1:0")]
-        api_listen: std::net::SocketAddr,
+        /// Address of the local API (default 127.0.0.1:0, a random port).
+        #[arg(long, env = "SHOAL_API_LISTEN")]
+        api_listen: Option<std::net::SocketAddr>,
+    },
+    /// Print the effective configuration and where each value came from (flag, env, config.toml, default).
+    Config {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the running daemon's peer id, addresses and counters.
     Status {

@@ -14,14 +14,23 @@ use shoal_node::NodeConfig;
 use shoal_node::config::DownloadTuning;
 
 use crate::cli::{Args, Command};
+use crate::settings::{Setting, Settings};
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result<()> {
     if let Command::Completions { shell } = args.command {
         let mut cmd = <Args as clap::CommandFactory>::command();
         clap_complete::generate(shell, &mut cmd, "shoal", &mut std::io::stdout());
         return Ok(());
     }
-    let config = node_config(&args)?;
+    let settings = Settings::resolve(&args, &matches)?;
+    if let Command::Config { json } = args.command {
+        return settings.print(json);
+    }
+    let config = node_config(&args, &settings)?;
+    let api_listen: std::net::SocketAddr =
+        settings.api_listen.value.parse().with_context(|| {
+            format!("api_listen {:?} is not an address like 127.0.0.1:5150", settings.api_listen.value)
+        })?;
     match args.command {
         Command::Share { path, json } => match remote::daemon(&config.home).await? {
             Some(client) => remote::share(&client, &path, json).await,
@@ -34,7 +43,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 get::run(config.with_download(tuning), &what, output, json).await
             }
         },
-        Command::Daemon { json, api_listen } => daemon::run(config, api_listen, json).await,
+        Command::Daemon { json, .. } => daemon::run(config, api_listen, json).await,
+        Command::Config { .. } => Ok(()),
         Command::Status { json } => remote::status(&remote::required(&config.home).await?, json).await,
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
@@ -55,27 +65,27 @@ fn parse_addrs(list: &[String], what: &str) -> anyhow::Result<Vec<Multiaddr>> {
         .collect()
 }
 
-fn node_config(args: &Args) -> anyhow::Result<NodeConfig> {
-    let home = match &args.home {
-        Some(h) => h.clone(),
-        None => shoal_node::config::default_home()?,
+fn node_config(args: &Args, s: &Settings) -> anyhow::Result<NodeConfig> {
+    let home = s.home.value.clone();
+    let mut net = if args.loopback { NetConfig::loopback() } else { NetConfig::default() };
+    net = net
+        .with_mdns(s.mdns.value)
+        .with_listen(parse_addrs(&s.listen.value, "listen")?)
+        .with_bootstrap(parse_addrs(&s.bootstrap.value, "bootstrap")?)
+        .with_max_connections(s.max_connections.value);
+    let rate = |v: &Setting<Option<String>>, key: &str| {
+        v.value.as_deref().map(parse_rate).transpose().with_context(|| format!("{key} (from {:?})", v.source))
     };
-    let mut net = if args.loopback { NetConfig::loopback() } else { NetConfig::default().with_mdns(args.mdns) };
-    let listen = parse_addrs(&args.listen, "--listen")?;
-    if !listen.is_empty() {
-        net = net.with_listen(listen);
-    }
-    net = net.with_bootstrap(parse_addrs(&args.bootstrap, "--bootstrap")?);
-    let rate = |v: &Option<String>| v.as_deref().map(parse_rate).transpose();
     let mut config = NodeConfig::new(home)
         .with_net(net)
-        .with_upload_limit(rate(&args.upload_limit)?)
+        .with_upload_limit(rate(&s.upload_limit, "upload_limit")?)
         .with_limits(
-            rate(&args.upload_limit_per_peer)?,
-            rate(&args.download_limit)?,
-            rate(&args.download_limit_per_peer)?,
+            rate(&s.upload_limit_per_peer, "upload_limit_per_peer")?,
+            rate(&s.download_limit, "download_limit")?,
+            rate(&s.download_limit_per_peer, "download_limit_per_peer")?,
         )
         .with_download(DownloadTuning::default());
+    config.topology = s.topology.value.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }

@@ -5,13 +5,16 @@ mod cli;
 mod commands;
 mod progress;
 mod sample;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let matches = <cli::Args as clap::CommandFactory>::command().get_matches();
+    let args = match <cli::Args as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     // Kademlia warns about an empty routing table whenever a peer starts alone: normal, not worth a warning.
     let filter = if args.verbose { "info,shoal=debug" } else { "warn,libp2p_kad=error" };
     let _ = tracing_subscriber::fmt()
@@ -26,11 +29,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(args)) {
+    match runtime.block_on(commands::run(args, matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes, outermost first.
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("error: {msg}");
             ExitCode::FAILURE
         }

@@ -425,3 +425,39 @@ fn a_download_cap_of_10_mb_s_gives_10_mb_s() {
     eprintln!("download cap 10 MB/s: measured {:.2} MB/s", rate / 1e6);
     assert!((9e6..=11e6).contains(&rate), "measured {rate} B/s");
 }
+
+#[test]
+fn config_values_come_from_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        "upload_limit = \"5MB\"\ndownload_limit = \"6MB\"\ntopology = \"hybrid\"\nmax_connections = 9\n",
+    )
+    .unwrap();
+    let o = shoal(&home)
+        .env("SHOAL_DOWNLOAD_LIMIT", "8MB")
+        .env("SHOAL_MAX_CONNECTIONS", "50")
+        .args(["config", "--json", "--max-connections", "70"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = |k: &str| (v[k]["value"].clone(), v[k]["source"].as_str().unwrap().to_string());
+    assert_eq!(got("max_connections"), (serde_json::json!(70), "flag".into()));
+    assert_eq!(got("download_limit"), (serde_json::json!("8MB"), "env".into()));
+    assert_eq!(got("upload_limit"), (serde_json::json!("5MB"), "file".into()));
+    assert_eq!(got("topology"), (serde_json::json!("hybrid"), "file".into()));
+    assert_eq!(got("upload_limit_per_peer"), (serde_json::Value::Null, "default".into()));
+    // The topology reaches the daemon's status.
+    let (_d, _) = daemon(&home);
+    let st: serde_json::Value = serde_json::from_str(run_ok(&home, &["status", "--json"]).trim()).unwrap();
+    assert_eq!(st["topology"], "hybrid");
+    // A key that does not exist is an error that names it, on one line.
+    std::fs::write(home.join("config.toml"), "uplaod_limit = \"5MB\"\n").unwrap();
+    let o = shoal(&home).arg("config").stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("uplaod_limit") && err.trim().lines().count() == 1, "{err}");
+}

@@ -9,7 +9,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, Swarm, identify, kad, mdns, noise, ping, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, tcp, yamux};
 
 use crate::{NetConfig, NetError};
 
@@ -20,6 +20,7 @@ pub(crate) const IDENTIFY_PROTOCOL: &str = "/shoal/id/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
@@ -69,7 +70,9 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
             kad.set_mode(Some(kad::Mode::Server));
             let mdns =
                 if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
+            let limits = connection_limits::ConnectionLimits::default().with_max_established(config.max_connections);
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                         .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION"))),

@@ -23,6 +23,8 @@ pub struct NetConfig {
     pub dht_query_timeout: Duration,
     /// How often provided keys are announced again.
     pub reprovide_interval: Duration,
+    /// Most connections established at once (`None`: no cap).
+    pub max_connections: Option<u32>,
 }
 
 impl Default for NetConfig {
@@ -36,6 +38,7 @@ impl Default for NetConfig {
             mdns: true,
             dht_query_timeout: Duration::from_secs(30),
             reprovide_interval: Duration::from_secs(30 * 60),
+            max_connections: None,
         }
     }
 }
@@ -60,6 +63,12 @@ impl NetConfig {
     /// Sets the bootstrap peers.
     pub fn with_bootstrap(mut self, bootstrap: Vec<Multiaddr>) -> Self {
         self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Caps the number of established connections.
+    pub fn with_max_connections(mut self, n: Option<u32>) -> Self {
+        self.max_connections = n;
         self
     }
 

@@ -28,10 +28,50 @@ pub struct NodeConfig {
     pub download_limit_per_peer: Option<u64>,
     /// Download tuning.
     pub download: DownloadTuning,
+    /// Which variant of the P2P model the network runs (search is not built yet: recorded and reported only).
+    pub topology: Option<Topology>,
     /// Test-only: flip a byte in every range this peer serves, to exercise verification. Never set this
     /// outside tests; peers that receive such data ban this peer.
     #[doc(hidden)]
     pub corrupt_uploads: bool,
+}
+
+/// The variant of the P2P model a network runs: how search finds things (see DESIGN.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Flooding with a TTL, no index (Gnutella).
+    Pure,
+    /// A Kademlia DHT as the index (eMule Kad).
+    Structured,
+    /// Index servers keep share lists (Napster, trackers).
+    Hybrid,
+    /// Supernodes index their leaves (Kazaa, Gnutella ultrapeers).
+    Supernode,
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pure" => Ok(Self::Pure),
+            "structured" => Ok(Self::Structured),
+            "hybrid" => Ok(Self::Hybrid),
+            "supernode" => Ok(Self::Supernode),
+            other => Err(format!("unknown topology {other:?}: use pure, structured, hybrid or supernode")),
+        }
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pure => "pure",
+            Self::Structured => "structured",
+            Self::Hybrid => "hybrid",
+            Self::Supernode => "supernode",
+        })
+    }
 }
 
 /// How downloads behave.
@@ -73,6 +113,7 @@ impl NodeConfig {
             upload_limit_per_peer: None,
             download_limit: None,
             download_limit_per_peer: None,
+            topology: None,
             download: DownloadTuning::default(),
             corrupt_uploads: false,
         }
