@@ -115,6 +115,10 @@ pub async fn run(
     write_private(&token_path, &token)?;
     write_private(&addr_path, &api.to_string())?;
     let state = ApiState::new(node.clone(), token);
+    // Downloads that a previous run had not finished go on (they resume from what was verified).
+    if let Err(e) = state.resume_requests().await {
+        tracing::warn!(error = %e, "cannot take up unfinished downloads");
+    }
     let info = DaemonInfo {
         peer: node.peer_id().to_string(),
         addrs: node.addrs().await?.iter().map(|a| a.to_string()).collect(),

@@ -244,7 +244,12 @@ async fn start_download(
     b: Result<Json<StartDownload>, JsonRejection>,
 ) -> Result<Json<DownloadView>, ApiError> {
     let req = body(b)?;
-    let mut out = req.output;
+    Ok(Json(begin(&s, &req.what, req.output, false).await?))
+}
+
+/// Records a download request (so that it survives a restart) and starts it, or only lists it if `paused`.
+async fn begin(s: &ApiState, what: &str, output: Option<PathBuf>, paused: bool) -> Result<DownloadView, ApiError> {
+    let mut out = output.clone();
     if let Some(o) = &out
         && !o.is_absolute()
     {
@@ -255,11 +260,11 @@ async fn start_download(
         std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
         out = Some(dir);
     }
-    let (dreq, name) = match req.what.trim().parse::<ContentId>() {
+    let (dreq, name) = match what.trim().parse::<ContentId>() {
         Ok(id) => (DownloadRequest::from_id(id, out.clone()), id.to_string()),
         Err(_) => {
             let t: Ticket =
-                req.what.parse().map_err(|e: shoal_node::ticket::TicketError| ApiError::bad_request(e.to_string()))?;
+                what.parse().map_err(|e: shoal_node::ticket::TicketError| ApiError::bad_request(e.to_string()))?;
             (DownloadRequest::from_ticket(&t, out.clone()), t.name.clone())
         }
     };
@@ -267,11 +272,60 @@ async fn start_download(
     if s.downloads().get(&id).is_some_and(|e| e.outcome.is_none() && e.stopped.is_none()) {
         return Err(ApiError::conflict(format!("{id} is already downloading")));
     }
-    let (progress, abort) = launch(&s, id.clone(), dreq.clone()).await?;
-    let entry = Entry { name, out, request: dreq, progress, abort, stopped: None, outcome: None };
+    let record = shoal_store::DownloadRequestRecord {
+        id: dreq.id,
+        what: what.trim().to_string(),
+        output,
+        state: if paused { "paused" } else { "running" }.into(),
+    };
+    s.inner.node.store().put_request(&record).map_err(ApiError::internal)?;
+    let (progress, abort, stopped) = if paused {
+        (watch::channel(Progress::default()).1, tokio::spawn(async {}).abort_handle(), Some("paused"))
+    } else {
+        let (p, a) = launch(s, id.clone(), dreq.clone()).await?;
+        (p, a, None)
+    };
+    let entry = Entry { name, out, request: dreq, progress, abort, stopped, outcome: None };
     let v = view(&id, &entry);
     s.downloads().insert(id, entry);
-    Ok(Json(v))
+    Ok(v)
+}
+
+impl ApiState {
+    /// Takes up the downloads a previous run of the daemon had not finished (paused ones stay paused).
+    pub async fn resume_requests(&self) -> Result<usize, ApiError> {
+        let requests = self.inner.node.store().requests().map_err(ApiError::internal)?;
+        let n = requests.len();
+        for r in requests {
+            tracing::info!(id = %r.id.short(), state = %r.state, "taking up an unfinished download");
+            if let Err(e) = begin(self, &r.what, r.output.clone(), r.state == "paused").await {
+                tracing::warn!(id = %r.id.short(), error = %e, "cannot take up a download; dropping it");
+                let _ = self.inner.node.store().remove_request(&r.id);
+            }
+        }
+        Ok(n)
+    }
+
+    fn set_request_state(&self, id: &str, state: Option<&str>) {
+        let Ok(cid) = id.parse::<ContentId>() else { return };
+        let store = self.inner.node.store();
+        let r = match state {
+            None => store.remove_request(&cid),
+            Some(state) => match store.requests() {
+                Ok(all) => match all.into_iter().find(|r| r.id == cid) {
+                    Some(mut r) => {
+                        r.state = state.into();
+                        store.put_request(&r)
+                    }
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot record a download's state");
+        }
+    }
 }
 
 /// Starts (or restarts) a download and the task that reports on it.
@@ -310,6 +364,8 @@ async fn launch(
         };
         e.outcome = Some(outcome);
         drop(d);
+        // Done or failed for good: nothing to take up after a restart.
+        state.set_request_state(&id, None);
         state.emit(ev);
     });
     Ok((progress, abort))
@@ -325,6 +381,7 @@ async fn pause_download(State(s): State<ApiState>, Path(id): Path<String>) -> Re
     e.abort.abort();
     let v = view(&id, e);
     drop(d);
+    s.set_request_state(&id, Some("paused"));
     s.emit(serde_json::json!({ "type": "download_paused", "id": id }));
     Ok(Json(v))
 }
@@ -344,7 +401,10 @@ async fn resume_download(State(s): State<ApiState>, Path(id): Path<String>) -> R
     e.progress = progress;
     e.abort = abort;
     e.stopped = None;
-    Ok(Json(view(&id, e)))
+    let v = view(&id, e);
+    drop(d);
+    s.set_request_state(&id, Some("running"));
+    Ok(Json(v))
 }
 
 async fn cancel_download(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
@@ -365,6 +425,7 @@ async fn cancel_download(State(s): State<ApiState>, Path(id): Path<String>) -> R
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    s.set_request_state(&id, None);
     s.emit(serde_json::json!({ "type": "download_cancelled", "id": id }));
     Ok(Json(v))
 }

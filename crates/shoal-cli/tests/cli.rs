@@ -138,8 +138,12 @@ fn share_then_get_prints_a_ticket_and_a_verified_copy() {
 
 /// Starts `shoal daemon` and returns it with its first listen address.
 fn daemon(home: &Path) -> (Proc, String) {
+    daemon_with(home, &[])
+}
+
+fn daemon_with(home: &Path, extra: &[&str]) -> (Proc, String) {
     let mut c = shoal(home);
-    c.arg("daemon");
+    c.args(extra).arg("daemon");
     let mut p = spawn(c);
     let mut lines = BufReader::new(p.child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
@@ -460,4 +464,44 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     let o = shoal(&home).arg("config").stdin(Stdio::null()).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("uplaod_limit") && err.trim().lines().count() == 1, "{err}");
+}
+
+#[test]
+fn a_daemon_takes_up_its_unfinished_downloads_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_home, b_home) = (dir.path().join("a"), dir.path().join("b"));
+    let src = dir.path().join("album.bin");
+    random_file(&src, 8 * 1024 * 1024, 13);
+    let (_a, _) = daemon_with(&a_home, &["--upload-limit", "2MiB"]);
+    let ticket = run_ok(&a_home, &["share", src.to_str().unwrap()]).trim().to_string();
+    let (mut b, _) = daemon(&b_home);
+    let out = dir.path().join("album.copy");
+    // The CLI asks daemon B for the download and shows progress; once some arrived, B is stopped.
+    let mut client = spawn({
+        let mut c = shoal(&b_home);
+        c.arg("get").arg(&ticket).arg("-o").arg(&out);
+        c
+    });
+    client.wait_stderr(Duration::from_secs(30), |l| l.starts_with("progress: ") && !l.starts_with("progress: 0/"));
+    drop(client);
+    run_ok(&b_home, &["stop"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!out.exists(), "finished before the restart; the test proves nothing");
+    let (_b2, _) = daemon(&b_home);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ls: serde_json::Value = serde_json::from_str(run_ok(&b_home, &["ls", "--json"]).trim()).unwrap();
+        let d = &ls["downloads"][0];
+        if d["state"] == "done" {
+            assert!(d["report"]["resumed"].as_u64().unwrap() > 0, "started again from zero: {d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the download was not taken up after the restart: {ls}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(b3sum(&out), b3sum(&src));
 }

@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS shares (
     is_collection INTEGER NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS requests (
+    id BLOB PRIMARY KEY,
+    what TEXT NOT NULL,
+    output BLOB,
+    state TEXT NOT NULL CHECK (state IN ('running', 'paused')),
+    updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS downloads (
     id BLOB PRIMARY KEY,
     name TEXT NOT NULL,
@@ -75,6 +82,19 @@ pub struct ShareRecord {
     pub size: u64,
     /// True for a folder.
     pub is_collection: bool,
+}
+
+/// A download the daemon was asked for and has not finished: resumed when the daemon starts again.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DownloadRequestRecord {
+    /// Root id.
+    pub id: ContentId,
+    /// The ticket or id as given.
+    pub what: String,
+    /// The output path as given.
+    pub output: Option<PathBuf>,
+    /// `running` or `paused`.
+    pub state: String,
 }
 
 /// A download this peer started.
@@ -275,6 +295,35 @@ impl Catalog {
     /// Removes a share; returns whether there was one.
     pub(crate) fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
         self.with(|c| c.execute("DELETE FROM shares WHERE id = ?1", params![id.as_bytes()]).map(|n| n > 0))
+    }
+
+    pub(crate) fn put_request(&self, r: &DownloadRequestRecord) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO requests (id, what, output, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.id.as_bytes(), r.what, r.output.as_deref().map(path_bytes), r.state, now_secs()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub(crate) fn remove_request(&self, id: &ContentId) -> Result<(), StoreError> {
+        self.with(|c| c.execute("DELETE FROM requests WHERE id = ?1", params![id.as_bytes()]).map(|_| ()))
+    }
+
+    pub(crate) fn requests(&self) -> Result<Vec<DownloadRequestRecord>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, what, output, state FROM requests ORDER BY updated_at")?;
+            let rows = st.query_map([], |r| {
+                Ok(DownloadRequestRecord {
+                    id: id_from(r.get(0)?)?,
+                    what: r.get(1)?,
+                    output: r.get::<_, Option<Vec<u8>>>(2)?.map(bytes_path),
+                    state: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     /// True when `id` was downloaded here (it keeps being served after it is unshared).

@@ -30,7 +30,7 @@ mod outboard;
 mod partial;
 mod store;
 
-pub use catalog::{DownloadRecord, ShareRecord};
+pub use catalog::{DownloadRecord, DownloadRequestRecord, ShareRecord};
 pub use collection::{Collection, Entry, PathError};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};

@@ -404,6 +404,21 @@ impl Store {
         self.catalog.put_download(d)
     }
 
+    /// Records (or updates) a download the daemon must finish, even across restarts.
+    pub fn put_request(&self, r: &crate::DownloadRequestRecord) -> Result<(), StoreError> {
+        self.catalog.put_request(r)
+    }
+
+    /// Forgets a download request (it finished, failed for good, or was cancelled).
+    pub fn remove_request(&self, id: &ContentId) -> Result<(), StoreError> {
+        self.catalog.remove_request(id)
+    }
+
+    /// Unfinished download requests, oldest first.
+    pub fn requests(&self) -> Result<Vec<crate::DownloadRequestRecord>, StoreError> {
+        self.catalog.requests()
+    }
+
     /// Download jobs.
     pub fn downloads(&self) -> Result<Vec<DownloadRecord>, StoreError> {
         self.catalog.downloads()
