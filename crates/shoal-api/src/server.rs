@@ -132,6 +132,8 @@ struct Status {
     downloads_active: usize,
     peers_connected: usize,
     uploaded_bytes: u64,
+    downloaded_bytes: u64,
+    verification_failures: u64,
 }
 
 async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
@@ -149,6 +151,8 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         downloads_active: active,
         peers_connected: peers,
         uploaded_bytes: node.uploaded(),
+        downloaded_bytes: node.traffic().downloaded,
+        verification_failures: node.traffic().verification_failures,
     }))
 }
 
@@ -473,17 +477,27 @@ struct PeerView {
     peer: String,
     addrs: Vec<String>,
     agent: Option<String>,
+    /// Bytes served to it since the daemon started.
+    uploaded: u64,
+    /// Bytes received from it since the daemon started.
+    downloaded: u64,
 }
 
 async fn peers(State(s): State<ApiState>) -> Result<Json<Vec<PeerView>>, ApiError> {
     let peers = s.inner.node.network().peers().await.map_err(ApiError::internal)?;
+    let traffic = s.inner.node.traffic();
     Ok(Json(
         peers
             .into_iter()
-            .map(|p| PeerView {
-                peer: p.peer.to_string(),
-                addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
-                agent: p.agent,
+            .map(|p| {
+                let (uploaded, downloaded) = traffic.by_peer.get(&p.peer.to_string()).copied().unwrap_or_default();
+                PeerView {
+                    peer: p.peer.to_string(),
+                    addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
+                    agent: p.agent,
+                    uploaded,
+                    downloaded,
+                }
             })
             .collect(),
     ))
@@ -496,26 +510,25 @@ async fn stop(State(s): State<ApiState>) -> Json<serde_json::Value> {
 
 async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let peers = s.inner.node.network().peers().await.map_err(ApiError::internal)?.len();
-    let (active, downloaded) = {
-        let d = s.downloads();
-        let active = d.values().filter(|e| e.outcome.is_none()).count();
-        let received: u64 = d.values().map(|e| e.progress.borrow().received).sum();
-        (active, received)
-    };
+    let active = s.downloads().values().filter(|e| e.outcome.is_none() && e.stopped.is_none()).count();
+    let t = s.inner.node.traffic();
     let text = format!(
         "# HELP shoal_uploaded_bytes_total Bytes uploaded to other peers.\n\
          # TYPE shoal_uploaded_bytes_total counter\n\
          shoal_uploaded_bytes_total {}\n\
-         # HELP shoal_downloaded_bytes_total Bytes received by downloads started through the API.\n\
+         # HELP shoal_downloaded_bytes_total Bytes downloaded from other peers.\n\
          # TYPE shoal_downloaded_bytes_total counter\n\
-         shoal_downloaded_bytes_total {downloaded}\n\
+         shoal_downloaded_bytes_total {}\n\
+         # HELP shoal_verification_failures_total Pieces that failed verification.\n\
+         # TYPE shoal_verification_failures_total counter\n\
+         shoal_verification_failures_total {}\n\
          # HELP shoal_connected_peers Peers connected now.\n\
          # TYPE shoal_connected_peers gauge\n\
          shoal_connected_peers {peers}\n\
          # HELP shoal_active_downloads Downloads in progress.\n\
          # TYPE shoal_active_downloads gauge\n\
          shoal_active_downloads {active}\n",
-        s.inner.node.uploaded()
+        t.uploaded, t.downloaded, t.verification_failures
     );
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

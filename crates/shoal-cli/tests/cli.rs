@@ -505,3 +505,18 @@ fn a_daemon_takes_up_its_unfinished_downloads_after_a_restart() {
     }
     assert_eq!(b3sum(&out), b3sum(&src));
 }
+
+#[test]
+fn demo_runs_a_network_and_reports_a_verified_id() {
+    let o = Command::new(SHOAL)
+        .args(["demo", "--sources", "3", "--size-mib", "8"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "demo failed: {}", String::from_utf8_lossy(&o.stderr));
+    let id = out.lines().find_map(|l| l.strip_prefix("verified id (BLAKE3, as b3sum prints it): ")).expect(&out);
+    assert_eq!(id.len(), 64);
+    assert!(out.lines().filter(|l| l.trim_start().starts_with("from source")).count() >= 2, "{out}");
+}

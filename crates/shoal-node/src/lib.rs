@@ -30,7 +30,7 @@ pub mod transfer;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
-pub use node::Node;
+pub use node::{Node, Traffic};
 pub use shoal_store::{BlobInfo, ContentId};
 pub use ticket::Ticket;
 pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerReport, Progress};

@@ -19,14 +19,39 @@ use crate::{NodeConfig, NodeError, Ticket};
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     uploaded_total: AtomicU64,
-    uploaded_by_peer: Mutex<HashMap<PeerId, u64>>,
+    downloaded_total: AtomicU64,
+    verification_failures: AtomicU64,
+    /// Per peer: (bytes uploaded to it, bytes downloaded from it).
+    by_peer: Mutex<HashMap<PeerId, (u64, u64)>>,
 }
 
 impl Counters {
     pub(crate) fn uploaded(&self, peer: PeerId, n: u64) {
         self.uploaded_total.fetch_add(n, Ordering::Relaxed);
-        *self.uploaded_by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default() += n;
+        self.by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default().0 += n;
     }
+
+    pub(crate) fn downloaded(&self, peer: PeerId, n: u64) {
+        self.downloaded_total.fetch_add(n, Ordering::Relaxed);
+        self.by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default().1 += n;
+    }
+
+    pub(crate) fn verification_failed(&self) {
+        self.verification_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A node's traffic since it started.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Traffic {
+    /// Bytes sent to other peers (payload of ranges served).
+    pub uploaded: u64,
+    /// Bytes received from other peers (payload of ranges fetched).
+    pub downloaded: u64,
+    /// Pieces that failed verification (each one got its sender dropped).
+    pub verification_failures: u64,
+    /// Per peer id: (uploaded to it, downloaded from it).
+    pub by_peer: HashMap<String, (u64, u64)>,
 }
 
 struct Inner {
@@ -176,6 +201,27 @@ impl Node {
     /// Bytes uploaded to other peers since start.
     pub fn uploaded(&self) -> u64 {
         self.inner.counters.uploaded_total.load(Ordering::Relaxed)
+    }
+
+    /// Traffic counters since start.
+    pub fn traffic(&self) -> Traffic {
+        let c = &self.inner.counters;
+        Traffic {
+            uploaded: c.uploaded_total.load(Ordering::Relaxed),
+            downloaded: c.downloaded_total.load(Ordering::Relaxed),
+            verification_failures: c.verification_failures.load(Ordering::Relaxed),
+            by_peer: c
+                .by_peer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(p, v)| (p.to_string(), *v))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
     }
 
     /// Stops serving and closes every connection.

@@ -77,6 +77,8 @@ async fn corrupt_peer_is_dropped_and_nothing_it_sent_is_written() {
     assert_eq!(l.bytes, 0, "bytes from the corrupt peer were written");
     assert!(l.dropped.as_deref().unwrap_or("").contains("verification"), "{l:?}");
     assert!(liar.node.uploaded() > 0);
+    let t = dst.node.traffic();
+    assert!(t.verification_failures > 0 && t.downloaded >= bytes.len() as u64, "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,21 @@ pub(crate) async fn get(c: &Client, what: &str, output: Option<PathBuf>, json: b
     let started: serde_json::Value =
         c.post("/api/v1/downloads", &serde_json::json!({ "what": what, "output": output })).await?;
     let id = started["id"].as_str().context("the daemon did not say which download it started")?.to_string();
-    let mut last = std::time::Instant::now();
+    // The same display as a one-shot download: a bar on a terminal, plain lines otherwise.
+    let (tx, rx) = tokio::sync::watch::channel(shoal_node::Progress::default());
+    let display = tokio::spawn(crate::progress::report(rx));
+    let result = follow(c, &id, &tx, json).await;
+    drop(tx);
+    let _ = display.await;
+    result
+}
+
+async fn follow(
+    c: &Client,
+    id: &str,
+    tx: &tokio::sync::watch::Sender<shoal_node::Progress>,
+    json: bool,
+) -> anyhow::Result<()> {
     loop {
         let v: serde_json::Value = c.get(&format!("/api/v1/downloads/{id}")).await?;
         match v["state"].as_str() {
@@ -55,11 +69,11 @@ pub(crate) async fn get(c: &Client, what: &str, output: Option<PathBuf>, json: b
                 return Ok(());
             }
             Some("failed") => bail!("{}", v["error"].as_str().unwrap_or("download failed")),
+            Some("paused") => bail!("the download was paused (shoal ls shows it; resume it through the API)"),
+            Some("cancelled") => bail!("the download was cancelled"),
             _ => {
-                if last.elapsed() >= Duration::from_millis(500) {
-                    last = std::time::Instant::now();
-                    let p = &v["progress"];
-                    eprintln!("progress: {}/{} bytes, {} peers", p["verified"], p["size"], p["peers"]);
+                if let Ok(p) = serde_json::from_value::<shoal_node::Progress>(v["progress"].clone()) {
+                    let _ = tx.send(p);
                 }
             }
         }

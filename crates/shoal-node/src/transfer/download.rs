@@ -63,7 +63,7 @@ impl DownloadRequest {
 }
 
 /// Progress of a running download.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Progress {
     /// Total bytes (0 until the first provider answered).
     pub size: u64,
@@ -459,6 +459,7 @@ async fn fetch_blob(
                         if let Some(a) = active.as_mut() { a.sched.remove_peer(&peer); }
                     }
                     SessionEvent::PieceOk { peer, piece, bytes, received } => {
+                        node.counters().downloaded(peer, received);
                         totals.received += received;
                         totals.peer(peer).received += received;
                         if let Some(a) = active.as_mut() && a.sched.on_piece_ok(&peer, piece, Instant::now()) {
@@ -469,6 +470,8 @@ async fn fetch_blob(
                         cancelled.remove(&(peer, piece));
                     }
                     SessionEvent::PieceFailed { peer, piece, failure, why, received } => {
+                        node.counters().downloaded(peer, received);
+                        if failure == Failure::Corrupt { node.counters().verification_failed(); }
                         totals.received += received;
                         totals.peer(peer).received += received;
                         tracing::warn!(%peer, piece, ?failure, %why, "piece failed");
