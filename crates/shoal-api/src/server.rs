@@ -173,6 +173,8 @@ struct Shared {
     size: u64,
     collection: bool,
     files: usize,
+    peer: String,
+    addrs: Vec<String>,
 }
 
 async fn add_share(
@@ -195,6 +197,8 @@ async fn add_share(
         size: info.size,
         collection: info.is_collection,
         files: info.files.len(),
+        peer: s.inner.node.peer_id().to_string(),
+        addrs: s.inner.node.addrs().await?.iter().map(|a| a.to_string()).collect(),
     }))
 }
 
