@@ -176,6 +176,9 @@ async fn events_pause_resume_and_the_file_arrives_whole() {
         let p = next_event(&mut events, "download_progress").await;
         assert_eq!(p["id"], id);
         if p["progress"]["verified"].as_u64().unwrap() >= 1024 * 1024 {
+            let per_peer = &p["progress"]["per_peer"][0];
+            assert_eq!(per_peer["peer"], t.sharer.peer_id().to_string());
+            assert!(per_peer["bytes"].as_u64().unwrap() > 0 && per_peer["rate"].as_f64().unwrap() > 0.0, "{p}");
             break;
         }
     }

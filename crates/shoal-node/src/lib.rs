@@ -33,4 +33,4 @@ pub use error::NodeError;
 pub use node::{Node, Traffic};
 pub use shoal_store::{BlobInfo, ContentId};
 pub use ticket::Ticket;
-pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerReport, Progress};
+pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerRate, PeerReport, Progress};

@@ -77,6 +77,56 @@ pub struct Progress {
     pub files_done: usize,
     /// Files in all (1 for a file).
     pub files_total: usize,
+    /// Each provider's share of this download: verified bytes and recent rate.
+    #[serde(default)]
+    pub per_peer: Vec<PeerRate>,
+}
+
+/// One provider's part in a running download.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct PeerRate {
+    /// Peer id.
+    pub peer: String,
+    /// Verified bytes it delivered in this run.
+    pub bytes: u64,
+    /// Recent rate in bytes per second (moving average over about two seconds).
+    pub rate: f64,
+}
+
+/// Per-peer moving average of delivered bytes per second.
+#[derive(Default)]
+struct Rates {
+    by_peer: HashMap<PeerId, (u64, f64, Instant)>,
+}
+
+impl Rates {
+    /// Time constant of the moving average.
+    const TAU: f64 = 2.0;
+
+    fn add(&mut self, peer: PeerId, bytes: u64, now: Instant) {
+        let e = self.by_peer.entry(peer).or_insert((0, 0.0, now));
+        let dt = now.duration_since(e.2).as_secs_f64();
+        e.0 += bytes;
+        if dt > 1e-3 {
+            let alpha = 1.0 - (-dt / Self::TAU).exp();
+            e.1 += (bytes as f64 / dt - e.1) * alpha;
+            e.2 = now;
+        }
+    }
+
+    fn snapshot(&self, now: Instant) -> Vec<PeerRate> {
+        let mut v: Vec<PeerRate> = self
+            .by_peer
+            .iter()
+            .map(|(p, (bytes, rate, last))| {
+                // A peer that has gone quiet decays towards zero.
+                let idle = now.duration_since(*last).as_secs_f64();
+                PeerRate { peer: p.to_string(), bytes: *bytes, rate: rate * (-idle / Self::TAU).exp() }
+            })
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.bytes));
+        v
+    }
 }
 
 /// What one provider contributed.
@@ -391,6 +441,7 @@ async fn fetch_blob(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut cancelled: HashSet<(PeerId, u32)> = HashSet::new();
     let mut dropped_reason: HashMap<PeerId, String> = HashMap::new();
+    let mut rates = Rates::default();
 
     loop {
         // Look for (more) providers in the DHT when we have none that answered, or pieces nobody has.
@@ -464,6 +515,7 @@ async fn fetch_blob(
                         totals.peer(peer).received += received;
                         if let Some(a) = active.as_mut() && a.sched.on_piece_ok(&peer, piece, Instant::now()) {
                             totals.peer(peer).bytes += bytes;
+                            rates.add(peer, bytes, Instant::now());
                             last_useful = Instant::now();
                             progress.send_modify(|p| { p.verified += bytes; p.received = totals.received; });
                         }
@@ -540,7 +592,10 @@ async fn fetch_blob(
                 }
             }
         }
-        progress.send_modify(|p| p.peers = a.sched.peer_count());
+        progress.send_modify(|p| {
+            p.peers = a.sched.peer_count();
+            p.per_peer = rates.snapshot(now);
+        });
 
         if a.sched.is_finished() {
             break;
