@@ -33,7 +33,12 @@ pub(crate) async fn share(c: &Client, path: &Path, json: bool) -> anyhow::Result
     } else {
         super::print_line(v["ticket"].as_str().unwrap_or_default())?;
     }
-    eprintln!("shared by the running daemon: {} ({} bytes), id {}", v["name"], v["size"], v["id"]);
+    eprintln!(
+        "shared by the running daemon: {} ({} bytes), id {}",
+        v["name"].as_str().unwrap_or("?"),
+        v["size"],
+        v["id"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 
@@ -62,7 +67,12 @@ async fn follow(
         match v["state"].as_str() {
             Some("done") => {
                 let r = &v["report"];
-                eprintln!("done: {} ({} bytes), id {} verified", r["out"].as_str().unwrap_or("?"), r["size"], r["id"]);
+                eprintln!(
+                    "done: {} ({} bytes), id {} verified",
+                    r["out"].as_str().unwrap_or("?"),
+                    r["size"],
+                    r["id"].as_str().unwrap_or("?")
+                );
                 if json {
                     super::print_line(&r.to_string())?;
                 }
