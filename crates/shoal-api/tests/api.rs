@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use shoal_api::server::{ApiState, router};
 use shoal_node::{Node, NodeConfig};
+use shoal_testkit::random_bytes;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token";
@@ -102,18 +103,6 @@ async fn api_and_sharer(upload_limit: u64) -> Two {
         .await
         .unwrap();
     Two { app: router(ApiState::new(node, TOKEN.into())), sharer, dir }
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Subscribes to the event feed; returns a channel of (event type, data).

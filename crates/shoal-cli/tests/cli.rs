@@ -84,15 +84,7 @@ fn share(home: &Path, path: &Path, extra: &[&str]) -> (Proc, String) {
 }
 
 fn random_file(path: &Path, n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
+    let out = shoal_testkit::random_bytes(n, seed);
     std::fs::write(path, &out).unwrap();
     out
 }

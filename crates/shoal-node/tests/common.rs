@@ -41,19 +41,7 @@ pub async fn peer() -> Peer {
     peer_with(|c| c).await
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
+pub use shoal_testkit::random_bytes;
 
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);

@@ -3,19 +3,8 @@
 use super::*;
 use crate::Store;
 use shoal_proto::transfer::Layout;
+use shoal_testkit::random_bytes;
 use std::os::unix::fs::FileExt;
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 struct Env {
     _dirs: Vec<tempfile::TempDir>,
