@@ -125,21 +125,18 @@ pub async fn run(
         api,
         home: home.clone(),
     };
+    // Handlers are in place before anyone is told we are up: a SIGTERM right after start must still stop
+    // the daemon cleanly (without them, the default action kills it and leaves the API files behind).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io(Path::new("SIGINT handler")))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io(Path::new("SIGTERM handler")))?;
     ready(&info);
 
     let stop_state = state.clone();
     let shutdown = async move {
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-        let mut term = match term {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                return stop_state.stop_requested().await;
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
             _ = stop_state.stop_requested() => {}
         }
         tracing::info!("stopping");

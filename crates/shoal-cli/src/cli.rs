@@ -97,6 +97,9 @@ pub(crate) enum Command {
         /// Size of the generated file in MiB.
         #[arg(long, default_value_t = 256)]
         size_mib: u64,
+        /// Print the outcome as JSON on stdout (the narrative goes to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Run a peer in the foreground with its local API: prints its peer id and addresses, serves what it
     /// has, until Ctrl-C, SIGTERM or `shoal stop`. Other verbs use it when it runs.

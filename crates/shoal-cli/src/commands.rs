@@ -50,7 +50,7 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
         Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
         Command::Completions { .. } => Ok(()),
-        Command::Demo { sources, size_mib } => demo::run(sources, size_mib).await,
+        Command::Demo { sources, size_mib, json } => demo::run(sources, size_mib, json).await,
     }
 }
 
@@ -113,15 +113,29 @@ pub(crate) fn parse_rate(s: &str) -> anyhow::Result<u64> {
     Ok(v as u64)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub(crate) async fn until_stopped() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-        _ = term.recv() => {}
+/// Ctrl-C and SIGTERM handlers, installed when this is created (before the caller tells anyone it is up,
+/// so that a signal right after start still takes the clean path).
+pub(crate) struct Stopper {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stopper {
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
     }
-    Ok(())
+
+    /// Waits for Ctrl-C or SIGTERM.
+    pub(crate) async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// Writes one line to stdout; a closed pipe is not an error (like `head` closing early).

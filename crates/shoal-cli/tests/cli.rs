@@ -511,4 +511,36 @@ fn demo_runs_a_network_and_reports_a_verified_id() {
     let id = out.lines().find_map(|l| l.strip_prefix("verified id (BLAKE3, as b3sum prints it): ")).expect(&out);
     assert_eq!(id.len(), 64);
     assert!(out.lines().filter(|l| l.trim_start().starts_with("from source")).count() >= 2, "{out}");
+    let o = Command::new(SHOAL)
+        .args(["demo", "--sources", "2", "--size-mib", "4", "--json"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["report"]["size"], 4 * 1024 * 1024);
+}
+
+#[test]
+fn sigterm_stops_a_daemon_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let (mut d, _) = daemon(&home);
+    assert!(home.join("api.addr").exists());
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon ignored SIGTERM for 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "daemon exited with {status} on SIGTERM");
+    assert!(!home.join("api.addr").exists() && !home.join("api.token").exists());
+    // The data directory is not locked any more: a new daemon starts.
+    let (_d2, _) = daemon(&home);
 }

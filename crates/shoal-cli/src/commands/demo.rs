@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use shoal_net::NetConfig;
 use shoal_node::{DownloadRequest, Node, NodeConfig};
 
-pub(crate) async fn run(sources: usize, size_mib: u64) -> anyhow::Result<()> {
+pub(crate) async fn run(sources: usize, size_mib: u64, json: bool) -> anyhow::Result<()> {
+    // With --json the narrative goes to stderr and stdout carries one JSON object.
+    let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
     if !(1..=16).contains(&sources) {
         bail!("--sources must be between 1 and 16");
     }
@@ -48,12 +50,12 @@ pub(crate) async fn run(sources: usize, size_mib: u64) -> anyhow::Result<()> {
         NodeConfig::loopback(dir.join("downloader")).with_net(NetConfig::loopback().with_bootstrap(vec![boot])),
     )
     .await?;
-    println!("network: {} peers on 127.0.0.1", sources + 1);
+    say(format!("network: {} peers on 127.0.0.1", sources + 1));
     for (i, p) in peers.iter().enumerate() {
-        println!("  source {i}: {}", p.peer_id());
+        say(format!("  source {i}: {}", p.peer_id()));
     }
-    println!("  downloader: {}", downloader.peer_id());
-    println!("the downloader gets a ticket naming source 0 only; it finds the others through the DHT");
+    say(format!("  downloader: {}", downloader.peer_id()));
+    say("the downloader gets a ticket naming source 0 only; it finds the others through the DHT".into());
     let out = dir.join("downloaded.bin");
     let handle = downloader.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await?;
     let progress = tokio::spawn(crate::progress::report(handle.progress()));
@@ -64,24 +66,34 @@ pub(crate) async fn run(sources: usize, size_mib: u64) -> anyhow::Result<()> {
     if id != info.id.to_string() {
         bail!("the downloaded file's BLAKE3 {id} differs from the shared id {}", info.id);
     }
-    println!(
+    say(format!(
         "downloaded {} MiB in {:.2} s: {:.0} MB/s",
         size_mib,
         report.seconds,
         report.size as f64 / report.seconds / 1e6
-    );
+    ));
     for p in &report.peers {
         let name = peers
             .iter()
             .position(|n| n.peer_id().to_string() == p.peer)
             .map_or_else(|| p.peer.clone(), |i| format!("source {i}"));
-        println!(
+        say(format!(
             "  from {name}: {:>6.1} MiB{}",
             p.bytes as f64 / 1048576.0,
             p.dropped.as_deref().map(|d| format!(" (dropped: {d})")).unwrap_or_default()
-        );
+        ));
     }
-    println!("verified id (BLAKE3, as b3sum prints it): {id}");
+    say(format!("verified id (BLAKE3, as b3sum prints it): {id}"));
+    if json {
+        let v = serde_json::json!({
+            "sources": peers.iter().map(|p| p.peer_id().to_string()).collect::<Vec<_>>(),
+            "downloader": downloader.peer_id().to_string(),
+            "id": id,
+            "verified": true,
+            "report": report,
+        });
+        super::print_line(&v.to_string())?;
+    }
     downloader.shutdown().await;
     for p in &peers {
         p.shutdown().await;

@@ -9,6 +9,7 @@ pub(crate) async fn run(config: NodeConfig, path: &Path, json: bool) -> anyhow::
     if !path.exists() {
         anyhow::bail!("{} does not exist", path.display());
     }
+    let stopper = super::Stopper::new()?;
     let node = Node::start(config).await.context("starting the peer")?;
     let info = node.share(path).await.with_context(|| format!("sharing {}", path.display()))?;
     let ticket = node.ticket(&info).await?;
@@ -35,7 +36,7 @@ pub(crate) async fn run(config: NodeConfig, path: &Path, json: bool) -> anyhow::
         eprintln!("  {a}");
     }
     eprintln!("fetch it with: shoal get <ticket>   (Ctrl-C stops sharing)");
-    super::until_stopped().await?;
+    stopper.wait().await;
     node.shutdown().await;
     Ok(())
 }
