@@ -98,12 +98,12 @@ impl Node {
             .accept(crate::transfer::PROTOCOL)
             .map_err(|_| NodeError::Task("transfer protocol registered twice".into()))?;
         let counters = Arc::new(Counters::default());
-        let ctx = Arc::new(ServeCtx {
-            store: store.clone(),
-            limits: Limits::new(config.upload_limit, config.upload_limit_per_peer),
-            counters: counters.clone(),
-            corrupt_uploads: config.corrupt_uploads,
-        });
+        let ctx = Arc::new(ServeCtx::new(
+            store.clone(),
+            Limits::new(config.upload_limit, config.upload_limit_per_peer),
+            counters.clone(),
+            config.corrupt_uploads,
+        ));
         let accept = tokio::spawn(serve::accept_loop(incoming, ctx));
         let download_limits = Arc::new(Limits::new(config.download_limit, config.download_limit_per_peer));
         let node = Self { inner: Arc::new(Inner { config, download_limits, store, net, counters, accept }) };

@@ -298,3 +298,52 @@ async fn malformed_and_oversized_frames_close_the_stream_and_nothing_else() {
     dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await.unwrap();
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_open_unbounded_streams() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use shoal_proto::transfer::messages::MAX_FRAME;
+    use shoal_proto::transfer::{Request, Response};
+    use shoal_proto::wire;
+    let src = peer().await;
+    let info = src.node.share(&write_file(src.home(), "f.bin", &random_bytes(5000, 30))).await.unwrap();
+    let ticket = src.node.ticket(&info).await.unwrap();
+    let (provider, addrs) = ticket.providers[0].clone();
+    let evil = peer().await;
+    evil.node.network().connect(provider, addrs).await.unwrap();
+    let proto = libp2p::StreamProtocol::new(shoal_proto::transfer::PROTOCOL);
+    let have = wire::encode(&Request::Have { id: *info.id.as_bytes() }, MAX_FRAME).unwrap();
+    async fn ask(s: &mut libp2p::Stream, frame: &[u8]) -> Option<Response> {
+        s.write_all(frame).await.ok()?;
+        s.flush().await.ok()?;
+        let mut header = [0u8; wire::HEADER_LEN];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut header)).await;
+        read.ok()?.ok()?;
+        let len = wire::decode_header(header, MAX_FRAME).ok()?;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.ok()?;
+        wire::decode_body(&body).ok()
+    }
+    let mut open = Vec::new();
+    for i in 0..16 {
+        let mut s = evil.node.network().streams().open_stream(provider, proto.clone()).await.unwrap();
+        assert!(matches!(ask(&mut s, &have).await, Some(Response::Have { .. })), "stream {i} got no answer");
+        open.push(s);
+    }
+    let mut extra = evil.node.network().streams().open_stream(provider, proto.clone()).await.unwrap();
+    assert!(ask(&mut extra, &have).await.is_none(), "a 17th stream was served");
+    // Closing one gives its slot back.
+    let mut closed = open.pop().unwrap();
+    closed.close().await.unwrap();
+    drop(closed);
+    let mut served_again = false;
+    for _ in 0..50 {
+        let mut s = evil.node.network().streams().open_stream(provider, proto.clone()).await.unwrap();
+        if matches!(ask(&mut s, &have).await, Some(Response::Have { .. })) {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served_again, "the slot of a closed stream was never given back");
+}

@@ -3,6 +3,10 @@
 //! Requests on one stream are answered strictly in order, which is what lets the downloader pipeline them.
 //! Encoding (reading data and outboard, interleaving proofs) runs on the blocking pool. Anything malformed
 //! closes the stream: we never try to resynchronise with a peer that broke framing.
+//!
+//! Memory is bounded against hostile peers: at most [`MAX_STREAMS_PER_PEER`] streams per peer (more are
+//! closed at once), and at most [`MAX_PREPARED`] answers prepared and not yet written, over all streams
+//! (a stream waits for a permit before it prepares the next answer).
 
 use std::sync::Arc;
 
@@ -16,19 +20,74 @@ use super::framing::{FrameError, read_frame, write_frame};
 use super::limit::Limits;
 use crate::node::Counters;
 
+/// Transfer streams one peer may have open with us at once.
+pub(crate) const MAX_STREAMS_PER_PEER: usize = 16;
+/// Answers (up to a piece, 1 MiB, each) prepared and not yet written, over all streams.
+pub(crate) const MAX_PREPARED: usize = 64;
+
 /// What the serving tasks share.
 pub(crate) struct ServeCtx {
     pub(crate) store: Arc<Store>,
     pub(crate) limits: Limits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) corrupt_uploads: bool,
+    pub(crate) prepared: Arc<tokio::sync::Semaphore>,
+    pub(crate) streams: std::sync::Mutex<std::collections::HashMap<PeerId, usize>>,
+}
+
+impl ServeCtx {
+    pub(crate) fn new(store: Arc<Store>, limits: Limits, counters: Arc<Counters>, corrupt_uploads: bool) -> Self {
+        Self {
+            store,
+            limits,
+            counters,
+            corrupt_uploads,
+            prepared: Arc::new(tokio::sync::Semaphore::new(MAX_PREPARED)),
+            streams: Default::default(),
+        }
+    }
+
+    /// Counts a new stream of `peer`; `None` if it already has the most it may.
+    fn open_stream(self: &Arc<Self>, peer: PeerId) -> Option<StreamSlot> {
+        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let n = s.entry(peer).or_default();
+        if *n >= MAX_STREAMS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot { ctx: self.clone(), peer })
+    }
+}
+
+/// One open stream of a peer; gives its slot back when dropped.
+struct StreamSlot {
+    ctx: Arc<ServeCtx>,
+    peer: PeerId,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut s = self.ctx.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = s.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Accepts transfer streams until the control is dropped.
 pub(crate) async fn accept_loop(mut incoming: shoal_net::IncomingStreams, ctx: Arc<ServeCtx>) {
     while let Some((peer, stream)) = incoming.next().await {
+        let Some(slot) = ctx.open_stream(peer) else {
+            tracing::warn!(%peer, "peer opened more than {MAX_STREAMS_PER_PEER} transfer streams; closing the new one");
+            drop(stream);
+            continue;
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match serve_stream(peer, stream, &ctx).await {
                 Ok(()) => tracing::trace!(%peer, "transfer stream closed"),
                 Err(e) => tracing::debug!(%peer, error = %e, "transfer stream ended with an error"),
@@ -47,13 +106,16 @@ enum Prepared {
 /// overlaps with writing the current one.
 async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::task::JoinHandle<Prepared>>(2);
+    type Permit = tokio::sync::OwnedSemaphorePermit;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::task::JoinHandle<Prepared>, Permit)>(2);
     let reader = {
         let ctx = ctx.clone();
         async move {
             while let Some(req) = read_frame::<Request, _>(&mut rd, MAX_FRAME).await? {
+                // The permit travels with the answer and is released once it is written.
+                let Ok(permit) = ctx.prepared.clone().acquire_owned().await else { break };
                 let prepared = tokio::spawn(prepare(req, ctx.clone()));
-                if tx.send(prepared).await.is_err() {
+                if tx.send((prepared, permit)).await.is_err() {
                     break;
                 }
             }
@@ -61,7 +123,7 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
         }
     };
     let writer = async move {
-        while let Some(h) = rx.recv().await {
+        while let Some((h, _permit)) = rx.recv().await {
             let prepared = h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
             match prepared {
                 Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
