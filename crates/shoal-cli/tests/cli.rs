@@ -30,6 +30,18 @@ impl Proc {
         self.child.wait().unwrap();
     }
 
+    /// Waits (bounded) for the process to exit by itself.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "process {} did not exit within {timeout:?}", self.child.id());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits (bounded) for a stderr line matching `pred`.
     fn wait_stderr(&mut self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> String {
         let rx = self.stderr_lines.as_ref().unwrap();
@@ -356,14 +368,7 @@ fn two_daemons_share_get_ls_stop_restart_and_the_share_is_still_there() {
     );
 
     run_ok(&a_home, &["stop"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = a.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "daemon did not stop within 10 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = a.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "daemon exited with {status}");
     assert!(!a_home.join("api.addr").exists() && !a_home.join("api.token").exists(), "API files left behind");
     let o = shoal(&a_home).arg("status").stdin(Stdio::null()).output().unwrap();
@@ -477,11 +482,7 @@ fn a_daemon_takes_up_its_unfinished_downloads_after_a_restart() {
     client.wait_stderr(Duration::from_secs(30), |l| l.starts_with("progress: ") && !l.starts_with("progress: 0/"));
     drop(client);
     run_ok(&b_home, &["stop"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.wait_exit(Duration::from_secs(10));
     assert!(!out.exists(), "finished before the restart; the test proves nothing");
     let (_b2, _) = daemon(&b_home);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -531,14 +532,7 @@ fn sigterm_stops_a_daemon_cleanly() {
     assert!(home.join("api.addr").exists());
     // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
     assert_eq!(unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "daemon ignored SIGTERM for 10 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = d.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "daemon exited with {status} on SIGTERM");
     assert!(!home.join("api.addr").exists() && !home.join("api.token").exists());
     // The data directory is not locked any more: a new daemon starts.
