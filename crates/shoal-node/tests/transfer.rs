@@ -16,14 +16,7 @@ async fn one_source() {
     assert_eq!(info.id.to_string(), b3(&bytes));
     let ticket = src.node.ticket(&info).await.unwrap();
     let out = dst.home().join("out.bin");
-    let report = dst
-        .node
-        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report = fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
     assert_eq!(report.size, bytes.len() as u64);
     assert_eq!(report.peers.len(), 1);
@@ -148,14 +141,7 @@ async fn folder_round_trip() {
     let ticket = src.node.ticket(&info).await.unwrap();
     let dst = peer().await;
     let out = dst.home().join("got");
-    let report = dst
-        .node
-        .download(DownloadRequest::from_ticket(&ticket, Some(out.clone())))
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let report = fetch(&dst, &ticket, &out).await;
     assert_eq!(report.files, 3);
     for (i, (name, size)) in files.iter().enumerate() {
         assert_eq!(b3(&std::fs::read(out.join(name)).unwrap()), b3(&random_bytes(*size, 10 + i as u64)), "{name}");
@@ -262,7 +248,7 @@ async fn one_source_over_quic() {
     let ticket = src.node.ticket(&info).await.unwrap();
     assert!(ticket.providers[0].1.iter().all(|a| a.to_string().contains("/quic-v1")));
     let out = dst.home().join("q.bin");
-    dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await.unwrap();
+    fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
 }
 
@@ -295,7 +281,7 @@ async fn malformed_and_oversized_frames_close_the_stream_and_nothing_else() {
     // The provider is still up and serving.
     let dst = peer().await;
     let out = dst.home().join("ok.bin");
-    dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap().finish().await.unwrap();
+    fetch(&dst, &ticket, &out).await;
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
 }
 
