@@ -5,6 +5,7 @@
 //! simulator will drive the same code at scale.
 //!
 //! - [`wire`]: framing shared by Shoal's own protocols (a version byte, a bounded length, a postcard body).
+//! - [`search`]: names folded into words, the `/shoal/search/1` messages, and the flooding router.
 //! - [`transfer`]: the `/shoal/transfer/1` messages, the piece layout of a blob, and the download
 //!   [`transfer::Scheduler`] (piece picker: rarest first, several requests in flight per peer, slow and
 //!   corrupt peers moved aside, end game).
@@ -22,5 +23,6 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod search;
 pub mod transfer;
 pub mod wire;
