@@ -1,4 +1,5 @@
-//! The catalog: SQLite (WAL) records of blobs, shares, downloads and verified ranges.
+//! The catalog: SQLite (WAL) records of blobs, shares, downloads and verified ranges (and, in `index.rs`, the
+//! full-text index of shared names).
 //!
 //! One connection behind a mutex: every statement is short, and one writer is what SQLite wants anyway.
 //! Paths are stored as raw bytes so that non-UTF-8 file names survive.
@@ -12,7 +13,8 @@ use shoal_proto::transfer::ChunkSpan;
 
 use crate::{ContentId, StoreError};
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the `names` full-text index (see `index.rs`).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blobs (
@@ -47,6 +49,10 @@ CREATE TABLE IF NOT EXISTS downloads (
     is_collection INTEGER NOT NULL,
     state TEXT NOT NULL,
     updated_at INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS names USING fts5(
+    name, id UNINDEXED, size UNINDEXED, root UNINDEXED, collection UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 );
 ";
 
@@ -117,6 +123,8 @@ pub struct DownloadRecord {
 pub(crate) struct Catalog {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The catalog predates the name index: the store fills it from the shares.
+    pub(crate) needs_reindex: bool,
 }
 
 fn now_secs() -> i64 {
@@ -131,7 +139,7 @@ fn bytes_path(b: Vec<u8>) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(b))
 }
 
-fn id_from(b: Vec<u8>) -> rusqlite::Result<ContentId> {
+pub(crate) fn id_from(b: Vec<u8>) -> rusqlite::Result<ContentId> {
     let arr: [u8; 32] = b.try_into().map_err(|_| rusqlite::Error::InvalidQuery)?;
     Ok(ContentId(arr))
 }
@@ -149,10 +157,10 @@ impl Catalog {
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
-        Ok(Self { conn: Mutex::new(conn), path: path.to_owned() })
+        Ok(Self { conn: Mutex::new(conn), path: path.to_owned(), needs_reindex: version == 1 })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         // A poisoned lock means a panic mid-statement; SQLite itself rolled the statement back.
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|source| StoreError::Catalog { path: self.path.clone(), source })

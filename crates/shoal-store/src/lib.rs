@@ -4,7 +4,8 @@
 //! - a BLAKE3 Merkle *outboard* (`blobs/<id>.obao`, bao-tree pre-order, 16 KiB chunk groups) for every blob,
 //!   so that any range can be served with its proof and verified on arrival;
 //! - the *catalog* (`shoal.db`, SQLite in WAL mode): blobs and where their bytes live, shares, downloads, and
-//!   the verified ranges of partial downloads (so a download resumes after a crash);
+//!   the verified ranges of partial downloads (so a download resumes after a crash), and the full-text index
+//!   of shared names that answers searches (`index.rs`);
 //! - *shares without copies*: sharing a file records its path, size and mtime; the file is re-checked before
 //!   every request and stops being served under its old id once it changes.
 //!
@@ -26,6 +27,7 @@ mod catalog;
 pub mod collection;
 mod error;
 mod id;
+mod index;
 mod outboard;
 mod partial;
 mod store;
@@ -34,5 +36,6 @@ pub use catalog::{DownloadRecord, DownloadRequestRecord, ShareRecord};
 pub use collection::{Collection, Entry, PathError};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
+pub use index::{LocalHit, MAX_LOCAL_HITS};
 pub use partial::{Partial, PieceError};
 pub use store::{BlobInfo, Served, Store};

@@ -91,7 +91,7 @@ const OUTBOARD_CACHE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Store {
     home: PathBuf,
     blobs: PathBuf,
-    catalog: Arc<Catalog>,
+    pub(crate) catalog: Arc<Catalog>,
     /// Complete blobs' outboards by id. Content-addressed, so an entry can never be out of date.
     outboards: std::sync::Mutex<(usize, std::collections::HashMap<ContentId, bytes::Bytes>)>,
 }
@@ -110,7 +110,26 @@ impl Store {
         let blobs = home.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(StoreError::io("creating", &blobs))?;
         let catalog = Arc::new(Catalog::open(&home.join("shoal.db"))?);
-        Ok(Self { home: home.to_path_buf(), blobs, catalog, outboards: Default::default() })
+        let store = Self { home: home.to_path_buf(), blobs, catalog, outboards: Default::default() };
+        if store.catalog.needs_reindex {
+            store.reindex()?;
+        }
+        Ok(store)
+    }
+
+    /// Fills the name index from the shares (a catalog from before the index existed).
+    fn reindex(&self) -> Result<(), StoreError> {
+        for s in self.catalog.shares()? {
+            let files = match s.is_collection {
+                true => match self.read_blob(&s.id, MAX_COLLECTION_BYTES)? {
+                    Some(bytes) => Collection::decode(&bytes)?.entries,
+                    None => Vec::new(),
+                },
+                false => Vec::new(),
+            };
+            self.catalog.index_share(&s.id, &s.name, s.size, &files)?;
+        }
+        Ok(())
     }
 
     /// The data directory.
@@ -192,6 +211,7 @@ impl Store {
         let (id, size) = self.import_in_place(&path)?;
         let name = file_name(&path);
         self.catalog.put_share(&ShareRecord { id, name: name.clone(), path, size, is_collection: false })?;
+        self.catalog.index_share(&id, &name, size, &[])?;
         Ok(BlobInfo { id, size, name, is_collection: false, files: Vec::new() })
     }
 
@@ -231,6 +251,7 @@ impl Store {
         let name = file_name(&dir);
         let total = collection.total_size();
         self.catalog.put_share(&ShareRecord { id, name: name.clone(), path: dir, size: total, is_collection: true })?;
+        self.catalog.index_share(&id, &name, total, &collection.entries)?;
         Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
     }
 
@@ -367,6 +388,7 @@ impl Store {
     /// was shared.
     pub fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
         let was = self.catalog.remove_share(id)?;
+        self.catalog.unindex_share(id)?;
         if was && !self.catalog.was_downloaded(id)? {
             self.catalog.remove_blob(id)?;
         }
