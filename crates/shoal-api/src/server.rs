@@ -56,7 +56,7 @@ impl ApiState {
         tokio::spawn(async move {
             loop {
                 let ev = match net.recv().await {
-                    Ok(shoal_net::NetEvent::PeerConnected { peer }) => {
+                    Ok(shoal_net::NetEvent::PeerConnected { peer, .. }) => {
                         serde_json::json!({ "type": "peer_connected", "peer": peer.to_string() })
                     }
                     Ok(shoal_net::NetEvent::PeerDisconnected { peer }) => {
@@ -127,7 +127,10 @@ struct Status {
     peer: String,
     addrs: Vec<String>,
     home: PathBuf,
-    topology: Option<String>,
+    topology: String,
+    /// Peers met that run another topology: `[peer id, their topology]`.
+    topology_mismatches: Vec<(String, String)>,
+    search_neighbours: usize,
     shares: usize,
     downloads_active: usize,
     peers_connected: usize,
@@ -146,7 +149,9 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         peer: node.peer_id().to_string(),
         addrs,
         home: node.config().home.clone(),
-        topology: node.config().topology.map(|t| t.to_string()),
+        topology: node.config().topology.to_string(),
+        topology_mismatches: node.topology_mismatches(),
+        search_neighbours: node.search_counters().neighbours,
         shares,
         downloads_active: active,
         peers_connected: peers,

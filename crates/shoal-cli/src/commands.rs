@@ -85,7 +85,9 @@ fn node_config(args: &Args, s: &Settings) -> anyhow::Result<NodeConfig> {
             rate(&s.download_limit_per_peer, "download_limit_per_peer")?,
         )
         .with_download(DownloadTuning::default());
-    config.topology = s.topology.value.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    if let Some(t) = s.topology.value.as_deref() {
+        config.topology = t.parse().map_err(anyhow::Error::msg)?;
+    }
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }

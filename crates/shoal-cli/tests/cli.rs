@@ -434,7 +434,7 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(
         home.join("config.toml"),
-        "upload_limit = \"5MB\"\ndownload_limit = \"6MB\"\ntopology = \"hybrid\"\nmax_connections = 9\n",
+        "upload_limit = \"5MB\"\ndownload_limit = \"6MB\"\ntopology = \"pure\"\nmax_connections = 9\n",
     )
     .unwrap();
     let o = shoal(&home)
@@ -450,12 +450,12 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     assert_eq!(got("max_connections"), (serde_json::json!(70), "flag".into()));
     assert_eq!(got("download_limit"), (serde_json::json!("8MB"), "env".into()));
     assert_eq!(got("upload_limit"), (serde_json::json!("5MB"), "file".into()));
-    assert_eq!(got("topology"), (serde_json::json!("hybrid"), "file".into()));
+    assert_eq!(got("topology"), (serde_json::json!("pure"), "file".into()));
     assert_eq!(got("upload_limit_per_peer"), (serde_json::Value::Null, "default".into()));
     // The topology reaches the daemon's status.
     let (_d, _) = daemon(&home);
     let st: serde_json::Value = serde_json::from_str(run_ok(&home, &["status", "--json"]).trim()).unwrap();
-    assert_eq!(st["topology"], "hybrid");
+    assert_eq!(st["topology"], "pure");
     // A key that does not exist is an error that names it, on one line.
     std::fs::write(home.join("config.toml"), "uplaod_limit = \"5MB\"\n").unwrap();
     let o = shoal(&home).arg("config").stdin(Stdio::null()).output().unwrap();

@@ -23,7 +23,7 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) kad: Toggle<kad::Behaviour<MemoryStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
@@ -68,6 +68,9 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
             kcfg.set_query_timeout(config.dht_query_timeout);
             let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
             kad.set_mode(Some(kad::Mode::Server));
+            // Without the DHT (topologies other than `structured`) Kademlia is absent altogether: it would
+            // otherwise connect peers on its own (bootstrap lookups) and blur the overlay being measured.
+            let kad = config.dht.then_some(kad);
             let mdns =
                 if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
             let limits = connection_limits::ConnectionLimits::default().with_max_established(config.max_connections);
@@ -75,10 +78,10 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
                 limits: connection_limits::Behaviour::new(limits),
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                        .with_agent_version(format!("shoal/{}", env!("CARGO_PKG_VERSION"))),
+                        .with_agent_version(config.agent.clone()),
                 ),
                 ping: ping::Behaviour::default(),
-                kad,
+                kad: kad.into(),
                 mdns: mdns.into(),
                 stream: libp2p_stream::Behaviour::new(),
             })

@@ -37,6 +37,15 @@ pub(crate) struct EventLoop {
     provided: HashSet<Vec<u8>>,
     joined: bool,
     events: tokio::sync::broadcast::Sender<NetEvent>,
+    /// Peers and addresses we dialed to meet (bootstrap, mDNS, explicit dials): see `NetEvent::PeerConnected`.
+    introduced_peers: HashSet<PeerId>,
+    introduced_addrs: HashSet<Multiaddr>,
+    /// Connected peers that were introduced.
+    introduced: HashSet<PeerId>,
+}
+
+fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
 }
 
 fn is_unspecified(addr: &Multiaddr) -> bool {
@@ -66,6 +75,9 @@ impl EventLoop {
             provided: HashSet::new(),
             joined: false,
             events,
+            introduced_peers: HashSet::new(),
+            introduced_addrs: HashSet::new(),
+            introduced: HashSet::new(),
         }
     }
 
@@ -103,10 +115,18 @@ impl EventLoop {
         self.listen_addrs.push(address);
     }
 
+    fn kad(&mut self) -> Option<&mut kad::Behaviour<kad::store::MemoryStore>> {
+        self.swarm.behaviour_mut().kad.as_mut()
+    }
+
     pub(crate) fn dial_addr(&mut self, addr: Multiaddr) -> Option<DialError> {
         if let Some(Protocol::P2p(peer)) = addr.iter().last() {
-            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            self.introduced_peers.insert(peer);
+            if let Some(k) = self.kad() {
+                k.add_address(&peer, addr.clone());
+            }
         }
+        self.introduced_addrs.insert(without_p2p(&addr));
         match self.swarm.dial(addr.clone()) {
             Ok(()) => None,
             Err(e) => {
@@ -138,7 +158,8 @@ impl EventLoop {
 
     fn reprovide_all(&mut self) {
         for key in self.provided.clone() {
-            if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(RecordKey::new(&key)) {
+            let Some(k) = self.kad() else { return };
+            if let Err(e) = k.start_providing(RecordKey::new(&key)) {
                 tracing::warn!(error = %e, "cannot re-announce a provided key");
             }
         }
@@ -157,7 +178,9 @@ impl EventLoop {
                     return;
                 }
                 for a in hints.iter().filter(|a| !is_unspecified(a)) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                    if let Some(k) = self.kad() {
+                        k.add_address(&peer, a.clone());
+                    }
                 }
                 let opts = DialOpts::peer_id(peer)
                     .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -181,32 +204,41 @@ impl EventLoop {
                 let _ = reply.send(r);
             }
             Command::Provide { key, reply } => {
-                let r = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(RecordKey::new(&key))
-                    .map(|_| ())
-                    .map_err(|e| NetError::Dht(e.to_string()));
-                if r.is_ok() {
+                let r = match self.kad() {
+                    Some(k) => {
+                        k.start_providing(RecordKey::new(&key)).map(|_| ()).map_err(|e| NetError::Dht(e.to_string()))
+                    }
+                    None => Ok(()),
+                };
+                if r.is_ok() && self.config.dht {
                     self.provided.insert(key);
                 }
                 let _ = reply.send(r);
             }
             Command::Unprovide { key, reply } => {
-                self.swarm.behaviour_mut().kad.stop_providing(&RecordKey::new(&key));
+                if let Some(k) = self.kad() {
+                    k.stop_providing(&RecordKey::new(&key));
+                }
                 self.provided.remove(&key);
                 let _ = reply.send(());
             }
             Command::FindProviders { key, found } => {
-                let q = self.swarm.behaviour_mut().kad.get_providers(RecordKey::new(&key));
-                self.pending_providers.insert(q, found);
+                // Without the DHT, `found` is dropped here: the lookup ends at once with nothing.
+                if let Some(k) = self.kad() {
+                    let q = k.get_providers(RecordKey::new(&key));
+                    self.pending_providers.insert(q, found);
+                }
             }
             Command::Peers { reply } => {
                 let peers = self
                     .connected
                     .iter()
-                    .map(|(p, a)| PeerInfo { peer: *p, addrs: a.clone(), agent: self.agents.get(p).cloned() })
+                    .map(|(p, a)| PeerInfo {
+                        peer: *p,
+                        addrs: a.clone(),
+                        agent: self.agents.get(p).cloned(),
+                        introduced: self.introduced.contains(p),
+                    })
                     .collect();
                 let _ = reply.send(peers);
             }
@@ -222,7 +254,13 @@ impl EventLoop {
                 let first = !self.connected.contains_key(&peer_id);
                 self.connected.entry(peer_id).or_default().push(endpoint.get_remote_address().clone());
                 if first {
-                    let _ = self.events.send(NetEvent::PeerConnected { peer: peer_id });
+                    let introduced = self.introduced_peers.contains(&peer_id)
+                        || (endpoint.is_dialer()
+                            && self.introduced_addrs.contains(&without_p2p(endpoint.get_remote_address())));
+                    if introduced {
+                        self.introduced.insert(peer_id);
+                    }
+                    let _ = self.events.send(NetEvent::PeerConnected { peer: peer_id, introduced });
                 }
                 for reply in self.pending_connect.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
@@ -231,6 +269,7 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, .. } => {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    self.introduced.remove(&peer_id);
                     let _ = self.events.send(NetEvent::PeerDisconnected { peer: peer_id });
                 } else if let Some(v) = self.connected.get_mut(&peer_id) {
                     v.retain(|a| a != endpoint.get_remote_address());
@@ -250,14 +289,20 @@ impl EventLoop {
                         "peer speaks another Shoal network version");
                 }
                 self.agents.insert(peer_id, info.agent_version.clone());
-                for addr in info.listen_addrs.into_iter().filter(|a| !is_unspecified(a)) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                let _ = self.events.send(NetEvent::Identified { peer: peer_id, agent: info.agent_version.clone() });
+                if let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for addr in info.listen_addrs.into_iter().filter(|a| !is_unspecified(a)) {
+                        k.add_address(&peer_id, addr);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     tracing::info!(%peer, %addr, "found on the LAN");
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.introduced_peers.insert(peer);
+                    if let Some(k) = self.kad() {
+                        k.add_address(&peer, addr.clone());
+                    }
                     let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
                 }
             }

@@ -25,6 +25,11 @@ pub struct NetConfig {
     pub reprovide_interval: Duration,
     /// Most connections established at once (`None`: no cap).
     pub max_connections: Option<u32>,
+    /// Run the Kademlia DHT (provider records, peer routing). Off, [`Network::provide`] does nothing and
+    /// [`Network::find_providers`] finds nothing: the `structured` topology is the one that uses it.
+    pub dht: bool,
+    /// What identify tells other peers we run (Shoal puts its version and topology here).
+    pub agent: String,
 }
 
 impl Default for NetConfig {
@@ -39,6 +44,8 @@ impl Default for NetConfig {
             dht_query_timeout: Duration::from_secs(30),
             reprovide_interval: Duration::from_secs(30 * 60),
             max_connections: None,
+            dht: true,
+            agent: format!("shoal/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -72,6 +79,12 @@ impl NetConfig {
         self
     }
 
+    /// Turns the DHT on or off.
+    pub fn with_dht(mut self, on: bool) -> Self {
+        self.dht = on;
+        self
+    }
+
     /// Turns mDNS on or off.
     pub fn with_mdns(mut self, on: bool) -> Self {
         self.mdns = on;
@@ -88,6 +101,8 @@ pub struct PeerInfo {
     pub addrs: Vec<Multiaddr>,
     /// Its agent string (from identify), once known.
     pub agent: Option<String>,
+    /// True when we dialed it to meet it (see [`NetEvent::PeerConnected`]).
+    pub introduced: bool,
 }
 
 /// Something that happened in the network, for whoever listens ([`Network::subscribe`]).
@@ -98,6 +113,16 @@ pub enum NetEvent {
     PeerConnected {
         /// The peer.
         peer: PeerId,
+        /// True when we dialed it to meet it: a bootstrap peer, one found on the LAN, or one given to
+        /// [`Network::dial`]. Overlays pick their neighbours among these (and among peers that ask).
+        introduced: bool,
+    },
+    /// A peer told us what it runs (identify).
+    Identified {
+        /// The peer.
+        peer: PeerId,
+        /// Its agent string, e.g. `shoal/0.1.0 topology=pure`.
+        agent: String,
     },
     /// Last connection to a peer closed.
     PeerDisconnected {

@@ -28,21 +28,40 @@ pub struct NodeConfig {
     pub download_limit_per_peer: Option<u64>,
     /// Download tuning.
     pub download: DownloadTuning,
-    /// Which variant of the P2P model the network runs (search is not built yet: recorded and reported only).
-    pub topology: Option<Topology>,
+    /// Which variant of the P2P model the network runs: how searches and provider lookups travel.
+    pub topology: Topology,
+    /// Search settings.
+    pub search: SearchConfig,
     /// Test-only: flip a byte in every range this peer serves, to exercise verification. Never set this
     /// outside tests; peers that receive such data ban this peer.
     #[doc(hidden)]
     pub corrupt_uploads: bool,
 }
 
+/// How search behaves.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SearchConfig {
+    /// Overlay neighbours to keep (`pure`).
+    pub degree: usize,
+    /// TTLs of the expanding ring (`pure`), smallest first; each at most `shoal_proto::search::MAX_TTL`.
+    pub ring: Vec<u8>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { degree: 8, ring: vec![2, 4, shoal_proto::search::MAX_TTL] }
+    }
+}
+
 /// The variant of the P2P model a network runs: how search finds things (see DESIGN.md §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Topology {
     /// Flooding with a TTL, no index (Gnutella).
     Pure,
-    /// A Kademlia DHT as the index (eMule Kad).
+    /// A Kademlia DHT as the index (eMule Kad). The default.
+    #[default]
     Structured,
     /// Index servers keep share lists (Napster, trackers).
     Hybrid,
@@ -113,7 +132,8 @@ impl NodeConfig {
             upload_limit_per_peer: None,
             download_limit: None,
             download_limit_per_peer: None,
-            topology: None,
+            topology: Topology::default(),
+            search: SearchConfig::default(),
             download: DownloadTuning::default(),
             corrupt_uploads: false,
         }
@@ -146,6 +166,18 @@ impl NodeConfig {
         self.upload_limit_per_peer = upload_per_peer;
         self.download_limit = download;
         self.download_limit_per_peer = download_per_peer;
+        self
+    }
+
+    /// Sets the topology.
+    pub fn with_topology(mut self, t: Topology) -> Self {
+        self.topology = t;
+        self
+    }
+
+    /// Sets the number of overlay neighbours (`pure`).
+    pub fn with_degree(mut self, degree: usize) -> Self {
+        self.search.degree = degree;
         self
     }
 

@@ -25,6 +25,12 @@ pub enum NodeError {
         /// What is wrong.
         why: String,
     },
+    /// The configured topology is not built yet.
+    #[error("topology {0} is not available yet in this version: use pure or structured")]
+    TopologyUnavailable(crate::config::Topology),
+    /// The search service stopped.
+    #[error("the search service stopped; restart the peer")]
+    SearchStopped,
     /// No peer could be found that has the content.
     #[error("no provider found for {id} within {secs} s: check that a peer sharing it is running and reachable")]
     NoProviders {

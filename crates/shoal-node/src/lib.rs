@@ -24,13 +24,16 @@
 
 pub mod config;
 mod error;
+mod framing;
 mod node;
+pub mod search;
 pub mod ticket;
 pub mod transfer;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use node::{Node, Traffic};
+pub use search::{FoundHit, SearchCounters, SearchEvent, SearchRequest, SearchStream};
 pub use shoal_store::{BlobInfo, ContentId};
 pub use ticket::Ticket;
 pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerRate, PeerReport, Progress};

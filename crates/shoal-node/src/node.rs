@@ -10,6 +10,10 @@ use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use shoal_net::Network;
 use shoal_store::{BlobInfo, Store};
 
+use shoal_store::ContentId;
+use tokio::sync::mpsc;
+
+use crate::search::{self, SearchCounters, SearchEvent, SearchRequest, SearchStream};
 use crate::transfer::download::{self, DownloadHandle, DownloadRequest};
 use crate::transfer::limit::Limits;
 use crate::transfer::serve::{self, ServeCtx};
@@ -56,6 +60,9 @@ pub struct Traffic {
 
 struct Inner {
     config: NodeConfig,
+    search: mpsc::Sender<search::driver::Cmd>,
+    search_shared: Arc<search::driver::Shared>,
+    search_tasks: [tokio::task::JoinHandle<()>; 2],
     download_limits: Arc<Limits>,
     store: Arc<Store>,
     net: Network,
@@ -66,6 +73,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.accept.abort();
+        for t in &self.search_tasks {
+            t.abort();
+        }
     }
 }
 
@@ -78,7 +88,14 @@ pub struct Node {
 impl Node {
     /// Opens the data directory, loads (or creates) the identity, starts the network, serves what the store
     /// has and announces it in the DHT.
-    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+    pub async fn start(mut config: NodeConfig) -> Result<Self, NodeError> {
+        use crate::config::Topology;
+        if matches!(config.topology, Topology::Hybrid | Topology::Supernode) {
+            return Err(NodeError::TopologyUnavailable(config.topology));
+        }
+        // Only the structured topology runs the DHT; the others find things their own way.
+        config.net.dht = config.topology == Topology::Structured;
+        config.net.agent = format!("shoal/{} topology={}", env!("CARGO_PKG_VERSION"), config.topology);
         let home = config.home.clone();
         let home_err = |why: String| NodeError::Home { path: home.clone(), why };
         std::fs::create_dir_all(&home).map_err(|e| home_err(e.to_string()))?;
@@ -105,8 +122,33 @@ impl Node {
             config.corrupt_uploads,
         ));
         let accept = tokio::spawn(serve::accept_loop(incoming, ctx));
+        let search_incoming = net
+            .streams()
+            .accept(search::PROTOCOL)
+            .map_err(|_| NodeError::Task("search protocol registered twice".into()))?;
+        let (search, search_shared, t1, t2) = search::driver::spawn(search::driver::Parts {
+            topology: config.topology,
+            config: config.search.clone(),
+            store: store.clone(),
+            net: net.clone(),
+            incoming: search_incoming,
+            seed: rand_seed(),
+        })
+        .await;
         let download_limits = Arc::new(Limits::new(config.download_limit, config.download_limit_per_peer));
-        let node = Self { inner: Arc::new(Inner { config, download_limits, store, net, counters, accept }) };
+        let node = Self {
+            inner: Arc::new(Inner {
+                config,
+                search,
+                search_shared,
+                search_tasks: [t1, t2],
+                download_limits,
+                store,
+                net,
+                counters,
+                accept,
+            }),
+        };
         let ids = {
             let store = node.inner.store.clone();
             tokio::task::spawn_blocking(move || store.servable_ids())
@@ -156,6 +198,7 @@ impl Node {
         for f in &info.files {
             self.inner.net.provide(f.id.as_bytes().to_vec()).await?;
         }
+        let _ = self.inner.search.send(search::driver::Cmd::SharesChanged).await;
         Ok(info)
     }
 
@@ -168,6 +211,7 @@ impl Node {
             .map_err(|e| NodeError::Task(e.to_string()))??;
         if was {
             self.inner.net.unprovide(id.as_bytes().to_vec()).await?;
+            let _ = self.inner.search.send(search::driver::Cmd::SharesChanged).await;
         }
         Ok(was)
     }
@@ -187,6 +231,55 @@ impl Node {
             collection: info.is_collection,
             providers: vec![(self.peer_id(), addrs)],
         })
+    }
+
+    /// Starts a search, in the way the topology searches. Dropping the stream cancels it.
+    pub async fn search(&self, req: SearchRequest) -> Result<SearchStream, NodeError> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.inner.search.send(search::driver::Cmd::Start { req, tx }).await.map_err(|_| NodeError::SearchStopped)?;
+        Ok(SearchStream { rx })
+    }
+
+    /// Peers that have `id`, found the way the topology finds things (the DHT's provider records in
+    /// `structured`, a search for the id otherwise), with the addresses they gave when known.
+    pub async fn find_providers(&self, id: ContentId) -> Result<mpsc::Receiver<(PeerId, Vec<Multiaddr>)>, NodeError> {
+        let (tx, rx) = mpsc::channel(64);
+        if self.inner.config.topology == crate::config::Topology::Structured {
+            let mut found = self.inner.net.find_providers(id.as_bytes().to_vec()).await?;
+            tokio::spawn(async move {
+                while let Some(p) = found.recv().await {
+                    if tx.send((p, Vec::new())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        } else {
+            let req = SearchRequest {
+                query: shoal_proto::search::Query::id(*id.as_bytes()),
+                limit: 32,
+                timeout: std::time::Duration::from_secs(8),
+            };
+            let mut stream = self.search(req).await?;
+            tokio::spawn(async move {
+                while let Some(SearchEvent::Hit(h)) = stream.next().await {
+                    if h.id == id && tx.send((h.peer, h.addrs)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(rx)
+    }
+
+    /// Search counters since start.
+    pub fn search_counters(&self) -> SearchCounters {
+        self.inner.search_shared.counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Peers met that run another topology (peer id, their topology).
+    pub fn topology_mismatches(&self) -> Vec<(String, String)> {
+        let m = self.inner.search_shared.mismatches.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(p, t)| (p.to_string(), t.clone())).collect()
     }
 
     /// Starts a download.
@@ -227,6 +320,15 @@ impl Node {
     /// Stops serving and closes every connection.
     pub async fn shutdown(&self) {
         self.inner.accept.abort();
+        for t in &self.inner.search_tasks {
+            t.abort();
+        }
         self.inner.net.shutdown().await;
     }
+}
+
+/// A seed for query ids: different on every start (time and process id mixed), no RNG crate needed.
+fn rand_seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32) ^ (std::ptr::addr_of!(t) as u64)
 }

@@ -5,10 +5,9 @@
 //! - [`session`](self::session): the downloader's side of one stream to one provider: requests are
 //!   pipelined on a single long-lived stream; answers are read in order and verified off the async threads.
 //! - [`download`]: drives the sans-IO scheduler with session events and owns the partial file.
-//! - [`framing`](self::framing), [`limit`](self::limit): frame I/O on async streams, upload rate limiting.
+//! - [`limit`](self::limit): token buckets for upload and download caps.
 
 pub mod download;
-pub(crate) mod framing;
 pub(crate) mod limit;
 pub(crate) mod serve;
 pub(crate) mod session;

@@ -224,7 +224,7 @@ async fn a_peer_still_downloading_serves_what_it_has_verified() {
     let b_addrs = b.node.addrs().await.unwrap();
     from_b.providers = vec![(b.node.peer_id(), b_addrs)];
     let mut req = DownloadRequest::from_ticket(&from_b, Some(c.home().join("c.bin")));
-    req.use_dht = false;
+    req.discover = false;
     let c_dl = c.node.download(req).await.unwrap();
     b_dl.finish().await.unwrap();
     let served_while_partial = b.node.uploaded();

@@ -39,8 +39,8 @@ pub struct DownloadRequest {
     pub providers: Vec<(PeerId, Vec<Multiaddr>)>,
     /// Output path: the file (or folder) to create; an existing directory means "inside it".
     pub out: Option<PathBuf>,
-    /// Look for providers in the DHT too.
-    pub use_dht: bool,
+    /// Look for more providers, the way the topology finds them (DHT, or a search for the id).
+    pub discover: bool,
 }
 
 impl DownloadRequest {
@@ -52,13 +52,13 @@ impl DownloadRequest {
             collection: Some(t.collection),
             providers: t.providers.clone(),
             out,
-            use_dht: true,
+            discover: true,
         }
     }
 
-    /// A bare id: providers come from the DHT.
+    /// A bare id: providers are looked for the way the topology finds them.
     pub fn from_id(id: ContentId, out: Option<PathBuf>) -> Self {
-        Self { id, name: None, collection: None, providers: Vec::new(), out, use_dht: true }
+        Self { id, name: None, collection: None, providers: Vec::new(), out, discover: true }
     }
 }
 
@@ -271,7 +271,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         }
     };
     let first =
-        fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.use_dht, dest, &progress, &mut totals)
+        fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.discover, dest, &progress, &mut totals)
             .await?;
     record.size = first.size;
     record.is_collection = first.collection;
@@ -319,7 +319,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             let dest = move |_c: bool| Ok((partial_path_for(&t), t.clone()));
             let before = progress.borrow().verified;
             let got =
-                fetch_blob(&node, e.id, Some(false), hints.clone(), req.use_dht, dest, &progress, &mut totals).await?;
+                fetch_blob(&node, e.id, Some(false), hints.clone(), req.discover, dest, &progress, &mut totals).await?;
             if got.size != e.size {
                 return Err(NodeError::Stalled {
                     id: e.id,
@@ -354,7 +354,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
 
 /// A DHT lookup's output.
 enum Found {
-    Peer(PeerId),
+    Peer(PeerId, Vec<Multiaddr>),
     Done,
 }
 
@@ -380,7 +380,7 @@ async fn fetch_blob(
     id: ContentId,
     collection_hint: Option<bool>,
     providers: Vec<(PeerId, Vec<Multiaddr>)>,
-    use_dht: bool,
+    discover: bool,
     dest: impl FnOnce(bool) -> Result<(PathBuf, PathBuf), NodeError>,
     progress: &watch::Sender<Progress>,
     totals: &mut Totals,
@@ -444,18 +444,18 @@ async fn fetch_blob(
     let mut rates = Rates::default();
 
     loop {
-        // Look for (more) providers in the DHT when we have none that answered, or pieces nobody has.
+        // Look for (more) providers when we have none that answered, or pieces nobody has.
         let want_more = answered.is_empty()
             || active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
-        if use_dht && want_more && !dht_running && last_dht.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+        if discover && want_more && !dht_running && last_dht.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
             dht_running = true;
             last_dht = Some(Instant::now());
-            let net = net.clone();
+            let finder = node.clone();
             let found_tx = found_tx.clone();
             tokio::spawn(async move {
-                if let Ok(mut rx) = net.find_providers(id.as_bytes().to_vec()).await {
-                    while let Some(p) = rx.recv().await {
-                        if found_tx.send(Found::Peer(p)).await.is_err() {
+                if let Ok(mut rx) = finder.find_providers(id).await {
+                    while let Some((p, addrs)) = rx.recv().await {
+                        if found_tx.send(Found::Peer(p, addrs)).await.is_err() {
                             return;
                         }
                     }
@@ -543,13 +543,13 @@ async fn fetch_blob(
                 }
             }
             found = found_rx.recv() => {
-                let Some(Found::Peer(p)) = found else {
+                let Some(Found::Peer(p, addrs)) = found else {
                     dht_running = false;
                     continue;
                 };
                 if p != me && tried.insert(p) {
-                    tracing::debug!(peer = %p, "provider found in the DHT");
-                    sessions.insert(p, session::spawn(node.download_limits().clone(), net.clone(), p, Vec::new(), id, ev_tx.clone()));
+                    tracing::debug!(peer = %p, "provider found");
+                    sessions.insert(p, session::spawn(node.download_limits().clone(), net.clone(), p, addrs, id, ev_tx.clone()));
                 }
             }
             _ = tick.tick() => {}
@@ -557,7 +557,7 @@ async fn fetch_blob(
 
         let now = Instant::now();
         let Some(a) = active.as_mut() else {
-            if (sessions.is_empty() && !use_dht) || now.duration_since(last_useful) > tuning.stall_timeout {
+            if (sessions.is_empty() && !discover) || now.duration_since(last_useful) > tuning.stall_timeout {
                 return Err(NodeError::NoProviders { id, secs: now.duration_since(last_useful).as_secs() });
             }
             continue;

@@ -16,8 +16,8 @@ use shoal_proto::transfer::messages::{MAX_FRAME, MAX_GET_CHUNKS, MAX_HAVE_SPANS,
 use shoal_proto::transfer::{Request, Response};
 use shoal_store::{ContentId, Store};
 
-use super::framing::{FrameError, read_frame, write_frame};
 use super::limit::Limits;
+use crate::framing::{FrameError, read_frame, write_frame};
 use crate::node::Counters;
 
 /// Transfer streams one peer may have open with us at once.

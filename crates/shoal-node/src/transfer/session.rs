@@ -16,7 +16,7 @@ use shoal_proto::transfer::{ChunkSpan, Failure, Request, Response};
 use shoal_store::{ContentId, Partial, PieceError, StoreError};
 use tokio::sync::mpsc;
 
-use super::framing::{read_frame, write_frame};
+use crate::framing::{read_frame, write_frame};
 
 /// What the download driver asks of a session.
 pub(crate) enum SessionCmd {

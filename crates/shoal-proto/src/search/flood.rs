@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use super::messages::{Hit, MAX_HITS_PER_MSG, MAX_TTL, Query, SearchMsg, WireId};
+use super::messages::{Hit, MAX_HITS_PER_MSG, MAX_TTL, Query, SearchMsg, Want, WireId};
 
 /// Tuning of the router.
 #[derive(Clone, Debug)]
@@ -215,6 +215,16 @@ struct Search {
     messages: u64,
 }
 
+impl Search {
+    /// What the limit counts: distinct ids for words, distinct providers for an id lookup.
+    fn found(&self) -> usize {
+        match self.query.want {
+            Want::Id(_) => self.responders.len(),
+            Want::Words(_) => self.ids.len(),
+        }
+    }
+}
+
 /// The flooding router of one peer. `P` names a peer (a libp2p `PeerId` in the node, an index in the
 /// simulator).
 #[derive(Debug)]
@@ -262,6 +272,11 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     /// True when `peer` is a neighbour.
     pub fn is_neighbour(&self, peer: &P) -> bool {
         self.neighbours.contains(peer)
+    }
+
+    /// True while `peer` was asked to be a neighbour and has not answered.
+    pub fn is_joining(&self, peer: &P) -> bool {
+        self.joining.contains(peer)
     }
 
     /// True when fewer neighbours are linked or being asked than the degree.
@@ -405,7 +420,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
                 s.responders.insert(h.provider.peer.clone());
             }
             s.first_hit.get_or_insert(now.saturating_duration_since(s.started));
-            let done = s.ids.len() >= s.limit;
+            let done = s.found() >= s.limit;
             out.push(Action::Deliver { search: sid, from, hits });
             if done {
                 out.extend(self.finish(sid, now));
@@ -435,7 +450,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     }
 
     /// Starts a search: floods `query` to the neighbours with the first TTL of the ring. It ends after
-    /// `limit` distinct ids, at `now + timeout`, or when cancelled, with [`Action::Finished`].
+    /// `limit` distinct ids (distinct providers for [`Want::Id`]), at `now + timeout`, or when cancelled, with [`Action::Finished`].
     pub fn start(&mut self, query: Query, limit: usize, timeout: Duration, now: Instant) -> (SearchId, Vec<Action<P>>) {
         let sid = self.next_search;
         self.next_search += 1;
@@ -521,7 +536,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
         let ids: Vec<SearchId> = self.searches.keys().copied().collect();
         for sid in ids {
             let Some(s) = self.searches.get(&sid) else { continue };
-            if s.ids.len() >= s.limit || now >= s.deadline {
+            if s.found() >= s.limit || now >= s.deadline {
                 out.extend(self.finish(sid, now));
             } else if s.next_ring.is_some_and(|t| now >= t) {
                 self.send_ring(sid, now, &mut out);

@@ -1,0 +1,120 @@
+//! Search over the network, in the topology the node runs.
+//!
+//! One task, the search driver ([`driver`](self::driver)), owns the sans-IO router
+//! ([`shoal_proto::search::Flood`]) and feeds it messages, peer events, local index answers and time. What it
+//! does per topology:
+//! - `pure`: floods queries among overlay neighbours (peers it was introduced to, and peers that ask to join,
+//!   up to `degree`); hits come back along the reverse path.
+//! - `structured`: no overlay. Each keyword of each shared name is announced in the Kademlia DHT as a provider
+//!   record under BLAKE3 of the keyword's first three letters ([`keyword_key`](self::dht::keyword_key)); a
+//!   search looks up its most selective word there and asks the peers found, one hop, with the full query.
+//!   Provider lookups of a content id use the DHT's provider records of that id, as downloads always did.
+//!
+//! Messages travel on `/shoal/search/1` ([`links`](self::links)): one outbound stream per peer written by its
+//! own task, and inbound streams read by one task each, so a slow peer never blocks the driver.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use shoal_proto::search::{Query, SearchStats};
+use shoal_store::ContentId;
+use tokio::sync::mpsc;
+
+pub(crate) mod dht;
+pub(crate) mod driver;
+pub(crate) mod links;
+
+/// The protocol id as a libp2p stream protocol.
+pub(crate) const PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new(shoal_proto::search::PROTOCOL);
+
+/// A search to run.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// What to look for.
+    pub query: Query,
+    /// Stop after this many distinct ids (providers, for an id lookup).
+    pub limit: usize,
+    /// Stop after this long.
+    pub timeout: Duration,
+}
+
+impl SearchRequest {
+    /// Words, with the default limit (50) and timeout (10 s).
+    pub fn words(text: impl Into<String>) -> Self {
+        Self { query: Query::words(text), limit: 50, timeout: Duration::from_secs(10) }
+    }
+}
+
+/// One thing found at one peer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FoundHit {
+    /// Content id (give it to `shoal get`).
+    pub id: ContentId,
+    /// File or folder name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// True for a folder.
+    pub collection: bool,
+    /// The peer that has it.
+    #[serde(serialize_with = "crate::search::ser_peer")]
+    pub peer: PeerId,
+    /// Its addresses, as it gave them.
+    #[serde(serialize_with = "crate::search::ser_addrs")]
+    pub addrs: Vec<Multiaddr>,
+}
+
+fn ser_peer<S: serde::Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(p)
+}
+
+fn ser_addrs<S: serde::Serializer>(a: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(a.iter().map(|a| a.to_string()))
+}
+
+/// What a running search reports.
+#[derive(Clone, Debug)]
+pub enum SearchEvent {
+    /// A hit (the same id may come again from another peer).
+    Hit(FoundHit),
+    /// The search ended; nothing follows.
+    Done(SearchStats),
+}
+
+/// A running search: its events, in order. Dropping it cancels the search.
+pub struct SearchStream {
+    pub(crate) rx: mpsc::Receiver<SearchEvent>,
+}
+
+impl SearchStream {
+    /// The next event; `None` once the search has ended and [`SearchEvent::Done`] was read.
+    pub async fn next(&mut self) -> Option<SearchEvent> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the end and returns every hit and the figures.
+    pub async fn collect(mut self) -> (Vec<FoundHit>, SearchStats) {
+        let mut hits = Vec::new();
+        while let Some(ev) = self.next().await {
+            match ev {
+                SearchEvent::Hit(h) => hits.push(h),
+                SearchEvent::Done(stats) => return (hits, stats),
+            }
+        }
+        (hits, SearchStats::default())
+    }
+}
+
+/// Search counters since start, for `/metrics`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SearchCounters {
+    /// Searches started here.
+    pub searches: u64,
+    /// Hits delivered to searches started here.
+    pub hits: u64,
+    /// Current overlay neighbours (`pure`).
+    pub neighbours: usize,
+    /// The router's counters (queries received, forwarded, dropped).
+    #[serde(flatten)]
+    pub router: shoal_proto::search::flood::Counters,
+}

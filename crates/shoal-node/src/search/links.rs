@@ -1,0 +1,132 @@
+//! `/shoal/search/1` streams: one outbound stream per peer, written by its own task; inbound streams each
+//! read by their own task. Messages in and out go through bounded channels, so the driver never waits on a
+//! peer: an outbound queue that is full drops the message (search traffic is best effort), and an inbound
+//! reader waits for the driver, which slows that one peer down.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::PeerId;
+use shoal_net::{Control, IncomingStreams};
+use shoal_proto::search::SearchMsg;
+use shoal_proto::search::messages::MAX_FRAME;
+use tokio::sync::mpsc;
+
+use crate::framing::{read_frame, write_frame};
+
+/// Messages queued towards one peer before new ones are dropped.
+const OUT_QUEUE: usize = 256;
+
+/// What the links report to the driver.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// A valid message from a peer.
+    Msg(PeerId, SearchMsg),
+    /// The outbound stream to a peer failed or could not be opened.
+    Closed(PeerId),
+}
+
+/// Outbound streams, by peer.
+pub(crate) struct Links {
+    control: Control,
+    out: HashMap<PeerId, mpsc::Sender<SearchMsg>>,
+    events: mpsc::Sender<LinkEvent>,
+    /// Messages dropped because a peer's queue was full.
+    pub(crate) dropped: u64,
+}
+
+impl Links {
+    pub(crate) fn new(control: Control, events: mpsc::Sender<LinkEvent>) -> Self {
+        Self { control, out: HashMap::new(), events, dropped: 0 }
+    }
+
+    /// Queues `msg` for `to`, opening a stream (and dialing) if there is none.
+    pub(crate) fn send(&mut self, to: PeerId, msg: SearchMsg) {
+        let tx = self.out.entry(to).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(OUT_QUEUE);
+            tokio::spawn(write_loop(self.control.clone(), to, rx, self.events.clone()));
+            tx
+        });
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.dropped += 1,
+            Err(mpsc::error::TrySendError::Closed(msg)) => {
+                self.out.remove(&to);
+                self.send(to, msg);
+            }
+        }
+    }
+
+    /// Forgets the stream to `peer` (it disconnected); its writer ends when its queue is dropped.
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
+        self.out.remove(peer);
+    }
+}
+
+async fn write_loop(
+    mut control: Control,
+    peer: PeerId,
+    mut rx: mpsc::Receiver<SearchMsg>,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    let opened = tokio::time::timeout(Duration::from_secs(10), control.open_stream(peer, super::PROTOCOL)).await;
+    let mut stream = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "cannot open a search stream");
+            let _ = events.send(LinkEvent::Closed(peer)).await;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "opening a search stream timed out");
+            let _ = events.send(LinkEvent::Closed(peer)).await;
+            return;
+        }
+    };
+    while let Some(msg) = rx.recv().await {
+        let r = async {
+            write_frame(&mut stream, &msg, MAX_FRAME).await?;
+            // Flush when the queue is empty: several queued messages go out in one write.
+            if rx.is_empty() {
+                stream.flush().await?;
+            }
+            Ok::<_, crate::framing::FrameError>(())
+        };
+        if let Err(e) = r.await {
+            tracing::debug!(%peer, error = %e, "search stream closed");
+            let _ = events.send(LinkEvent::Closed(peer)).await;
+            return;
+        }
+    }
+    let _ = stream.close().await;
+}
+
+/// Accepts inbound search streams for as long as the node runs (an unaccepted stream would be dropped).
+pub(crate) async fn accept_loop(mut incoming: IncomingStreams, events: mpsc::Sender<LinkEvent>) {
+    while let Some((peer, stream)) = incoming.next().await {
+        tokio::spawn(read_loop(peer, stream, events.clone()));
+    }
+}
+
+async fn read_loop(peer: PeerId, mut stream: libp2p::Stream, events: mpsc::Sender<LinkEvent>) {
+    loop {
+        match read_frame::<SearchMsg, _>(&mut stream, MAX_FRAME).await {
+            Ok(Some(msg)) => {
+                if let Err(e) = msg.validate() {
+                    tracing::debug!(%peer, error = %e, "dropping a search message over the limits");
+                    continue;
+                }
+                if events.send(LinkEvent::Msg(peer, msg)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                // Broken framing: we never try to resynchronise; the peer can open a new stream.
+                tracing::debug!(%peer, error = %e, "closing a search stream");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Search in each topology, on a ring of 12 real peers on 127.0.0.1: found three or more hops away,
+//! downloaded by id, still found after a quarter of the peers die, gone once unshared.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use shoal_node::config::Topology;
+use shoal_node::{DownloadRequest, Node, SearchRequest};
+
+const N: usize = 12;
+const SHARER: usize = 6;
+
+/// Peer i dials peer i-1 (and the last one dials peer 0 too): a ring, where peer 0 is six hops from peer 6.
+async fn ring(topology: Topology) -> Vec<Option<Peer>> {
+    let mut peers: Vec<Option<Peer>> = Vec::new();
+    let mut first_addr = None;
+    for i in 0..N {
+        let mut boot = Vec::new();
+        if let Some(Some(prev)) = peers.last() {
+            boot.push(prev.node.addrs().await.unwrap()[0].clone());
+        }
+        if i == N - 1 {
+            boot.extend(first_addr.clone());
+        }
+        let p = peer_with(|c| {
+            let net = c.net.clone().with_bootstrap(boot);
+            c.with_topology(topology).with_net(net)
+        })
+        .await;
+        if i == 0 {
+            first_addr = Some(p.node.addrs().await.unwrap()[0].clone());
+        }
+        peers.push(Some(p));
+    }
+    peers
+}
+
+async fn wait_for(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Searches until `want` says the hits are right, or fails after `secs`. Searches are retried because
+/// announcements (DHT keywords) and overlay links take a moment to settle.
+async fn search_until(
+    node: &Node,
+    text: &str,
+    limit: usize,
+    secs: u64,
+    want: impl Fn(&[shoal_node::FoundHit]) -> bool,
+) -> shoal_proto::search::SearchStats {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let req = SearchRequest { limit, timeout: Duration::from_secs(5), ..SearchRequest::words(text) };
+        let (hits, stats) = node.search(req).await.unwrap().collect().await;
+        if want(&hits) {
+            assert!(stats.messages > 0, "a search sends messages");
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "search {text:?} never gave the expected hits; last: {hits:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn scenario(topology: Topology) {
+    let mut peers = ring(topology).await;
+    if topology == Topology::Pure {
+        // Everyone has its two ring neighbours before anything is searched.
+        for p in peers.iter().flatten() {
+            let node = p.node.clone();
+            wait_for("ring neighbours", 20, async || node.search_counters().neighbours == 2).await;
+        }
+    }
+    let bytes = random_bytes(300_000, 7);
+    let sharer = peers[SHARER].as_ref().unwrap();
+    let file = write_file(sharer.home(), "Holiday Photos 2024.zip", &bytes);
+    let info = sharer.node.share(&file).await.unwrap();
+    let sharer_id = sharer.node.peer_id();
+    let asker = peers[0].as_ref().unwrap().node.clone();
+
+    // Found from six hops away, by word prefixes, case-insensitively.
+    let is_it = |h: &[shoal_node::FoundHit]| h.iter().any(|h| h.id == info.id && h.peer == sharer_id);
+    let stats = search_until(&asker, "HOLID pho", 1, 30, is_it).await;
+    if topology == Topology::Pure {
+        // Six hops away: the first two rings (TTL 2 and 4) cannot reach it, the third (TTL 7) does.
+        assert_eq!(stats.rings, 3, "{stats:?}");
+    }
+
+    // Downloaded by id alone: providers found the topology's way.
+    let out = asker.config().home.join("got.zip");
+    let report =
+        asker.download(DownloadRequest::from_id(info.id, Some(out.clone()))).await.unwrap().finish().await.unwrap();
+    assert_eq!(report.size, bytes.len() as u64);
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+
+    // A quarter of the peers die (never the sharer): still found, the other way round the ring.
+    for i in [1, 2, 3] {
+        let p = peers[i].take().unwrap();
+        p.node.shutdown().await;
+    }
+    search_until(&asker, "holiday photos", 1, 30, is_it).await;
+
+    // Unshared: gone from results.
+    let sharer = peers[SHARER].as_ref().unwrap();
+    assert!(sharer.node.unshare(&info.id).await.unwrap());
+    // (This search runs to its timeout: nothing answers.)
+    search_until(&asker, "holiday photos", 1, 30, |h| !h.iter().any(|h| h.peer == sharer_id)).await;
+
+    for p in peers.iter().flatten() {
+        p.node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pure_flooding_on_a_ring_of_12() {
+    scenario(Topology::Pure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_dht_keywords_on_a_ring_of_12() {
+    scenario(Topology::Structured).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_topology_is_reported() {
+    let a = peer_with(|c| c.with_topology(Topology::Structured)).await;
+    let addr = a.node.addrs().await.unwrap()[0].clone();
+    let b = peer_with(|c| {
+        let net = c.net.clone().with_bootstrap(vec![addr]);
+        c.with_topology(Topology::Pure).with_net(net)
+    })
+    .await;
+    let (na, nb) = (a.node.clone(), b.node.clone());
+    wait_for("mismatch on the structured peer", 10, async || !na.topology_mismatches().is_empty()).await;
+    wait_for("mismatch on the pure peer", 10, async || !nb.topology_mismatches().is_empty()).await;
+    assert_eq!(a.node.topology_mismatches()[0], (b.node.peer_id().to_string(), "pure".to_string()));
+    assert_eq!(b.node.topology_mismatches()[0], (a.node.peer_id().to_string(), "structured".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_and_supernode_say_they_are_not_built_yet() {
+    for t in [Topology::Hybrid, Topology::Supernode] {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            Node::start(shoal_node::NodeConfig::loopback(dir.path().into()).with_topology(t)).await.err().unwrap();
+        assert!(err.to_string().contains("not available yet"), "{err}");
+    }
+}
