@@ -97,6 +97,43 @@ impl Client {
         self.answer(r).await
     }
 
+    /// `POST path` with a JSON body, for an answer of newline-delimited JSON read as it arrives: `each` gets
+    /// every line; returning `false` stops reading. `timeout` bounds the whole exchange.
+    pub async fn post_lines<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+        mut each: impl FnMut(serde_json::Value) -> bool,
+    ) -> Result<(), ClientError> {
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() };
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !r.status().is_success() {
+            return self.answer::<serde_json::Value>(Ok(r)).await.map(|_| ());
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(unreachable)? {
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let v = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::Api { status: 200, message: format!("malformed event line: {e}") })?;
+                if !each(v) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await;

@@ -18,6 +18,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::ApiError;
 
+mod search;
+
 /// Shared state of the API: the node, the token, and the downloads started through the API.
 #[derive(Clone)]
 pub struct ApiState {
@@ -98,6 +100,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/shares/{id}/remove", post(remove_share))
         .route("/api/v1/events", get(events))
         .route("/api/v1/peers", get(peers))
+        .route("/api/v1/search", post(search::search))
         .route("/api/v1/stop", post(stop))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route; see docs/API.md") })
@@ -539,5 +542,39 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
          shoal_active_downloads {active}\n",
         t.uploaded, t.downloaded, t.verification_failures
     );
+    let c = s.inner.node.search_counters();
+    let mut text = text;
+    for (name, help, kind, v) in [
+        ("shoal_searches_total", "Searches started on this peer.", "counter", c.searches),
+        ("shoal_search_hits_total", "Hits delivered to searches started here.", "counter", c.hits),
+        ("shoal_search_neighbours", "Overlay neighbours (pure topology).", "gauge", c.neighbours as u64),
+        (
+            "shoal_search_queries_received_total",
+            "Queries received from other peers.",
+            "counter",
+            c.router.queries_received,
+        ),
+        ("shoal_search_duplicate_queries_total", "Queries dropped as already seen.", "counter", c.router.duplicates),
+        (
+            "shoal_search_throttled_queries_total",
+            "Queries dropped: sender over its rate.",
+            "counter",
+            c.router.throttled,
+        ),
+        (
+            "shoal_search_queries_sent_total",
+            "Query messages sent (originated or forwarded).",
+            "counter",
+            c.router.queries_sent,
+        ),
+        (
+            "shoal_search_hit_messages_sent_total",
+            "Hit messages sent (answered or routed back).",
+            "counter",
+            c.router.hits_sent,
+        ),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+    }
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -223,3 +223,57 @@ async fn cancel_removes_the_partial_file_and_remove_share_stops_listing() {
     assert_eq!(call(&t.app, "POST", &uri, Some(TOKEN), None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(std::fs::read(&mine).unwrap(), b"mine", "removing a share must not touch the file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_streams_hits_as_ndjson_and_on_the_event_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = Node::start(NodeConfig::loopback(dir.path().join("sharer"))).await.unwrap();
+    let file = dir.path().join("Quarterly Report.pdf");
+    std::fs::write(&file, random_bytes(10_000, 3)).unwrap();
+    let info = sharer.share(&file).await.unwrap();
+    let boot = sharer.addrs().await.unwrap();
+    let net = shoal_net::NetConfig::loopback().with_bootstrap(boot);
+    let node = Node::start(NodeConfig::loopback(dir.path().join("api")).with_net(net)).await.unwrap();
+    let app = router(ApiState::new(node, TOKEN.into()));
+    let mut events = subscribe(&app).await;
+
+    for bad in
+        ["{}", r#"{"text":"!!"}"#, r#"{"text":"x","timeout_secs":0}"#, r#"{"text":"x","id":"00"}"#, r#"{"txt":"x"}"#]
+    {
+        let (s, b) = call(&app, "POST", "/api/v1/search", Some(TOKEN), Some(bad)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
+    }
+
+    // The keyword announcement reaches the DHT a moment after the peers meet: ask until it is found.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let lines = loop {
+        let (s, body) = call(
+            &app,
+            "POST",
+            "/api/v1/search",
+            Some(TOKEN),
+            Some(r#"{"text":"quart rep","limit":1,"timeout_secs":3}"#),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let lines: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.iter().any(|v| v["type"] == "hit") {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "never found: {body}");
+    };
+    let hit = &lines[0];
+    assert_eq!(hit["id"], info.id.to_string());
+    assert_eq!(hit["peer"], sharer.peer_id().to_string());
+    assert_eq!(lines.last().unwrap()["type"], "done");
+    let n = hit["search"].clone();
+    // Earlier searches (if any were needed) have their own numbers on the feed.
+    while next_event(&mut events, "search_hit").await["search"] != n {}
+    let done = loop {
+        let d = next_event(&mut events, "search_done").await;
+        if d["search"] == n {
+            break d;
+        }
+    };
+    assert_eq!(done["hits"], 1);
+}

@@ -48,7 +48,8 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<u32>,
 
-    /// Variant of the P2P model: pure, structured, hybrid or supernode (search is not built yet).
+    /// Variant of the P2P model, the same for the whole network: pure (flooding), structured (DHT, the
+    /// default); hybrid and supernode are not built yet.
     #[arg(long, global = true, env = "SHOAL_TOPOLOGY")]
     pub(crate) topology: Option<String>,
 
@@ -87,6 +88,31 @@ pub(crate) enum Command {
         /// Give up when no provider has been usable for this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+    /// Search the network for names (word prefixes, case and accents ignored); prints hits as they arrive.
+    /// Give a hit's id to `shoal get`.
+    Search {
+        /// Words to look for, e.g. `holid pho` finds "Holiday Photos 2024.zip".
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Stop after this many different results.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Only results at least this big, e.g. 10MB.
+        #[arg(long)]
+        min_size: Option<String>,
+        /// Only results at most this big.
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Only names with this extension (without the dot), e.g. zip.
+        #[arg(long)]
+        ext: Option<String>,
+        /// Print one JSON object per line: each hit as it arrives, then the figures (`"type":"done"`).
+        #[arg(long)]
+        json: bool,
     },
     /// Run a small network on this machine (loopback only): several peers share a generated file and
     /// another one downloads it from all of them; prints who sent what. Leaves nothing behind.

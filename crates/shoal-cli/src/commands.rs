@@ -4,6 +4,7 @@ mod daemon;
 mod demo;
 mod get;
 mod remote;
+mod search;
 mod share;
 
 use std::time::Duration;
@@ -43,6 +44,42 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
                 get::run(config.with_download(tuning), &what, output, json).await
             }
         },
+        Command::Search { words, limit, timeout, min_size, max_size, ext, json } => {
+            let text = words.join(" ");
+            let size = |v: &Option<String>, what: &str| {
+                v.as_deref().map(parse_rate).transpose().with_context(|| format!("--{what}"))
+            };
+            let (min_size, max_size) = (size(&min_size, "min-size")?, size(&max_size, "max-size")?);
+            if shoal_proto::search::keywords::words(&text).is_empty() {
+                bail!("give at least one word to search for (letters or digits)");
+            }
+            if !(1..=300).contains(&timeout) {
+                bail!("--timeout must be between 1 and 300 seconds");
+            }
+            if let Some(e) = &ext
+                && (e.is_empty() || e.len() > 16 || !e.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
+                bail!("--ext {e:?}: give the extension without the dot, letters and digits only (e.g. zip)");
+            }
+            match remote::daemon(&config.home).await? {
+                Some(client) => {
+                    let body = serde_json::json!({
+                        "text": text, "limit": limit, "timeout_secs": timeout,
+                        "min_size": min_size, "max_size": max_size, "ext": ext,
+                    });
+                    search::remote(&client, search::Ask { body, timeout: Duration::from_secs(timeout), json }).await
+                }
+                None => {
+                    let query = shoal_proto::search::Query {
+                        want: shoal_proto::search::Want::Words(text),
+                        filters: shoal_proto::search::Filters { min_size, max_size, ext },
+                    };
+                    let req =
+                        shoal_node::SearchRequest { query, limit: limit.max(1), timeout: Duration::from_secs(timeout) };
+                    search::one_shot(config, req, json).await
+                }
+            }
+        }
         Command::Daemon { json, .. } => daemon::run(config, api_listen, json).await,
         Command::Config { .. } => Ok(()),
         Command::Status { json } => remote::status(&remote::required(&config.home).await?, json).await,

@@ -538,3 +538,66 @@ fn sigterm_stops_a_daemon_cleanly() {
     // The data directory is not locked any more: a new daemon starts.
     let (_d2, _) = daemon(&home);
 }
+
+/// Runs `shoal search` until a line of stdout satisfies `found` (the overlay links up in the first moments
+/// after a daemon starts), at most five times. Returns stdout.
+fn search_until(home: &Path, args: &[&str], found: impl Fn(&str) -> bool) -> String {
+    for _ in 0..5 {
+        let o = shoal(home).arg("search").args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "shoal search {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        if out.lines().any(&found) {
+            return out;
+        }
+    }
+    panic!("shoal search {args:?} never found it");
+}
+
+#[test]
+fn search_through_a_daemon_and_one_shot_then_get_the_hit_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let pure = ["--topology", "pure"];
+    let (_a, a_addr) = daemon_with(&dir.path().join("a"), &pure);
+    let (_b, b_addr) = daemon_with(&dir.path().join("b"), &["--topology", "pure", "--bootstrap", &a_addr]);
+    let folder = dir.path().join("Summer");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("Holiday Photos 2024.zip");
+    random_file(&file, 200_000, 9);
+    run_ok(&dir.path().join("a"), &["share", folder.to_str().unwrap()]);
+    let id = b3sum(&file);
+
+    // Through B's daemon, one hop: JSON lines, a hit then the figures.
+    let out = search_until(&dir.path().join("b"), &["holid", "PHO", "--json", "--limit", "1", "--timeout", "5"], |l| {
+        json(l)["id"] == id.as_str()
+    });
+    let lines: Vec<serde_json::Value> = out.lines().map(json).collect();
+    let hit = lines.iter().find(|v| v["type"] == "hit").unwrap();
+    assert_eq!((hit["name"].as_str(), hit["size"].as_u64()), (Some("Holiday Photos 2024.zip"), Some(200_000)));
+    let done = lines.last().unwrap();
+    assert_eq!(done["type"], "done");
+    assert!(done["messages"].as_u64() >= Some(1) && done["first_hit_ms"].as_f64().is_some(), "{done}");
+
+    // Plain text: the id, the size and the name on one line.
+    let text = search_until(&dir.path().join("b"), &["holiday", "--limit", "1"], |l| l.starts_with(&id));
+    assert!(text.contains("Holiday Photos 2024.zip"), "{text}");
+
+    // A one-shot peer that knows only B: two hops; then the hit's id is all `get` needs.
+    let c = dir.path().join("c");
+    let boot = ["--topology", "pure", "--bootstrap", &b_addr];
+    let mut args: Vec<&str> = boot.to_vec();
+    args.extend(["search", "holiday", "--json", "--limit", "1"]);
+    let o = shoal(&c).args(&args).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.lines().any(|l| json(l)["id"] == id.as_str()), "{stdout} {}", String::from_utf8_lossy(&o.stderr));
+    let got = dir.path().join("got.zip");
+    let (status, _, stderr) = run_get(&c, &id, &got, &boot);
+    assert!(status.success(), "get by id in pure topology failed: {stderr}");
+    assert_eq!(b3sum(&got), id);
+
+    // Bad input: one clear line, non-zero exit.
+    for bad in [&["search", "x", "--ext", ".zip"][..], &["search", "--", "!!"], &["search", "x", "--timeout", "0"]] {
+        let o = shoal(&dir.path().join("b")).args(bad).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.trim().lines().count() == 1, "{bad:?}: {err}");
+    }
+}

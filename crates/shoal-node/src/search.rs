@@ -72,8 +72,10 @@ fn ser_addrs<S: serde::Serializer>(a: &[Multiaddr], s: S) -> Result<S::Ok, S::Er
     s.collect_seq(a.iter().map(|a| a.to_string()))
 }
 
-/// What a running search reports.
-#[derive(Clone, Debug)]
+/// What a running search reports. As JSON: `{"type":"hit", id, name, size, collection, peer, addrs}` and
+/// `{"type":"done", messages, hits, responders, first_hit_ms, rings, elapsed_ms}`.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum SearchEvent {
     /// A hit (the same id may come again from another peer).
     Hit(FoundHit),

@@ -101,6 +101,18 @@ pub(crate) async fn status(c: &Client, json: bool) -> anyhow::Result<()> {
         super::print_line(&format!("listening {}", a.as_str().unwrap_or("?")))?;
     }
     super::print_line(&format!(
+        "topology {}  search neighbours {}",
+        v["topology"].as_str().unwrap_or("?"),
+        v["search_neighbours"]
+    ))?;
+    for m in v["topology_mismatches"].as_array().into_iter().flatten() {
+        super::print_line(&format!(
+            "warning: peer {} runs topology {}, not ours: every peer of a network must use the same one",
+            m[0].as_str().unwrap_or("?"),
+            m[1].as_str().unwrap_or("?")
+        ))?;
+    }
+    super::print_line(&format!(
         "shares {}  active downloads {}  connected peers {}  uploaded {} bytes",
         v["shares"], v["downloads_active"], v["peers_connected"], v["uploaded_bytes"]
     ))

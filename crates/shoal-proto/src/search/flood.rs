@@ -63,8 +63,8 @@ impl Default for Config {
 /// Names a search started here.
 pub type SearchId = u64;
 
-/// What a finished search measured.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a finished search measured. Serialized with times in milliseconds (`first_hit_ms`, `elapsed_ms`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SearchStats {
     /// Query messages this peer sent for it.
     pub messages: u64,
@@ -73,11 +73,29 @@ pub struct SearchStats {
     /// Distinct peers that answered.
     pub responders: usize,
     /// Time from start to the first hit.
+    #[serde(rename = "first_hit_ms", serialize_with = "opt_ms")]
     pub first_hit: Option<Duration>,
     /// Rings of the expanding ring used.
     pub rings: usize,
     /// Time from start to end.
+    #[serde(rename = "elapsed_ms", serialize_with = "ms")]
     pub elapsed: Duration,
+}
+
+/// Milliseconds with microsecond precision: on loopback a first hit can come in well under a millisecond.
+fn millis(d: &Duration) -> f64 {
+    (d.as_micros() as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(millis(d))
+}
+
+fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&millis(d)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Something the host must do.
