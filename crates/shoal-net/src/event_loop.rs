@@ -42,6 +42,7 @@ pub(crate) struct EventLoop {
     introduced_addrs: HashSet<Multiaddr>,
     /// Connected peers that were introduced.
     introduced: HashSet<PeerId>,
+    dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn without_p2p(addr: &Multiaddr) -> Multiaddr {
@@ -62,6 +63,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         config: NetConfig,
         events: tokio::sync::broadcast::Sender<NetEvent>,
+        dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         Self {
             swarm,
@@ -78,6 +80,7 @@ impl EventLoop {
             introduced_peers: HashSet::new(),
             introduced_addrs: HashSet::new(),
             introduced: HashSet::new(),
+            dht_requests,
         }
     }
 
@@ -319,30 +322,40 @@ impl EventLoop {
                 self.joined = true;
                 self.reprovide_all();
             }
-            kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
-                QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
-                    for p in providers {
-                        // Dial now: the provider's addresses live in this query, which may end soon.
-                        if !self.swarm.is_connected(&p) {
-                            let opts = DialOpts::peer_id(p).condition(PeerCondition::DisconnectedAndNotDialing).build();
-                            let _ = self.swarm.dial(opts);
-                        }
-                        if let Some(tx) = self.pending_providers.get(&id) {
-                            let _ = tx.try_send(p);
-                        }
+            kad::Event::OutboundQueryProgressed { id, result, step, stats } => {
+                if step.last {
+                    // The last step carries the whole query's statistics.
+                    self.dht_requests.fetch_add(u64::from(stats.num_requests()), std::sync::atomic::Ordering::Relaxed);
+                }
+                self.on_query_progress(id, result, step)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_query_progress(&mut self, id: QueryId, result: QueryResult, step: kad::ProgressStep) {
+        match result {
+            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                for p in providers {
+                    // Dial now: the provider's addresses live in this query, which may end soon.
+                    if !self.swarm.is_connected(&p) {
+                        let opts = DialOpts::peer_id(p).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                        let _ = self.swarm.dial(opts);
                     }
-                    if step.last {
-                        self.pending_providers.remove(&id);
+                    if let Some(tx) = self.pending_providers.get(&id) {
+                        let _ = tx.try_send(p);
                     }
                 }
-                QueryResult::GetProviders(_) => {
+                if step.last {
                     self.pending_providers.remove(&id);
                 }
-                QueryResult::StartProviding(Err(e)) => {
-                    tracing::debug!(error = %e, "provider announcement incomplete")
-                }
-                _ => {}
-            },
+            }
+            QueryResult::GetProviders(_) => {
+                self.pending_providers.remove(&id);
+            }
+            QueryResult::StartProviding(Err(e)) => {
+                tracing::debug!(error = %e, "provider announcement incomplete")
+            }
             _ => {}
         }
     }

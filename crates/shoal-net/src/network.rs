@@ -138,6 +138,7 @@ pub struct Network {
     commands: mpsc::Sender<Command>,
     control: libp2p_stream::Control,
     events: tokio::sync::broadcast::Sender<NetEvent>,
+    dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Network {
@@ -154,18 +155,25 @@ impl Network {
         }
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone());
+        let dht_requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone(), dht_requests.clone());
         ev.await_listeners(config.listen.len(), Duration::from_secs(5)).await?;
         for addr in &config.bootstrap {
             ev.dial_addr(addr.clone());
         }
         tokio::spawn(ev.run());
-        Ok(Self { peer_id, commands: tx, control, events })
+        Ok(Self { peer_id, commands: tx, control, events, dht_requests })
     }
 
     /// Network events from now on. A subscriber that falls behind misses the oldest (bounded buffer).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NetEvent> {
         self.events.subscribe()
+    }
+
+    /// Kademlia requests this peer has sent since start (every lookup, announcement and bootstrap): what the
+    /// DHT costs, for the figures that compare topologies.
+    pub fn dht_requests(&self) -> u64 {
+        self.dht_requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This peer's id.
