@@ -134,6 +134,8 @@ struct Status {
     /// Peers met that run another topology: `[peer id, their topology]`.
     topology_mismatches: Vec<(String, String)>,
     search_neighbours: usize,
+    /// Search counters, including the index server's registry size when this peer is one.
+    search: shoal_node::SearchCounters,
     shares: usize,
     downloads_active: usize,
     peers_connected: usize,
@@ -155,6 +157,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         topology: node.config().topology.to_string(),
         topology_mismatches: node.topology_mismatches(),
         search_neighbours: node.search_counters().neighbours,
+        search: node.search_counters(),
         shares,
         downloads_active: active,
         peers_connected: peers,

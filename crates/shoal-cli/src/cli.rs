@@ -49,9 +49,19 @@ pub(crate) struct Args {
     pub(crate) max_connections: Option<u32>,
 
     /// Variant of the P2P model, the same for the whole network: pure (flooding), structured (DHT, the
-    /// default); hybrid and supernode are not built yet.
+    /// default), hybrid (index servers); supernode is not built yet.
     #[arg(long, global = true, env = "SHOAL_TOPOLOGY")]
     pub(crate) topology: Option<String>,
+
+    /// Index server to register with in the hybrid topology, as a multiaddr ending in /p2p/<id> (repeatable).
+    #[arg(
+        long = "index-server",
+        id = "index_servers",
+        global = true,
+        env = "SHOAL_INDEX_SERVER",
+        value_delimiter = ','
+    )]
+    pub(crate) index_servers: Vec<String>,
 
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]
@@ -130,6 +140,16 @@ pub(crate) enum Command {
     /// Run a peer in the foreground with its local API: prints its peer id and addresses, serves what it
     /// has, until Ctrl-C, SIGTERM or `shoal stop`. Other verbs use it when it runs.
     Daemon {
+        /// Print peer id, addresses and API address as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Address of the local API (default 127.0.0.1:0, a random port).
+        #[arg(long, env = "SHOAL_API_LISTEN")]
+        api_listen: Option<std::net::SocketAddr>,
+    },
+    /// Run an index server (hybrid topology) in the foreground, with its local API: peers that name it with
+    /// --index-server register their share lists with it and send it their searches.
+    IndexServer {
         /// Print peer id, addresses and API address as JSON.
         #[arg(long)]
         json: bool,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use shoal_net::{Multiaddr, NetConfig};
 use shoal_node::NodeConfig;
-use shoal_node::config::DownloadTuning;
+use shoal_node::config::{DownloadTuning, Topology};
 
 use crate::cli::{Args, Command};
 use crate::settings::{Setting, Settings};
@@ -81,6 +81,13 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
             }
         }
         Command::Daemon { json, .. } => daemon::run(config, api_listen, json).await,
+        Command::IndexServer { json, .. } => {
+            if config.topology != Topology::Hybrid && settings.topology.value.is_some() {
+                bail!("an index server belongs to the hybrid topology, but topology is set to {}", config.topology);
+            }
+            let search = config.search.clone().with_index_server(true);
+            daemon::run(config.with_topology(Topology::Hybrid).with_search(search), api_listen, json).await
+        }
         Command::Config { .. } => Ok(()),
         Command::Status { json } => remote::status(&remote::required(&config.home).await?, json).await,
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
@@ -125,6 +132,8 @@ fn node_config(args: &Args, s: &Settings) -> anyhow::Result<NodeConfig> {
     if let Some(t) = s.topology.value.as_deref() {
         config.topology = t.parse().map_err(anyhow::Error::msg)?;
     }
+    let servers = parse_addrs(&s.index_servers.value, "index server")?;
+    config.search = config.search.clone().with_index_servers(servers);
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }

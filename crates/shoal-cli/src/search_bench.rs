@@ -5,7 +5,7 @@
 //! target/release/shoal-search-bench --peers 20 --files 50 --queries 20 --topologies pure
 //! ```
 //!
-//! For each topology: N real nodes in this process (TCP on 127.0.0.1, port 0), each dialing `--links` random
+//! For each topology: N real nodes in this process (plus, for hybrid, one index server they register with) (TCP on 127.0.0.1, port 0), each dialing `--links` random
 //! earlier peers (a random graph, not a full mesh); `--files` small files with distinct names spread
 //! uniformly at random over the peers, one copy each (names: two common words and a made-up word of the
 //! file's own); then `--queries` searches, one after another, each from a random peer for one file's own
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use shoal_net::NetConfig;
-use shoal_node::config::Topology;
+use shoal_node::config::{SearchConfig, Topology};
 use shoal_node::{Node, NodeConfig, SearchRequest};
 
 struct Args {
@@ -40,7 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         files: 200,
         queries: 60,
         links: 3,
-        topologies: vec![Topology::Pure, Topology::Structured],
+        topologies: vec![Topology::Pure, Topology::Structured, Topology::Hybrid],
         seed: 1,
         json: false,
     };
@@ -63,7 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: shoal-search-bench [--peers 50] [--files 200] [--queries 60] [--links 3] \
-                     [--topologies pure,structured] [--seed 1] [--json]"
+                     [--topologies pure,structured,hybrid] [--seed 1] [--json]"
                 );
                 std::process::exit(0);
             }
@@ -145,6 +145,19 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
     let mut nodes: Vec<Node> = Vec::new();
     let started = Instant::now();
     let rss_before = rss_kib();
+    // Hybrid: one index server besides the N peers; every peer registers with it.
+    let server = match t {
+        Topology::Hybrid => {
+            let search = SearchConfig::default().with_index_server(true);
+            let cfg = NodeConfig::loopback(dir.join(format!("{t}-server"))).with_topology(t).with_search(search);
+            Some(Node::start(cfg).await.context("starting the index server")?)
+        }
+        _ => None,
+    };
+    let servers = match &server {
+        Some(s) => vec![s.addrs().await?[0].clone()],
+        None => Vec::new(),
+    };
     for i in 0..a.peers {
         let mut boot = Vec::new();
         let mut picked = Vec::new();
@@ -157,7 +170,8 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         }
         let cfg = NodeConfig::loopback(dir.join(format!("{t}-{i}")))
             .with_net(NetConfig::loopback().with_bootstrap(boot))
-            .with_topology(t);
+            .with_topology(t)
+            .with_search(SearchConfig::default().with_index_servers(servers.clone()));
         nodes.push(Node::start(cfg).await.with_context(|| format!("starting peer {i}"))?);
     }
     // Overlay links (pure) or routing tables (structured) settle.
@@ -167,6 +181,7 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         for n in &nodes {
             let ok = match t {
                 Topology::Pure => n.search_counters().neighbours > 0,
+                Topology::Hybrid => n.search_counters().index_servers_up > 0 && n.search_counters().neighbours > 0,
                 _ => !n.network().peers().await?.is_empty(),
             };
             linked += usize::from(ok);
@@ -199,12 +214,13 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         if asker == owner {
             asker = (asker + 1) % a.peers;
         }
-        let before = totals(&nodes);
+        let everyone: Vec<Node> = nodes.iter().chain(server.iter()).cloned().collect();
+        let before = totals(&everyone);
         let req = SearchRequest { limit: 1, timeout: Duration::from_secs(10), ..SearchRequest::words(own) };
         let (hits, stats) = nodes[asker].search(req).await?.collect().await;
         // Let answers still in flight land before the counters are read again.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let after = totals(&nodes);
+        let after = totals(&everyone);
         msgs.push((after.messages - before.messages) as f64);
         reached.push(after.received.iter().zip(&before.received).filter(|(x, y)| x > y).count() as f64);
         if hits.iter().any(|h| h.id == id) {
@@ -215,7 +231,7 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         }
     }
     let rss_per_peer = rss_kib().saturating_sub(rss_before) as f64 / a.peers as f64 / 1024.0;
-    for n in &nodes {
+    for n in nodes.iter().chain(server.iter()) {
         n.shutdown().await;
     }
     Ok(serde_json::json!({

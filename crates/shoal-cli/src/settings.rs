@@ -12,7 +12,8 @@
 //! download_limit = "50MB"
 //! download_limit_per_peer = "10MB"
 //! max_connections = 200
-//! topology = "structured"          # pure | structured | hybrid | supernode (search comes later)
+//! topology = "structured"          # pure | structured | hybrid (supernode is not built yet)
+//! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
 //! api_listen = "127.0.0.1:5150"
 //! ```
 
@@ -54,6 +55,7 @@ struct FileConfig {
     download_limit_per_peer: Option<String>,
     max_connections: Option<u32>,
     topology: Option<String>,
+    index_servers: Option<Vec<String>>,
     api_listen: Option<String>,
 }
 
@@ -71,6 +73,7 @@ pub(crate) struct Settings {
     pub(crate) download_limit_per_peer: Setting<Option<String>>,
     pub(crate) max_connections: Setting<Option<u32>>,
     pub(crate) topology: Setting<Option<String>>,
+    pub(crate) index_servers: Setting<Vec<String>>,
     pub(crate) api_listen: Setting<String>,
 }
 
@@ -117,7 +120,9 @@ impl Settings {
         let config_file = home.value.join("config.toml");
         let f = read_file(&config_file)?;
         let api_given = match &args.command {
-            Command::Daemon { api_listen, .. } => api_listen.map(|a| a.to_string()),
+            Command::Daemon { api_listen, .. } | Command::IndexServer { api_listen, .. } => {
+                api_listen.map(|a| a.to_string())
+            }
             _ => None,
         };
         let default_listen = if args.loopback {
@@ -162,6 +167,7 @@ impl Settings {
                 None,
             ),
             topology: pick(m, "topology", args.topology.clone().map(Some), f.topology.map(Some), None),
+            index_servers: pick(m, "index_servers", some_if_nonempty(&args.index_servers), f.index_servers, Vec::new()),
             api_listen: pick(m, "api_listen", api_given, f.api_listen, "127.0.0.1:0".to_string()),
             home,
         };
@@ -200,6 +206,7 @@ impl Settings {
                 self.max_connections.source,
             ),
             ("topology", opt(&self.topology.value), self.topology.source),
+            ("index_servers", self.index_servers.value.join(","), self.index_servers.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
         ];
         crate::commands::print_line(&format!("# config file: {}", self.config_file.display()))?;

@@ -601,3 +601,33 @@ fn search_through_a_daemon_and_one_shot_then_get_the_hit_by_id() {
         assert!(!o.status.success() && err.trim().lines().count() == 1, "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn an_index_server_answers_hybrid_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = shoal(&dir.path().join("server"));
+    c.arg("index-server");
+    let mut server = spawn(c);
+    let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("peer 12D3"));
+    let server_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    let hybrid = ["--topology", "hybrid", "--index-server", &server_addr];
+    let (_a, _) = daemon_with(&dir.path().join("a"), &hybrid);
+    let (_b, _) = daemon_with(&dir.path().join("b"), &hybrid);
+    let file = dir.path().join("Lecture Notes Physics.pdf");
+    random_file(&file, 50_000, 11);
+    run_ok(&dir.path().join("a"), &["share", file.to_str().unwrap()]);
+    let id = b3sum(&file);
+    let out = search_until(&dir.path().join("b"), &["lecture", "phys", "--json", "--limit", "1"], |l| {
+        json(l)["id"] == id.as_str()
+    });
+    let done = json(out.lines().last().unwrap());
+    assert_eq!(done["messages"], 1, "one question to the index server: {done}");
+    // The server's status shows what it holds.
+    let st = json(&run_ok(&dir.path().join("server"), &["status", "--json"]));
+    assert_eq!(st["topology"], "hybrid");
+    assert_eq!(st["search"]["index_peers"], 2, "{st}");
+    // An index server needs the hybrid topology.
+    let o = shoal(&dir.path().join("x")).args(["--topology", "pure", "index-server"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hybrid"));
+}

@@ -46,11 +46,47 @@ pub struct SearchConfig {
     pub degree: usize,
     /// TTLs of the expanding ring (`pure`), smallest first; each at most `shoal_proto::search::MAX_TTL`.
     pub ring: Vec<u8>,
+    /// Index servers to register with (`hybrid`), each a multiaddr ending in `/p2p/<peer id>`.
+    pub index_servers: Vec<libp2p::Multiaddr>,
+    /// Be an index server (`hybrid`): keep the share lists of the peers that register.
+    pub index_server: bool,
+    /// How often a peer sends its full share list to its index servers again (`hybrid`).
+    pub refresh: Duration,
+    /// An index server forgets a peer not heard from for this long.
+    pub expire: Duration,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { degree: 8, ring: vec![2, 4, shoal_proto::search::MAX_TTL] }
+        Self {
+            degree: 8,
+            ring: vec![2, 4, shoal_proto::search::MAX_TTL],
+            index_servers: Vec::new(),
+            index_server: false,
+            refresh: Duration::from_secs(5 * 60),
+            expire: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl SearchConfig {
+    /// Sets the index servers to register with.
+    pub fn with_index_servers(mut self, servers: Vec<libp2p::Multiaddr>) -> Self {
+        self.index_servers = servers;
+        self
+    }
+
+    /// Makes this peer an index server (or not).
+    pub fn with_index_server(mut self, on: bool) -> Self {
+        self.index_server = on;
+        self
+    }
+
+    /// Sets the refresh interval and the expiry of silent peers.
+    pub fn with_refresh(mut self, refresh: Duration, expire: Duration) -> Self {
+        self.refresh = refresh;
+        self.expire = expire;
+        self
     }
 }
 
@@ -172,6 +208,12 @@ impl NodeConfig {
     /// Sets the topology.
     pub fn with_topology(mut self, t: Topology) -> Self {
         self.topology = t;
+        self
+    }
+
+    /// Sets the search settings.
+    pub fn with_search(mut self, search: SearchConfig) -> Self {
+        self.search = search;
         self
     }
 

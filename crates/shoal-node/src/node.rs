@@ -90,8 +90,26 @@ impl Node {
     /// has and announces it in the DHT.
     pub async fn start(mut config: NodeConfig) -> Result<Self, NodeError> {
         use crate::config::Topology;
-        if matches!(config.topology, Topology::Hybrid | Topology::Supernode) {
+        if config.topology == Topology::Supernode {
             return Err(NodeError::TopologyUnavailable(config.topology));
+        }
+        if config.topology == Topology::Hybrid {
+            for a in &config.search.index_servers {
+                if !matches!(a.iter().last(), Some(Protocol::P2p(_))) {
+                    return Err(NodeError::IndexServer(a.to_string()));
+                }
+                // Dialed at start like bootstrap peers; the search driver registers with them once connected.
+                if !config.net.bootstrap.contains(a) {
+                    config.net.bootstrap.push(a.clone());
+                }
+            }
+            if config.search.index_servers.is_empty() && !config.search.index_server {
+                tracing::warn!("hybrid topology without an index server: searches will flood the overlay");
+            }
+        } else if config.search.index_server || !config.search.index_servers.is_empty() {
+            tracing::warn!(topology = %config.topology, "index servers belong to the hybrid topology: ignored");
+            config.search.index_server = false;
+            config.search.index_servers.clear();
         }
         // Only the structured topology runs the DHT; the others find things their own way.
         config.net.dht = config.topology == Topology::Structured;

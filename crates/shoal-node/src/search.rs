@@ -114,8 +114,14 @@ pub struct SearchCounters {
     pub searches: u64,
     /// Hits delivered to searches started here.
     pub hits: u64,
-    /// Current overlay neighbours (`pure`).
+    /// Current overlay neighbours (`pure`, `hybrid`).
     pub neighbours: usize,
+    /// Index servers connected (`hybrid`).
+    pub index_servers_up: usize,
+    /// On an index server: peers registered and the names they list.
+    pub index_peers: usize,
+    /// See `index_peers`.
+    pub index_entries: usize,
     /// The router's counters (queries received, forwarded, dropped).
     #[serde(flatten)]
     pub router: shoal_proto::search::flood::Counters,

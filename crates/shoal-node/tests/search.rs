@@ -7,14 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shoal_node::config::Topology;
+use shoal_node::config::{SearchConfig, Topology};
 use shoal_node::{DownloadRequest, Node, SearchRequest};
 
 const N: usize = 12;
 const SHARER: usize = 6;
 
 /// Peer i dials peer i-1 (and the last one dials peer 0 too): a ring, where peer 0 is six hops from peer 6.
-async fn ring(topology: Topology) -> Vec<Option<Peer>> {
+async fn ring(topology: Topology, servers: Vec<shoal_net::Multiaddr>) -> Vec<Option<Peer>> {
     let mut peers: Vec<Option<Peer>> = Vec::new();
     let mut first_addr = None;
     for i in 0..N {
@@ -25,9 +25,12 @@ async fn ring(topology: Topology) -> Vec<Option<Peer>> {
         if i == N - 1 {
             boot.extend(first_addr.clone());
         }
+        let search = SearchConfig::default()
+            .with_index_servers(servers.clone())
+            .with_refresh(Duration::from_secs(1), Duration::from_secs(3));
         let p = peer_with(|c| {
             let net = c.net.clone().with_bootstrap(boot);
-            c.with_topology(topology).with_net(net)
+            c.with_topology(topology).with_net(net).with_search(search)
         })
         .await;
         if i == 0 {
@@ -69,8 +72,25 @@ async fn search_until(
 }
 
 async fn scenario(topology: Topology) {
-    let mut peers = ring(topology).await;
-    if topology == Topology::Pure {
+    // Hybrid: an index server outside the ring, which every ring peer registers with.
+    let server = match topology {
+        Topology::Hybrid => Some(
+            peer_with(|c| {
+                let search = SearchConfig::default()
+                    .with_index_server(true)
+                    .with_refresh(Duration::from_secs(1), Duration::from_secs(3));
+                c.with_topology(Topology::Hybrid).with_search(search)
+            })
+            .await,
+        ),
+        _ => None,
+    };
+    let servers = match &server {
+        Some(s) => vec![s.node.addrs().await.unwrap()[0].clone()],
+        None => Vec::new(),
+    };
+    let mut peers = ring(topology, servers).await;
+    if topology != Topology::Structured {
         // Everyone has its two ring neighbours before anything is searched.
         for p in peers.iter().flatten() {
             let node = p.node.clone();
@@ -87,9 +107,12 @@ async fn scenario(topology: Topology) {
     // Found from six hops away, by word prefixes, case-insensitively.
     let is_it = |h: &[shoal_node::FoundHit]| h.iter().any(|h| h.id == info.id && h.peer == sharer_id);
     let stats = search_until(&asker, "HOLID pho", 1, 30, is_it).await;
-    if topology == Topology::Pure {
+    match topology {
         // Six hops away: the first two rings (TTL 2 and 4) cannot reach it, the third (TTL 7) does.
-        assert_eq!(stats.rings, 3, "{stats:?}");
+        Topology::Pure => assert_eq!(stats.rings, 3, "{stats:?}"),
+        // One question to the index server, no flooding.
+        Topology::Hybrid => assert_eq!((stats.messages, stats.rings), (1, 0), "{stats:?}"),
+        _ => {}
     }
 
     // Downloaded by id alone: providers found the topology's way.
@@ -106,6 +129,22 @@ async fn scenario(topology: Topology) {
     }
     search_until(&asker, "holiday photos", 1, 30, is_it).await;
 
+    if let Some(server) = server {
+        // Through the server, an unshared name disappears too (the peer withdraws it at once).
+        let other = peers[5].as_ref().unwrap();
+        let f = write_file(other.home(), "Winter Notes.txt", b"snow");
+        let w = other.node.share(&f).await.unwrap();
+        search_until(&asker, "winter", 1, 30, |h| h.iter().any(|h| h.id == w.id)).await;
+        assert!(other.node.unshare(&w.id).await.unwrap());
+        search_until(&asker, "winter", 1, 30, |h| h.is_empty()).await;
+
+        // The index server dies: searches flood the overlay instead, and still find it.
+        server.node.shutdown().await;
+        drop(server);
+        let stats = search_until(&asker, "holiday photos", 1, 30, is_it).await;
+        assert!(stats.rings >= 1, "the fallback floods: {stats:?}");
+    }
+
     // Unshared: gone from results.
     let sharer = peers[SHARER].as_ref().unwrap();
     assert!(sharer.node.unshare(&info.id).await.unwrap());
@@ -120,6 +159,11 @@ async fn scenario(topology: Topology) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pure_flooding_on_a_ring_of_12() {
     scenario(Topology::Pure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_index_server_then_fallback_on_a_ring_of_12() {
+    scenario(Topology::Hybrid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,11 +188,9 @@ async fn a_peer_of_another_topology_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hybrid_and_supernode_say_they_are_not_built_yet() {
-    for t in [Topology::Hybrid, Topology::Supernode] {
-        let dir = tempfile::tempdir().unwrap();
-        let err =
-            Node::start(shoal_node::NodeConfig::loopback(dir.path().into()).with_topology(t)).await.err().unwrap();
-        assert!(err.to_string().contains("not available yet"), "{err}");
-    }
+async fn supernode_says_it_is_not_built_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = shoal_node::NodeConfig::loopback(dir.path().into()).with_topology(Topology::Supernode);
+    let err = Node::start(cfg).await.err().unwrap();
+    assert!(err.to_string().contains("not available yet"), "{err}");
 }

@@ -4,12 +4,14 @@
 //! - [`messages`]: what travels on `/shoal/search/1` (queries, hits, overlay links) and the limits.
 //! - [`flood`]: the sans-IO router of the `pure` topology (TTL flooding with a seen-cache, reverse-path hits,
 //!   expanding ring, abuse limits), also used for direct one-hop queries in the other topologies.
+//! - [`registry`]: the share lists an index server keeps (`hybrid`): publish, withdraw, expiry, matching.
 //!
 //! The `structured` topology needs no core here: Kademlia is the index (see `shoal-node`'s search driver).
 
 pub mod flood;
 pub mod keywords;
 pub mod messages;
+pub mod registry;
 
 pub use flood::{Flood, SearchId, SearchStats};
-pub use messages::{Filters, Hit, MAX_TTL, PROTOCOL, Provider, Query, SearchMsg, Want};
+pub use messages::{Filters, Hit, IndexEntry, MAX_TTL, PROTOCOL, Provider, Query, SearchMsg, Want};

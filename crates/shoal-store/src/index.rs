@@ -77,6 +77,22 @@ impl Catalog {
         })
     }
 
+    /// Every indexed name with its id (one row per id), for an index server's copy of our list.
+    pub(crate) fn indexed_entries(&self) -> Result<Vec<LocalHit>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, name, size, collection FROM names GROUP BY id")?;
+            let rows = st.query_map([], |r| {
+                Ok(LocalHit {
+                    id: id_from(r.get(0)?)?,
+                    name: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    collection: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
     pub(crate) fn search_words(&self, text: &str, f: &Filters, limit: usize) -> Result<Vec<LocalHit>, StoreError> {
         let Some(expr) = match_expr(text) else { return Ok(Vec::new()) };
         let mut sql = String::from(
@@ -147,6 +163,11 @@ impl crate::Store {
             Want::Words(text) => self.catalog.search_words(text, &query.filters, limit),
             Want::Id(id) => Ok(self.catalog.lookup_id(&ContentId(*id))?.into_iter().collect()),
         }
+    }
+
+    /// Every entry in the local index, one per id.
+    pub fn indexed_entries(&self) -> Result<Vec<LocalHit>, StoreError> {
+        self.catalog.indexed_entries()
     }
 
     /// Every name in the local index.

@@ -8,7 +8,10 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use shoal_net::{NetEvent, Network};
 use shoal_proto::search::flood::{Action, Config as FloodConfig};
-use shoal_proto::search::{Flood, Hit, Provider, Query, SearchId, Want, messages::MAX_ADDRS};
+use shoal_proto::search::messages::WireId;
+use shoal_proto::search::messages::{MAX_ADDRS, MAX_PUBLISH_ENTRIES};
+use shoal_proto::search::registry::{self, Registry};
+use shoal_proto::search::{Flood, Hit, IndexEntry, Provider, Query, SearchId, SearchMsg, Want};
 use shoal_store::{ContentId, MAX_LOCAL_HITS, Store};
 use tokio::sync::{broadcast, mpsc};
 
@@ -31,9 +34,34 @@ pub(crate) struct Shared {
 }
 
 enum Internal {
-    Answer { qid: u64, hits: Vec<Hit> },
-    DhtFound { sid: SearchId, peer: PeerId },
+    Answer {
+        qid: u64,
+        hits: Vec<Hit>,
+    },
+    DhtFound {
+        sid: SearchId,
+        peer: PeerId,
+    },
+    /// Our share list, read for the index servers.
+    Entries {
+        entries: Vec<IndexEntry>,
+        why: ListFor,
+    },
 }
+
+/// Why the share list was read.
+#[derive(Clone, Copy, Debug)]
+enum ListFor {
+    /// An index server just connected: it gets the full list.
+    Connected(PeerId),
+    /// Our shares changed: every server gets the difference.
+    Changed,
+    /// The refresh interval passed: every server gets the full list again.
+    Refresh,
+}
+
+/// How often index servers that are down are dialed again.
+const REDIAL_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything the driver needs from the node.
 pub(crate) struct Parts {
@@ -54,11 +82,21 @@ pub(crate) async fn spawn(
     let accept = tokio::spawn(super::links::accept_loop(parts.incoming, link_tx.clone()));
     let shared = Arc::new(Shared::default());
     let my_addrs = parts.net.listen_addrs().await.unwrap_or_default();
-    let flood_cfg = FloodConfig {
-        degree: parts.config.degree,
-        ring: if parts.topology == Topology::Pure { parts.config.ring.clone() } else { vec![1] },
-        ..FloodConfig::default()
-    };
+    let flood_cfg =
+        FloodConfig { degree: parts.config.degree, ring: parts.config.ring.clone(), ..FloodConfig::default() };
+    let servers = parts
+        .config
+        .index_servers
+        .iter()
+        .filter_map(|a| match a.iter().last() {
+            Some(Protocol::P2p(p)) => Some((p, a.clone())),
+            _ => None,
+        })
+        .collect();
+    let registry = parts
+        .config
+        .index_server
+        .then(|| Registry::new(registry::Config { expire_after: parts.config.expire, ..registry::Config::default() }));
     let (int_tx, int_rx) = mpsc::channel(1024);
     let d = Driver {
         topology: parts.topology,
@@ -77,6 +115,13 @@ pub(crate) async fn spawn(
         internal: int_tx,
         searches: 0,
         hits: 0,
+        servers,
+        servers_up: HashSet::new(),
+        registry,
+        told: BTreeMap::new(),
+        refresh: parts.config.refresh,
+        last_refresh: Instant::now(),
+        last_redial: Instant::now(),
     };
     let task = tokio::spawn(d.run(cmd_rx, link_rx, int_rx));
     (cmd_tx, shared, task, accept)
@@ -115,6 +160,16 @@ struct Driver {
     internal: mpsc::Sender<Internal>,
     searches: u64,
     hits: u64,
+    /// Index servers to register with (`hybrid`), and which are connected.
+    servers: HashMap<PeerId, Multiaddr>,
+    servers_up: HashSet<PeerId>,
+    /// Share lists of other peers, when this peer is an index server.
+    registry: Option<Registry<PeerId>>,
+    /// Our share list as the index servers have it.
+    told: BTreeMap<WireId, IndexEntry>,
+    refresh: Duration,
+    last_refresh: Instant,
+    last_redial: Instant,
 }
 
 /// How long a refusing peer is left alone before it is asked to be a neighbour again.
@@ -145,9 +200,24 @@ impl Driver {
                         if self.topology == Topology::Structured {
                             self.publish_keywords();
                         }
+                        if !self.servers.is_empty() {
+                            self.read_list(ListFor::Changed);
+                        }
                     }
                 },
                 Some(ev) = links.recv() => match ev {
+                    LinkEvent::Msg(from, SearchMsg::Publish { reset, addrs, entries }) => {
+                        if let Some(r) = self.registry.as_mut() {
+                            if r.on_publish(from, reset, addrs, entries, Instant::now()) == registry::Outcome::Full {
+                                tracing::warn!(peer = %from, "index full: a peer's share list was refused");
+                            }
+                        }
+                    }
+                    LinkEvent::Msg(from, SearchMsg::Withdraw { ids }) => {
+                        if let Some(r) = self.registry.as_mut() {
+                            r.on_withdraw(&from, &ids, Instant::now());
+                        }
+                    }
                     LinkEvent::Msg(from, msg) => {
                         let acts = self.flood.on_message(from, msg, Instant::now());
                         self.exec(acts);
@@ -174,23 +244,54 @@ impl Driver {
                             self.exec(acts);
                         }
                     }
+                    Internal::Entries { entries, why } => self.send_list(entries, why),
                 },
                 _ = tick.tick() => self.on_tick(),
             }
+            // Counters are read by status and /metrics at any time: keep them current.
+            self.share_counters();
         }
         tracing::debug!("search driver stopped");
+    }
+
+    /// Pure and hybrid keep an overlay (hybrid floods over it when no index server answers).
+    fn overlay(&self) -> bool {
+        matches!(self.topology, Topology::Pure | Topology::Hybrid)
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
         let acts = self.flood.poll(now);
         self.exec(acts);
-        if self.topology == Topology::Pure && self.flood.wants_neighbours() {
+        if let Some(r) = self.registry.as_mut() {
+            let gone = r.expire(now);
+            if !gone.is_empty() {
+                tracing::info!(peers = gone.len(), "index: forgot peers not heard from");
+            }
+        }
+        if !self.servers.is_empty() {
+            if now.duration_since(self.last_refresh) >= self.refresh {
+                self.last_refresh = now;
+                self.read_list(ListFor::Refresh);
+            }
+            if now.duration_since(self.last_redial) >= REDIAL_EVERY && self.servers_up.len() < self.servers.len() {
+                self.last_redial = now;
+                for (p, addr) in &self.servers {
+                    if !self.servers_up.contains(p) {
+                        let (net, addr) = (self.net.clone(), addr.clone());
+                        tokio::spawn(async move { net.dial(addr).await });
+                    }
+                }
+            }
+        }
+        if self.overlay() && self.flood.wants_neighbours() {
             self.refused.retain(|_, at| now.duration_since(*at) < REFUSED_BACKOFF);
             let candidates: Vec<PeerId> = self
                 .introduced
                 .iter()
-                .filter(|p| !self.flood.is_neighbour(p) && !self.refused.contains_key(p))
+                .filter(|p| {
+                    !self.flood.is_neighbour(p) && !self.refused.contains_key(p) && !self.servers.contains_key(p)
+                })
                 .copied()
                 .collect();
             for p in candidates {
@@ -198,23 +299,37 @@ impl Driver {
                 self.exec(acts);
             }
         }
+    }
+
+    fn share_counters(&self) {
         let mut c = self.shared.counters.lock().unwrap_or_else(|p| p.into_inner());
         *c = SearchCounters {
             searches: self.searches,
             hits: self.hits,
             neighbours: self.flood.neighbours().count(),
+            index_servers_up: self.servers_up.len(),
+            index_peers: self.registry.as_ref().map_or(0, Registry::peers),
+            index_entries: self.registry.as_ref().map_or(0, Registry::entries),
             router: self.flood.counters().clone(),
         };
     }
 
     fn on_net(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::PeerConnected { peer, introduced } if introduced && self.topology == Topology::Pure => {
+            NetEvent::PeerConnected { peer, .. } if self.servers.contains_key(&peer) => {
+                tracing::info!(%peer, "index server connected: registering our shares");
+                self.servers_up.insert(peer);
+                self.read_list(ListFor::Connected(peer));
+            }
+            NetEvent::PeerConnected { peer, introduced } if introduced && self.overlay() => {
                 self.introduced.insert(peer);
                 let acts = self.flood.join(peer);
                 self.exec(acts);
             }
             NetEvent::PeerDisconnected { peer } => {
+                if self.servers_up.remove(&peer) {
+                    tracing::warn!(%peer, "index server unreachable: searches fall back to flooding until it is back");
+                }
                 self.introduced.remove(&peer);
                 self.links.forget(&peer);
                 let acts = self.flood.peer_gone(&peer);
@@ -235,9 +350,32 @@ impl Driver {
 
     fn start(&mut self, req: SearchRequest, tx: mpsc::Sender<SearchEvent>) {
         self.searches += 1;
-        let (sid, acts) = self.flood.start(req.query.clone(), req.limit, req.timeout, Instant::now());
+        let now = Instant::now();
+        let (q, limit, timeout) = (req.query.clone(), req.limit, req.timeout);
+        let direct = match self.topology {
+            Topology::Structured => true,
+            Topology::Hybrid if !self.servers_up.is_empty() => true,
+            Topology::Hybrid => {
+                tracing::warn!("no index server answers: flooding this search to the overlay instead");
+                false
+            }
+            _ => false,
+        };
+        let sid = if direct {
+            self.flood.start_direct(q, limit, timeout, now)
+        } else {
+            let (sid, acts) = self.flood.start(q, limit, timeout, now);
+            self.exec(acts);
+            sid
+        };
         self.subs.insert(sid, tx);
-        self.exec(acts);
+        if direct && self.topology == Topology::Hybrid {
+            let servers: Vec<PeerId> = self.servers_up.iter().copied().collect();
+            for s in servers {
+                let acts = self.flood.ask(sid, s);
+                self.exec(acts);
+            }
+        }
         if self.topology == Topology::Structured {
             let key = match &req.query.want {
                 Want::Words(t) => dht::lookup_word(t).map(|w| dht::keyword_key(&w)),
@@ -302,8 +440,26 @@ impl Driver {
         }
     }
 
-    /// Looks `query` up in the local index off the async threads; hits go back to the router.
-    fn answer(&self, qid: u64, query: Query) {
+    /// Looks `query` up in the local index off the async threads (and in the registry, on an index server);
+    /// hits go back to the router.
+    fn answer(&mut self, qid: u64, query: Query) {
+        if let Some(r) = &self.registry {
+            let hits: Vec<Hit> = r
+                .search(&query, MAX_LOCAL_HITS)
+                .into_iter()
+                .map(|(p, addrs, e)| Hit {
+                    id: e.id,
+                    name: e.name.clone(),
+                    size: e.size,
+                    collection: e.collection,
+                    provider: Provider { peer: p.to_bytes(), addrs: addrs.to_vec() },
+                })
+                .collect();
+            if !hits.is_empty() {
+                let acts = self.flood.on_local_hits(qid, hits, Instant::now());
+                self.exec(acts);
+            }
+        }
         let (store, internal) = (self.store.clone(), self.internal.clone());
         let provider = Provider { peer: self.me.to_bytes(), addrs: self.my_addrs.clone() };
         tokio::spawn(async move {
@@ -329,6 +485,64 @@ impl Driver {
                 let _ = internal.send(Internal::Answer { qid, hits }).await;
             }
         });
+    }
+
+    /// Reads our share list off the async threads, for the index servers.
+    fn read_list(&self, why: ListFor) {
+        let (store, internal) = (self.store.clone(), self.internal.clone());
+        tokio::spawn(async move {
+            let entries = match tokio::task::spawn_blocking(move || store.indexed_entries()).await {
+                Ok(Ok(v)) => v
+                    .into_iter()
+                    .map(|h| IndexEntry { id: *h.id.as_bytes(), name: h.name, size: h.size, collection: h.collection })
+                    .collect(),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the local index for the index servers");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let _ = internal.send(Internal::Entries { entries, why }).await;
+        });
+    }
+
+    /// Sends our list (whole, or what changed) to the index servers.
+    fn send_list(&mut self, entries: Vec<IndexEntry>, why: ListFor) {
+        let now: BTreeMap<WireId, IndexEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
+        let full = |to: PeerId, links: &mut Links, addrs: &[Vec<u8>]| {
+            let all: Vec<IndexEntry> = now.values().cloned().collect();
+            let mut chunks = all.chunks(MAX_PUBLISH_ENTRIES).peekable();
+            if chunks.peek().is_none() {
+                links.send(to, SearchMsg::Publish { reset: true, addrs: addrs.to_vec(), entries: Vec::new() });
+            }
+            for (i, c) in chunks.enumerate() {
+                links.send(to, SearchMsg::Publish { reset: i == 0, addrs: addrs.to_vec(), entries: c.to_vec() });
+            }
+        };
+        match why {
+            ListFor::Connected(to) => full(to, &mut self.links, &self.my_addrs),
+            ListFor::Refresh => {
+                for to in self.servers_up.clone() {
+                    full(to, &mut self.links, &self.my_addrs);
+                }
+            }
+            ListFor::Changed => {
+                let added: Vec<IndexEntry> =
+                    now.values().filter(|e| self.told.get(&e.id) != Some(e)).cloned().collect();
+                let removed: Vec<WireId> = self.told.keys().filter(|id| !now.contains_key(*id)).copied().collect();
+                for to in self.servers_up.clone() {
+                    for c in added.chunks(MAX_PUBLISH_ENTRIES) {
+                        let msg =
+                            SearchMsg::Publish { reset: false, addrs: self.my_addrs.clone(), entries: c.to_vec() };
+                        self.links.send(to, msg);
+                    }
+                    for c in removed.chunks(shoal_proto::search::messages::MAX_WITHDRAW_IDS) {
+                        self.links.send(to, SearchMsg::Withdraw { ids: c.to_vec() });
+                    }
+                }
+            }
+        }
+        self.told = now;
     }
 
     /// Announces the keys of the names shared now and withdraws those of names no longer shared.

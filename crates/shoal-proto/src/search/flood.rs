@@ -376,6 +376,8 @@ impl<P: Clone + Ord + Hash> Flood<P> {
             SearchMsg::Leave => out.extend(self.peer_gone(&from)),
             SearchMsg::Query { qid, ttl, hops, query } => self.on_query(from, qid, ttl, hops, query, now, &mut out),
             SearchMsg::Hits { qid, hits } => self.on_hits(Some(from), qid, hits, now, &mut out),
+            // Index updates are for the registry of an index server, not for the router.
+            SearchMsg::Publish { .. } | SearchMsg::Withdraw { .. } => {}
         }
         out
     }
@@ -470,6 +472,23 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     /// Starts a search: floods `query` to the neighbours with the first TTL of the ring. It ends after
     /// `limit` distinct ids (distinct providers for [`Want::Id`]), at `now + timeout`, or when cancelled, with [`Action::Finished`].
     pub fn start(&mut self, query: Query, limit: usize, timeout: Duration, now: Instant) -> (SearchId, Vec<Action<P>>) {
+        self.open(query, limit, timeout, now, true)
+    }
+
+    /// Starts a search that floods nothing: its query goes only where [`Flood::ask`] sends it (DHT
+    /// providers, index servers, supernodes).
+    pub fn start_direct(&mut self, query: Query, limit: usize, timeout: Duration, now: Instant) -> SearchId {
+        self.open(query, limit, timeout, now, false).0
+    }
+
+    fn open(
+        &mut self,
+        query: Query,
+        limit: usize,
+        timeout: Duration,
+        now: Instant,
+        flood: bool,
+    ) -> (SearchId, Vec<Action<P>>) {
         let sid = self.next_search;
         self.next_search += 1;
         self.searches.insert(
@@ -489,7 +508,16 @@ impl<P: Clone + Ord + Hash> Flood<P> {
             },
         );
         let mut out = Vec::new();
-        self.send_ring(sid, now, &mut out);
+        if flood {
+            self.send_ring(sid, now, &mut out);
+        } else {
+            let qid = self.next_qid();
+            if let Some(s) = self.searches.get_mut(&sid) {
+                s.qids.push(qid);
+            }
+            self.by_qid.insert(qid, sid);
+            self.seen.insert(qid, None, now);
+        }
         (sid, out)
     }
 

@@ -31,6 +31,12 @@ pub const MAX_ADDRS: usize = 4;
 /// Longest peer id or address, bytes.
 pub const MAX_ADDR_BYTES: usize = 96;
 
+/// Most entries in one `Publish`.
+pub const MAX_PUBLISH_ENTRIES: usize = 128;
+
+/// Most ids in one `Withdraw`.
+pub const MAX_WITHDRAW_IDS: usize = 1024;
+
 /// Highest TTL any peer forwards (Gnutella used 7).
 pub const MAX_TTL: u8 = 7;
 
@@ -130,6 +136,28 @@ impl Hit {
     }
 }
 
+impl Filters {
+    /// True when a name of `size` bytes passes the filters.
+    pub fn accept(&self, name: &str, size: u64) -> bool {
+        self.min_size.is_none_or(|m| size >= m)
+            && self.max_size.is_none_or(|m| size <= m)
+            && self.ext.as_ref().is_none_or(|e| name.rsplit_once('.').is_some_and(|(_, x)| x.eq_ignore_ascii_case(e)))
+    }
+}
+
+/// One shared name as a peer lists it to an index server (`hybrid`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Content id.
+    pub id: WireId,
+    /// File or folder name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// True for a folder.
+    pub collection: bool,
+}
+
 /// A message between two peers on `/shoal/search/1`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SearchMsg {
@@ -160,6 +188,21 @@ pub enum SearchMsg {
         /// At most [`MAX_HITS_PER_MSG`].
         hits: Vec<Hit>,
     },
+    /// To an index server (`hybrid`): these are among my shares, reach me at `addrs`. With `reset`, the
+    /// server forgets what it had from me first (the start of a full list, sent on connect and as refresh).
+    Publish {
+        /// Start of a full list.
+        reset: bool,
+        /// Where to reach the sender, at most [`MAX_ADDRS`].
+        addrs: Vec<Vec<u8>>,
+        /// At most [`MAX_PUBLISH_ENTRIES`].
+        entries: Vec<IndexEntry>,
+    },
+    /// To an index server: these are no longer shared.
+    Withdraw {
+        /// At most [`MAX_WITHDRAW_IDS`].
+        ids: Vec<WireId>,
+    },
 }
 
 /// A message broke a limit.
@@ -172,6 +215,9 @@ pub enum MessageError {
     /// A hit with a too long name or too many or too long addresses.
     #[error("hit over the size limits")]
     BadHit,
+    /// A `Publish` or `Withdraw` over its limits.
+    #[error("index update over the limits ({MAX_PUBLISH_ENTRIES} entries, {MAX_WITHDRAW_IDS} ids)")]
+    TooManyEntries,
     /// Too many hits in one message.
     #[error("more than {MAX_HITS_PER_MSG} hits in one message")]
     TooManyHits,
@@ -188,7 +234,18 @@ impl SearchMsg {
                 }
                 hits.iter().try_for_each(Hit::validate)
             }
-            Self::Join | Self::Joined { .. } | Self::Leave => Ok(()),
+            Self::Publish { addrs, entries, .. } => {
+                if entries.len() > MAX_PUBLISH_ENTRIES
+                    || addrs.len() > MAX_ADDRS
+                    || addrs.iter().any(|a| a.len() > MAX_ADDR_BYTES)
+                    || entries.iter().any(|e| e.name.len() > MAX_NAME)
+                {
+                    return Err(MessageError::TooManyEntries);
+                }
+                Ok(())
+            }
+            Self::Withdraw { ids } if ids.len() > MAX_WITHDRAW_IDS => Err(MessageError::TooManyEntries),
+            Self::Join | Self::Joined { .. } | Self::Leave | Self::Withdraw { .. } => Ok(()),
         }
     }
 }
