@@ -207,10 +207,10 @@ impl Driver {
                 },
                 Some(ev) = links.recv() => match ev {
                     LinkEvent::Msg(from, SearchMsg::Publish { reset, addrs, entries }) => {
-                        if let Some(r) = self.registry.as_mut() {
-                            if r.on_publish(from, reset, addrs, entries, Instant::now()) == registry::Outcome::Full {
-                                tracing::warn!(peer = %from, "index full: a peer's share list was refused");
-                            }
+                        if let Some(r) = self.registry.as_mut()
+                            && r.on_publish(from, reset, addrs, entries, Instant::now()) == registry::Outcome::Full
+                        {
+                            tracing::warn!(peer = %from, "index full: a peer's share list was refused");
                         }
                     }
                     LinkEvent::Msg(from, SearchMsg::Withdraw { ids }) => {
