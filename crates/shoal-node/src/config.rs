@@ -54,6 +54,16 @@ pub struct SearchConfig {
     pub refresh: Duration,
     /// An index server forgets a peer not heard from for this long.
     pub expire: Duration,
+    /// May this peer become a supernode (`supernode`)? Say no behind a NAT or on a weak link: there is no
+    /// automatic reachability test yet. A capable peer also needs spare connections (under half of
+    /// `max_connections`).
+    pub supernode_capable: bool,
+    /// Uptime before a capable peer may promote itself.
+    pub supernode_min_uptime: Duration,
+    /// Time without a supernode before a capable leaf promotes itself (plus a random share of it).
+    pub supernode_orphan_wait: Duration,
+    /// Leaves a supernode accepts.
+    pub supernode_max_leaves: usize,
 }
 
 impl Default for SearchConfig {
@@ -65,6 +75,10 @@ impl Default for SearchConfig {
             index_server: false,
             refresh: Duration::from_secs(5 * 60),
             expire: Duration::from_secs(15 * 60),
+            supernode_capable: true,
+            supernode_min_uptime: Duration::from_secs(120),
+            supernode_orphan_wait: Duration::from_secs(5),
+            supernode_max_leaves: 64,
         }
     }
 }
@@ -79,6 +93,14 @@ impl SearchConfig {
     /// Makes this peer an index server (or not).
     pub fn with_index_server(mut self, on: bool) -> Self {
         self.index_server = on;
+        self
+    }
+
+    /// Sets whether this peer may become a supernode, and after what uptime and orphan wait.
+    pub fn with_supernode(mut self, capable: bool, min_uptime: Duration, orphan_wait: Duration) -> Self {
+        self.supernode_capable = capable;
+        self.supernode_min_uptime = min_uptime;
+        self.supernode_orphan_wait = orphan_wait;
         self
     }
 

@@ -25,9 +25,6 @@ pub enum NodeError {
         /// What is wrong.
         why: String,
     },
-    /// The configured topology is not built yet.
-    #[error("topology {0} is not available yet in this version: use pure, structured or hybrid")]
-    TopologyUnavailable(crate::config::Topology),
     /// An index server address without its peer id.
     #[error("index server {0} must end in /p2p/<peer id> (the server prints its addresses when it starts)")]
     IndexServer(String),

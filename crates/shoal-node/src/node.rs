@@ -90,9 +90,6 @@ impl Node {
     /// has and announces it in the DHT.
     pub async fn start(mut config: NodeConfig) -> Result<Self, NodeError> {
         use crate::config::Topology;
-        if config.topology == Topology::Supernode {
-            return Err(NodeError::TopologyUnavailable(config.topology));
-        }
         if config.topology == Topology::Hybrid {
             for a in &config.search.index_servers {
                 if !matches!(a.iter().last(), Some(Protocol::P2p(_))) {
@@ -151,6 +148,7 @@ impl Node {
             net: net.clone(),
             incoming: search_incoming,
             seed: rand_seed(),
+            max_connections: config.net.max_connections,
         })
         .await;
         let download_limits = Arc::new(Limits::new(config.download_limit, config.download_limit_per_peer));

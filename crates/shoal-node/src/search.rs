@@ -118,6 +118,12 @@ pub struct SearchCounters {
     pub neighbours: usize,
     /// Index servers connected (`hybrid`).
     pub index_servers_up: usize,
+    /// `supernode` topology: `leaf` or `super`.
+    pub role: Option<shoal_proto::search::supernode::Role>,
+    /// On a supernode: its leaves.
+    pub leaves: usize,
+    /// `supernode` topology: a leaf's supernodes, or a supernode's linked supernodes (peer ids).
+    pub supers: Vec<String>,
     /// On an index server: peers registered and the names they list.
     pub index_peers: usize,
     /// See `index_peers`.

@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 use common::*;
 use shoal_node::config::{SearchConfig, Topology};
 use shoal_node::{DownloadRequest, Node, SearchRequest};
+use shoal_proto::search::supernode::Role;
 
 const N: usize = 12;
 const SHARER: usize = 6;
 
 /// Peer i dials peer i-1 (and the last one dials peer 0 too): a ring, where peer 0 is six hops from peer 6.
 async fn ring(topology: Topology, servers: Vec<shoal_net::Multiaddr>) -> Vec<Option<Peer>> {
+    ring_with(topology, servers, 64).await
+}
+
+async fn ring_with(topology: Topology, servers: Vec<shoal_net::Multiaddr>, max_leaves: usize) -> Vec<Option<Peer>> {
     let mut peers: Vec<Option<Peer>> = Vec::new();
     let mut first_addr = None;
     for i in 0..N {
@@ -27,7 +32,10 @@ async fn ring(topology: Topology, servers: Vec<shoal_net::Multiaddr>) -> Vec<Opt
         }
         let search = SearchConfig::default()
             .with_index_servers(servers.clone())
-            .with_refresh(Duration::from_secs(1), Duration::from_secs(3));
+            .with_refresh(Duration::from_secs(1), Duration::from_secs(3))
+            .with_supernode(true, Duration::from_millis(500), Duration::from_millis(500));
+        let mut search = search;
+        search.supernode_max_leaves = max_leaves;
         let p = peer_with(|c| {
             let net = c.net.clone().with_bootstrap(boot);
             c.with_topology(topology).with_net(net).with_search(search)
@@ -90,7 +98,9 @@ async fn scenario(topology: Topology) {
         None => Vec::new(),
     };
     let mut peers = ring(topology, servers).await;
-    if topology != Topology::Structured {
+    if topology == Topology::Supernode {
+        all_homed(&peers, 30).await;
+    } else if topology != Topology::Structured {
         // Everyone has its two ring neighbours before anything is searched.
         for p in peers.iter().flatten() {
             let node = p.node.clone();
@@ -122,10 +132,17 @@ async fn scenario(topology: Topology) {
     assert_eq!(report.size, bytes.len() as u64);
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
 
-    // A quarter of the peers die (never the sharer): still found, the other way round the ring.
-    for i in [1, 2, 3] {
+    // A quarter of the peers die (never the sharer, never the last supernode): still found.
+    let is_super = |p: &Option<Peer>| p.as_ref().is_some_and(|p| p.node.search_counters().role == Some(Role::Super));
+    let mut killed = 0;
+    for i in (1..N).filter(|i| *i != SHARER) {
+        let supers_left = peers.iter().filter(|p| is_super(p)).count();
+        if killed == 3 || (is_super(&peers[i]) && supers_left == 1) {
+            continue;
+        }
         let p = peers[i].take().unwrap();
         p.node.shutdown().await;
+        killed += 1;
     }
     search_until(&asker, "holiday photos", 1, 30, is_it).await;
 
@@ -167,6 +184,52 @@ async fn hybrid_index_server_then_fallback_on_a_ring_of_12() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supernodes_on_a_ring_of_12() {
+    scenario(Topology::Supernode).await;
+}
+
+/// Every peer is a supernode or a leaf with a home, within `secs`.
+async fn all_homed(peers: &[Option<Peer>], secs: u64) {
+    for p in peers.iter().flatten() {
+        let node = p.node.clone();
+        wait_for("a supernode for every leaf", secs, async || {
+            let c = node.search_counters();
+            c.role == Some(Role::Super) || !c.supers.is_empty()
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_re_homes_when_its_supernode_dies() {
+    // At most four leaves per supernode: twelve peers need three supernodes or more.
+    let mut peers = ring_with(Topology::Supernode, Vec::new(), 4).await;
+    all_homed(&peers, 30).await;
+    let role = |p: &Peer| p.node.search_counters().role;
+    let supers = peers.iter().flatten().filter(|p| role(p) == Some(Role::Super)).count();
+    assert!(supers >= 3, "12 peers with 4 leaves per supernode elected {supers} supernodes");
+    let leaf = (0..N).find(|&i| role(peers[i].as_ref().unwrap()) == Some(Role::Leaf)).unwrap();
+    let l = peers[leaf].as_ref().unwrap();
+    let f = write_file(l.home(), "Spring Lecture.pdf", b"spring");
+    let shared = l.node.share(&f).await.unwrap();
+    let home = l.node.search_counters().supers[0].clone();
+    let victim = (0..N).find(|&i| peers[i].as_ref().unwrap().node.peer_id().to_string() == home).unwrap();
+    peers[victim].take().unwrap().node.shutdown().await;
+
+    let node = peers[leaf].as_ref().unwrap().node.clone();
+    let started = Instant::now();
+    wait_for("the leaf to re-home", 20, async || {
+        let c = node.search_counters();
+        c.role == Some(Role::Super) || (!c.supers.is_empty() && !c.supers.contains(&home))
+    })
+    .await;
+    eprintln!("leaf re-homed in {:?}", started.elapsed());
+    let asker = (0..N).find(|&i| i != leaf && peers[i].is_some()).unwrap();
+    let asker = peers[asker].as_ref().unwrap().node.clone();
+    search_until(&asker, "spring lect", 1, 30, |h| h.iter().any(|h| h.id == shared.id)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn structured_dht_keywords_on_a_ring_of_12() {
     scenario(Topology::Structured).await;
 }
@@ -185,12 +248,4 @@ async fn a_peer_of_another_topology_is_reported() {
     wait_for("mismatch on the pure peer", 10, async || !nb.topology_mismatches().is_empty()).await;
     assert_eq!(a.node.topology_mismatches()[0], (b.node.peer_id().to_string(), "pure".to_string()));
     assert_eq!(b.node.topology_mismatches()[0], (a.node.peer_id().to_string(), "structured".to_string()));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supernode_says_it_is_not_built_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = shoal_node::NodeConfig::loopback(dir.path().into()).with_topology(Topology::Supernode);
-    let err = Node::start(cfg).await.err().unwrap();
-    assert!(err.to_string().contains("not available yet"), "{err}");
 }

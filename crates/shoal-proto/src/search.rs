@@ -5,13 +5,16 @@
 //! - [`flood`]: the sans-IO router of the `pure` topology (TTL flooding with a seen-cache, reverse-path hits,
 //!   expanding ring, abuse limits), also used for direct one-hop queries in the other topologies.
 //! - [`registry`]: the share lists an index server keeps (`hybrid`): publish, withdraw, expiry, matching.
+//! - [`supernode`]: roles, election, leaves and their keyword [`digest`]s (`supernode`).
 //!
 //! The `structured` topology needs no core here: Kademlia is the index (see `shoal-node`'s search driver).
 
+pub mod digest;
 pub mod flood;
 pub mod keywords;
 pub mod messages;
 pub mod registry;
+pub mod supernode;
 
 pub use flood::{Flood, SearchId, SearchStats};
 pub use messages::{Filters, Hit, IndexEntry, MAX_TTL, PROTOCOL, Provider, Query, SearchMsg, Want};

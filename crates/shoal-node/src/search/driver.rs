@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use shoal_net::{NetEvent, Network};
+use shoal_proto::search::digest::Digest;
 use shoal_proto::search::flood::{Action, Config as FloodConfig};
 use shoal_proto::search::messages::WireId;
 use shoal_proto::search::messages::{MAX_ADDRS, MAX_PUBLISH_ENTRIES};
 use shoal_proto::search::registry::{self, Registry};
+use shoal_proto::search::supernode::{self, Role, SuperAction, Supernode};
 use shoal_proto::search::{Flood, Hit, IndexEntry, Provider, Query, SearchId, SearchMsg, Want};
 use shoal_store::{ContentId, MAX_LOCAL_HITS, Store};
 use tokio::sync::{broadcast, mpsc};
@@ -58,6 +60,8 @@ enum ListFor {
     Changed,
     /// The refresh interval passed: every server gets the full list again.
     Refresh,
+    /// Our supernodes need our keyword digest.
+    Digest,
 }
 
 /// How often index servers that are down are dialed again.
@@ -71,6 +75,7 @@ pub(crate) struct Parts {
     pub(crate) net: Network,
     pub(crate) incoming: shoal_net::IncomingStreams,
     pub(crate) seed: u64,
+    pub(crate) max_connections: Option<u32>,
 }
 
 /// Starts the driver; returns its command channel, what it shares and the task.
@@ -98,6 +103,22 @@ pub(crate) async fn spawn(
         .index_server
         .then(|| Registry::new(registry::Config { expire_after: parts.config.expire, ..registry::Config::default() }));
     let (int_tx, int_rx) = mpsc::channel(1024);
+    let my_addrs = encode_addrs(&my_addrs);
+    let sup = (parts.topology == Topology::Supernode).then(|| {
+        let c = &parts.config;
+        let cfg = supernode::Config {
+            flood: FloodConfig { ring: c.ring.clone(), ..supernode::Config::default().flood },
+            capable: c.supernode_capable,
+            min_uptime: c.supernode_min_uptime,
+            orphan_wait: c.supernode_orphan_wait,
+            max_leaves: c.supernode_max_leaves,
+            // Gossip about supernodes a few times per orphan wait: fast enough to re-home within seconds.
+            gossip_every: (c.supernode_orphan_wait * 4).max(Duration::from_secs(1)),
+            retry_after: (c.supernode_orphan_wait * 4).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+            ..supernode::Config::default()
+        };
+        Supernode::new(cfg, parts.net.peer_id(), my_addrs.clone(), parts.seed, Instant::now())
+    });
     let d = Driver {
         topology: parts.topology,
         me: parts.net.peer_id(),
@@ -109,7 +130,11 @@ pub(crate) async fn spawn(
         subs: HashMap::new(),
         introduced: HashSet::new(),
         refused: HashMap::new(),
-        my_addrs: encode_addrs(&my_addrs),
+        my_addrs,
+        sup,
+        super_capable: parts.config.supernode_capable,
+        max_connections: parts.max_connections,
+        connected: HashSet::new(),
         published: Arc::new(tokio::sync::Mutex::new(BTreeSet::new())),
         shared: shared.clone(),
         internal: int_tx,
@@ -170,6 +195,11 @@ struct Driver {
     refresh: Duration,
     last_refresh: Instant,
     last_redial: Instant,
+    /// The supernode layer (`supernode` topology); the router then lives inside it.
+    sup: Option<Supernode<PeerId>>,
+    super_capable: bool,
+    max_connections: Option<u32>,
+    connected: HashSet<PeerId>,
 }
 
 /// How long a refusing peer is left alone before it is asked to be a neighbour again.
@@ -184,6 +214,9 @@ impl Driver {
     ) {
         if self.topology == Topology::Structured {
             self.publish_keywords();
+        }
+        if self.sup.is_some() {
+            self.read_list(ListFor::Digest);
         }
         // Peers met before this task subscribed to network events (bootstrap dials are quick on loopback).
         for p in self.net.peers().await.unwrap_or_default() {
@@ -203,6 +236,9 @@ impl Driver {
                         if !self.servers.is_empty() {
                             self.read_list(ListFor::Changed);
                         }
+                        if self.sup.is_some() {
+                            self.read_list(ListFor::Digest);
+                        }
                     }
                 },
                 Some(ev) = links.recv() => match ev {
@@ -218,14 +254,33 @@ impl Driver {
                             r.on_withdraw(&from, &ids, Instant::now());
                         }
                     }
+                    LinkEvent::Msg(from, SearchMsg::Role { supernode, supers }) => {
+                        if let Some(sup) = self.sup.as_mut() {
+                            let role = if supernode { Role::Super } else { Role::Leaf };
+                            let list = supers
+                                .into_iter()
+                                .filter_map(|p| Some((PeerId::from_bytes(&p.peer).ok()?, p.addrs)))
+                                .collect();
+                            let acts = sup.on_role(from, role, list, Instant::now());
+                            self.exec_super(acts);
+                        }
+                    }
                     LinkEvent::Msg(from, msg) => {
-                        let acts = self.flood.on_message(from, msg, Instant::now());
-                        self.exec(acts);
+                        if let Some(sup) = self.sup.as_mut() {
+                            let acts = sup.on_message(from, msg, Instant::now());
+                            self.exec_super(acts);
+                        } else {
+                            let acts = self.flood.on_message(from, msg, Instant::now());
+                            self.exec(acts);
+                        }
                     }
                     LinkEvent::Closed(peer) => {
                         self.links.forget(&peer);
-                        let acts = self.flood.peer_gone(&peer);
-                        self.exec(acts);
+                        // Supernode links follow connections (PeerDisconnected), not one failed stream.
+                        if self.sup.is_none() {
+                            let acts = self.flood.peer_gone(&peer);
+                            self.exec(acts);
+                        }
                     }
                 },
                 ev = self.net_events.recv() => match ev {
@@ -235,8 +290,13 @@ impl Driver {
                 },
                 Some(int) = internal.recv() => match int {
                     Internal::Answer { qid, hits } => {
-                        let acts = self.flood.on_local_hits(qid, hits, Instant::now());
-                        self.exec(acts);
+                        if let Some(sup) = self.sup.as_mut() {
+                            let acts = sup.on_local_hits(qid, hits, Instant::now());
+                            self.exec_super(acts);
+                        } else {
+                            let acts = self.flood.on_local_hits(qid, hits, Instant::now());
+                            self.exec(acts);
+                        }
                     }
                     Internal::DhtFound { sid, peer } => {
                         if peer != self.me && self.subs.contains_key(&sid) {
@@ -263,6 +323,14 @@ impl Driver {
         let now = Instant::now();
         let acts = self.flood.poll(now);
         self.exec(acts);
+        // Spare capacity: under half the connection cap.
+        let spare = self.max_connections.is_none_or(|m| (self.connected.len() as u64) * 2 < u64::from(m));
+        let capable = self.super_capable && spare;
+        if let Some(sup) = self.sup.as_mut() {
+            sup.set_capable(capable);
+            let acts = sup.poll(now);
+            self.exec_super(acts);
+        }
         if let Some(r) = self.registry.as_mut() {
             let gone = r.expire(now);
             if !gone.is_empty() {
@@ -306,16 +374,32 @@ impl Driver {
         *c = SearchCounters {
             searches: self.searches,
             hits: self.hits,
-            neighbours: self.flood.neighbours().count(),
+            neighbours: match &self.sup {
+                Some(s) => s.supers().count(),
+                None => self.flood.neighbours().count(),
+            },
+            role: self.sup.as_ref().map(Supernode::role),
+            leaves: self.sup.as_ref().map_or(0, |s| s.leaves().count()),
+            supers: self.sup.as_ref().map_or_else(Vec::new, |s| s.supers().map(|p| p.to_string()).collect()),
             index_servers_up: self.servers_up.len(),
             index_peers: self.registry.as_ref().map_or(0, Registry::peers),
             index_entries: self.registry.as_ref().map_or(0, Registry::entries),
-            router: self.flood.counters().clone(),
+            router: match &self.sup {
+                Some(s) => s.flood().counters().clone(),
+                None => self.flood.counters().clone(),
+            },
         };
     }
 
     fn on_net(&mut self, ev: NetEvent) {
         match ev {
+            NetEvent::PeerConnected { peer, .. } if self.sup.is_some() => {
+                self.connected.insert(peer);
+                if let Some(sup) = self.sup.as_mut() {
+                    let acts = sup.peer_up(peer);
+                    self.exec_super(acts);
+                }
+            }
             NetEvent::PeerConnected { peer, .. } if self.servers.contains_key(&peer) => {
                 tracing::info!(%peer, "index server connected: registering our shares");
                 self.servers_up.insert(peer);
@@ -331,9 +415,15 @@ impl Driver {
                     tracing::warn!(%peer, "index server unreachable: searches fall back to flooding until it is back");
                 }
                 self.introduced.remove(&peer);
+                self.connected.remove(&peer);
                 self.links.forget(&peer);
-                let acts = self.flood.peer_gone(&peer);
-                self.exec(acts);
+                if let Some(sup) = self.sup.as_mut() {
+                    let acts = sup.peer_gone(&peer, Instant::now());
+                    self.exec_super(acts);
+                } else {
+                    let acts = self.flood.peer_gone(&peer);
+                    self.exec(acts);
+                }
             }
             NetEvent::Identified { peer, agent } => {
                 let theirs = agent.split_whitespace().find_map(|w| w.strip_prefix("topology="));
@@ -361,7 +451,12 @@ impl Driver {
             }
             _ => false,
         };
-        let sid = if direct {
+        let sid = if let Some(sup) = self.sup.as_mut() {
+            let (sid, acts) = sup.start(q, limit, timeout, now);
+            self.subs.insert(sid, tx.clone());
+            self.exec_super(acts);
+            sid
+        } else if direct {
             self.flood.start_direct(q, limit, timeout, now)
         } else {
             let (sid, acts) = self.flood.start(q, limit, timeout, now);
@@ -415,8 +510,13 @@ impl Driver {
                     if gone {
                         // Nobody reads this search any more: end it.
                         self.subs.remove(&search);
-                        let acts = self.flood.cancel(search, Instant::now());
-                        self.exec(acts);
+                        if let Some(sup) = self.sup.as_mut() {
+                            let acts = sup.cancel(search, Instant::now());
+                            self.exec_super(acts);
+                        } else {
+                            let acts = self.flood.cancel(search, Instant::now());
+                            self.exec(acts);
+                        }
                     }
                 }
                 Action::Finished { search, stats } => {
@@ -436,6 +536,25 @@ impl Driver {
         for p in self.introduced.iter().filter(|p| !self.flood.is_neighbour(p)) {
             if !self.flood.is_joining(p) {
                 self.refused.entry(*p).or_insert(now);
+            }
+        }
+    }
+
+    /// Carries out what the supernode layer asks for.
+    fn exec_super(&mut self, actions: Vec<SuperAction<PeerId>>) {
+        for a in actions {
+            match a {
+                SuperAction::Flood(a) => self.exec(vec![a]),
+                SuperAction::SendRole { to, role, supers } => {
+                    let supers = supers.into_iter().map(|(p, addrs)| Provider { peer: p.to_bytes(), addrs }).collect();
+                    self.links.send(to, SearchMsg::Role { supernode: role == Role::Super, supers });
+                }
+                SuperAction::Dial { peer, addrs } => {
+                    let addrs: Vec<Multiaddr> = addrs.into_iter().filter_map(|a| Multiaddr::try_from(a).ok()).collect();
+                    let net = self.net.clone();
+                    tokio::spawn(async move { net.connect(peer, addrs).await });
+                }
+                SuperAction::Promoted => tracing::info!("promoted to supernode: carrying searches for leaves"),
             }
         }
     }
@@ -506,8 +625,20 @@ impl Driver {
         });
     }
 
-    /// Sends our list (whole, or what changed) to the index servers.
+    /// Sends our list (whole, or what changed) to the index servers, or our digest to our supernodes.
     fn send_list(&mut self, entries: Vec<IndexEntry>, why: ListFor) {
+        if let ListFor::Digest = why {
+            let mut d = Digest::new();
+            for e in &entries {
+                d.insert_name(&e.name);
+                d.insert_id(&e.id);
+            }
+            if let Some(sup) = self.sup.as_mut() {
+                let acts = sup.set_digest(d);
+                self.exec_super(acts);
+            }
+            return;
+        }
         let now: BTreeMap<WireId, IndexEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
         let full = |to: PeerId, links: &mut Links, addrs: &[Vec<u8>]| {
             let all: Vec<IndexEntry> = now.values().cloned().collect();
@@ -526,6 +657,7 @@ impl Driver {
                     full(to, &mut self.links, &self.my_addrs);
                 }
             }
+            ListFor::Digest => {}
             ListFor::Changed => {
                 let added: Vec<IndexEntry> =
                     now.values().filter(|e| self.told.get(&e.id) != Some(e)).cloned().collect();

@@ -326,6 +326,18 @@ impl<P: Clone + Ord + Hash> Flood<P> {
         z ^ (z >> 31)
     }
 
+    /// Makes `peer` a neighbour without the `Join` handshake (a leaf's supernodes); false if full.
+    pub fn add_neighbour(&mut self, peer: P) -> bool {
+        if self.neighbours.contains(&peer) {
+            return true;
+        }
+        if self.neighbours.len() >= self.cfg.degree {
+            return false;
+        }
+        self.joining.remove(&peer);
+        self.neighbours.insert(peer)
+    }
+
     /// Asks `peer` to become a neighbour, if there is room and it is not one already.
     pub fn join(&mut self, peer: P) -> Vec<Action<P>> {
         if self.neighbours.contains(&peer) || self.joining.contains(&peer) || !self.wants_neighbours() {
@@ -376,8 +388,13 @@ impl<P: Clone + Ord + Hash> Flood<P> {
             SearchMsg::Leave => out.extend(self.peer_gone(&from)),
             SearchMsg::Query { qid, ttl, hops, query } => self.on_query(from, qid, ttl, hops, query, now, &mut out),
             SearchMsg::Hits { qid, hits } => self.on_hits(Some(from), qid, hits, now, &mut out),
-            // Index updates are for the registry of an index server, not for the router.
-            SearchMsg::Publish { .. } | SearchMsg::Withdraw { .. } => {}
+            // Index updates are for an index server's registry, roles and digests for the supernode layer.
+            SearchMsg::Publish { .. }
+            | SearchMsg::Withdraw { .. }
+            | SearchMsg::Role { .. }
+            | SearchMsg::Attach
+            | SearchMsg::Attached { .. }
+            | SearchMsg::Digest { .. } => {}
         }
         out
     }

@@ -37,6 +37,9 @@ pub const MAX_PUBLISH_ENTRIES: usize = 128;
 /// Most ids in one `Withdraw`.
 pub const MAX_WITHDRAW_IDS: usize = 1024;
 
+/// Most supernodes listed in one `Role`.
+pub const MAX_ROLE_SUPERS: usize = 16;
+
 /// Highest TTL any peer forwards (Gnutella used 7).
 pub const MAX_TTL: u8 = 7;
 
@@ -203,6 +206,25 @@ pub enum SearchMsg {
         /// At most [`MAX_WITHDRAW_IDS`].
         ids: Vec<WireId>,
     },
+    /// Supernode topology: what the sender is, and supernodes it knows (for leaves to find a home).
+    Role {
+        /// True for a supernode.
+        supernode: bool,
+        /// Supernodes the sender knows, at most [`MAX_ROLE_SUPERS`].
+        supers: Vec<Provider>,
+    },
+    /// Leaf to supernode: please carry my searches and route queries to me.
+    Attach,
+    /// Answer to [`SearchMsg::Attach`]: false when the supernode has no room or is not a supernode.
+    Attached {
+        /// Accepted.
+        accepted: bool,
+    },
+    /// Leaf to its supernodes: its keyword digest ([`super::digest::DIGEST_BYTES`] bytes).
+    Digest {
+        /// The Bloom filter's bits.
+        bits: Vec<u8>,
+    },
 }
 
 /// A message broke a limit.
@@ -218,6 +240,12 @@ pub enum MessageError {
     /// A `Publish` or `Withdraw` over its limits.
     #[error("index update over the limits ({MAX_PUBLISH_ENTRIES} entries, {MAX_WITHDRAW_IDS} ids)")]
     TooManyEntries,
+    /// A `Role` listing too many or too long entries.
+    #[error("role message over the limits ({MAX_ROLE_SUPERS} supernodes)")]
+    BadRole,
+    /// A digest of the wrong size.
+    #[error("digest of the wrong size (must be {} bytes)", super::digest::DIGEST_BYTES)]
+    BadDigest,
     /// Too many hits in one message.
     #[error("more than {MAX_HITS_PER_MSG} hits in one message")]
     TooManyHits,
@@ -245,7 +273,26 @@ impl SearchMsg {
                 Ok(())
             }
             Self::Withdraw { ids } if ids.len() > MAX_WITHDRAW_IDS => Err(MessageError::TooManyEntries),
-            Self::Join | Self::Joined { .. } | Self::Leave | Self::Withdraw { .. } => Ok(()),
+            Self::Role { supers, .. } => {
+                if supers.len() > MAX_ROLE_SUPERS
+                    || supers.iter().any(|p| {
+                        p.peer.len() > MAX_ADDR_BYTES
+                            || p.addrs.len() > MAX_ADDRS
+                            || p.addrs.iter().any(|a| a.len() > MAX_ADDR_BYTES)
+                    })
+                {
+                    return Err(MessageError::BadRole);
+                }
+                Ok(())
+            }
+            Self::Digest { bits } if bits.len() != super::digest::DIGEST_BYTES => Err(MessageError::BadDigest),
+            Self::Join
+            | Self::Joined { .. }
+            | Self::Leave
+            | Self::Withdraw { .. }
+            | Self::Attach
+            | Self::Attached { .. }
+            | Self::Digest { .. } => Ok(()),
         }
     }
 }
