@@ -40,7 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         files: 200,
         queries: 60,
         links: 3,
-        topologies: vec![Topology::Pure, Topology::Structured, Topology::Hybrid],
+        topologies: vec![Topology::Pure, Topology::Structured, Topology::Hybrid, Topology::Supernode],
         seed: 1,
         json: false,
     };
@@ -63,7 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: shoal-search-bench [--peers 50] [--files 200] [--queries 60] [--links 3] \
-                     [--topologies pure,structured,hybrid] [--seed 1] [--json]"
+                     [--topologies pure,structured,hybrid,supernode] [--seed 1] [--json]"
                 );
                 std::process::exit(0);
             }
@@ -171,17 +171,26 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         let cfg = NodeConfig::loopback(dir.join(format!("{t}-{i}")))
             .with_net(NetConfig::loopback().with_bootstrap(boot))
             .with_topology(t)
-            .with_search(SearchConfig::default().with_index_servers(servers.clone()));
+            .with_search(
+                SearchConfig::default()
+                    .with_index_servers(servers.clone())
+                    // Supernodes may appear once a peer has been up a second and orphaned half a second.
+                    .with_supernode(true, Duration::from_secs(1), Duration::from_millis(500)),
+            );
         nodes.push(Node::start(cfg).await.with_context(|| format!("starting peer {i}"))?);
     }
-    // Overlay links (pure) or routing tables (structured) settle.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Overlay links (pure, hybrid), routing tables (structured) or supernode homes settle.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let mut linked = 0;
         for n in &nodes {
             let ok = match t {
                 Topology::Pure => n.search_counters().neighbours > 0,
                 Topology::Hybrid => n.search_counters().index_servers_up > 0 && n.search_counters().neighbours > 0,
+                Topology::Supernode => {
+                    let c = n.search_counters();
+                    c.role == Some(shoal_proto::search::supernode::Role::Super) || !c.supers.is_empty()
+                }
                 _ => !n.network().peers().await?.is_empty(),
             };
             linked += usize::from(ok);
@@ -205,6 +214,7 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
     settle(&nodes, Duration::from_secs(120)).await;
     let setup = started.elapsed().as_secs_f64();
     let neighbours: usize = nodes.iter().map(|n| n.search_counters().neighbours).sum();
+    let supernodes = nodes.iter().filter(|n| n.search_counters().role == Some(shoal_proto::search::supernode::Role::Super)).count();
 
     let (mut msgs, mut reached, mut first) = (Vec::new(), Vec::new(), Vec::new());
     let mut ok = 0usize;
@@ -241,6 +251,7 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
         "queries": a.queries,
         "links_per_new_peer": a.links,
         "mean_degree": neighbours as f64 / a.peers as f64,
+        "supernodes": supernodes,
         "success_rate": ok as f64 / a.queries as f64,
         "median_messages_per_query": median(&mut msgs),
         "median_peers_reached": median(&mut reached),
