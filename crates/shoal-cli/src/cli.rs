@@ -49,7 +49,7 @@ pub(crate) struct Args {
     pub(crate) max_connections: Option<u32>,
 
     /// Variant of the P2P model, the same for the whole network: pure (flooding), structured (DHT, the
-    /// default), hybrid (index servers); supernode is not built yet.
+    /// default), hybrid (index servers), supernode (elected supernodes index their leaves).
     #[arg(long, global = true, env = "SHOAL_TOPOLOGY")]
     pub(crate) topology: Option<String>,
 
@@ -62,6 +62,11 @@ pub(crate) struct Args {
         value_delimiter = ','
     )]
     pub(crate) index_servers: Vec<String>,
+
+    /// Supernode topology: may this peer become a supernode (true/false; default true). Say false behind a
+    /// NAT or on a slow link.
+    #[arg(long, global = true, env = "SHOAL_SUPERNODE_CAPABLE", action = clap::ArgAction::Set)]
+    pub(crate) supernode_capable: Option<bool>,
 
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]

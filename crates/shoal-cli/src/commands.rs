@@ -133,7 +133,9 @@ fn node_config(args: &Args, s: &Settings) -> anyhow::Result<NodeConfig> {
         config.topology = t.parse().map_err(anyhow::Error::msg)?;
     }
     let servers = parse_addrs(&s.index_servers.value, "index server")?;
-    config.search = config.search.clone().with_index_servers(servers);
+    let mut search = config.search.clone().with_index_servers(servers);
+    search.supernode_capable = s.supernode_capable.value;
+    config.search = search;
     config.corrupt_uploads = args.test_corrupt_uploads;
     Ok(config)
 }

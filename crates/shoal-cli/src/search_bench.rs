@@ -214,7 +214,8 @@ async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Va
     settle(&nodes, Duration::from_secs(120)).await;
     let setup = started.elapsed().as_secs_f64();
     let neighbours: usize = nodes.iter().map(|n| n.search_counters().neighbours).sum();
-    let supernodes = nodes.iter().filter(|n| n.search_counters().role == Some(shoal_proto::search::supernode::Role::Super)).count();
+    let supernodes =
+        nodes.iter().filter(|n| n.search_counters().role == Some(shoal_proto::search::supernode::Role::Super)).count();
 
     let (mut msgs, mut reached, mut first) = (Vec::new(), Vec::new(), Vec::new());
     let mut ok = 0usize;

@@ -12,7 +12,8 @@
 //! download_limit = "50MB"
 //! download_limit_per_peer = "10MB"
 //! max_connections = 200
-//! topology = "structured"          # pure | structured | hybrid (supernode is not built yet)
+//! topology = "structured"          # pure | structured | hybrid | supernode
+//! supernode_capable = true         # supernode: may this peer become one (say false behind a NAT)
 //! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
 //! api_listen = "127.0.0.1:5150"
 //! ```
@@ -56,6 +57,7 @@ struct FileConfig {
     max_connections: Option<u32>,
     topology: Option<String>,
     index_servers: Option<Vec<String>>,
+    supernode_capable: Option<bool>,
     api_listen: Option<String>,
 }
 
@@ -74,6 +76,7 @@ pub(crate) struct Settings {
     pub(crate) max_connections: Setting<Option<u32>>,
     pub(crate) topology: Setting<Option<String>>,
     pub(crate) index_servers: Setting<Vec<String>>,
+    pub(crate) supernode_capable: Setting<bool>,
     pub(crate) api_listen: Setting<String>,
 }
 
@@ -168,6 +171,7 @@ impl Settings {
             ),
             topology: pick(m, "topology", args.topology.clone().map(Some), f.topology.map(Some), None),
             index_servers: pick(m, "index_servers", some_if_nonempty(&args.index_servers), f.index_servers, Vec::new()),
+            supernode_capable: pick(m, "supernode_capable", args.supernode_capable, f.supernode_capable, true),
             api_listen: pick(m, "api_listen", api_given, f.api_listen, "127.0.0.1:0".to_string()),
             home,
         };
@@ -207,6 +211,7 @@ impl Settings {
             ),
             ("topology", opt(&self.topology.value), self.topology.source),
             ("index_servers", self.index_servers.value.join(","), self.index_servers.source),
+            ("supernode_capable", self.supernode_capable.value.to_string(), self.supernode_capable.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
         ];
         crate::commands::print_line(&format!("# config file: {}", self.config_file.display()))?;
