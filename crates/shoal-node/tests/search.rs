@@ -249,3 +249,46 @@ async fn a_peer_of_another_topology_is_reported() {
     assert_eq!(a.node.topology_mismatches()[0], (b.node.peer_id().to_string(), "pure".to_string()));
     assert_eq!(b.node.topology_mismatches()[0], (a.node.peer_id().to_string(), "structured".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_server_keeps_its_lists_across_a_restart_and_expires_them_on_time() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let server_home = dir.path().join("server");
+    let server_cfg = || {
+        let search = SearchConfig::default()
+            .with_index_server(true)
+            .with_refresh(Duration::from_secs(1), Duration::from_secs(4));
+        shoal_node::NodeConfig::loopback(server_home.clone()).with_topology(Topology::Hybrid).with_search(search)
+    };
+    let hybrid_peer = |home: std::path::PathBuf, server: shoal_net::Multiaddr| {
+        let search = SearchConfig::default()
+            .with_index_servers(vec![server])
+            .with_refresh(Duration::from_secs(1), Duration::from_secs(4));
+        shoal_node::NodeConfig::loopback(home).with_topology(Topology::Hybrid).with_search(search)
+    };
+    let server = Node::start(server_cfg()).await.unwrap();
+    let a = Node::start(hybrid_peer(dir.path().join("a"), server.addrs().await.unwrap()[0].clone())).await.unwrap();
+    let f = write_file(dir.path(), "Autumn Leaves.flac", b"leaves");
+    let shared = a.share(&f).await.unwrap();
+    let store = server.store().clone();
+    wait_for("the registration to be saved", 10, async || {
+        store.load_registered().unwrap().iter().any(|(p, _, _)| *p == a.peer_id().to_bytes())
+    })
+    .await;
+    a.shutdown().await;
+    server.shutdown().await;
+    drop(server);
+
+    // The server comes back; the peer that registered does not. Its list is there until it expires.
+    let server = Node::start(server_cfg()).await.unwrap();
+    let s2 = server.clone();
+    wait_for("the saved registration to be restored", 5, async || s2.search_counters().index_peers == 1).await;
+    let b = Node::start(hybrid_peer(dir.path().join("b"), server.addrs().await.unwrap()[0].clone())).await.unwrap();
+    let a_id = a.peer_id();
+    let b2 = b.clone();
+    wait_for("b to reach the index server", 5, async || b2.search_counters().index_servers_up == 1).await;
+    search_until(&b, "autumn", 1, 10, |h| h.iter().any(|h| h.id == shared.id && h.peer == a_id)).await;
+    search_until(&b, "autumn", 1, 20, |h| h.is_empty()).await;
+    assert_eq!(server.search_counters().index_peers, 1, "only b is registered now");
+}

@@ -13,8 +13,8 @@ use shoal_proto::transfer::ChunkSpan;
 
 use crate::{ContentId, StoreError};
 
-/// Version 2 added the `names` full-text index (see `index.rs`).
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added the `names` full-text index (see `index.rs`), version 3 an index server's `registry`.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blobs (
@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS downloads (
     is_collection INTEGER NOT NULL,
     state TEXT NOT NULL,
     updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry (
+    peer BLOB PRIMARY KEY,
+    saved BLOB NOT NULL,
+    heard_at_ms INTEGER NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS names USING fts5(
     name, id UNINDEXED, size UNINDEXED, root UNINDEXED, collection UNINDEXED,

@@ -155,7 +155,44 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    pub(crate) fn save_registered(&self, rows: &[(Vec<u8>, Option<Vec<u8>>, i64)]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            for (peer, saved, heard_at_ms) in rows {
+                match saved {
+                    Some(s) => tx.execute(
+                        "INSERT OR REPLACE INTO registry (peer, saved, heard_at_ms) VALUES (?1, ?2, ?3)",
+                        params![peer, s, heard_at_ms],
+                    )?,
+                    None => tx.execute("DELETE FROM registry WHERE peer = ?1", params![peer])?,
+                };
+            }
+            tx.commit()
+        })
+    }
+
+    pub(crate) fn load_registered(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT peer, saved, heard_at_ms FROM registry")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+}
+
 impl crate::Store {
+    /// An index server's registrations: saves (peer, encoded registration, when last heard from in Unix
+    /// milliseconds) or deletes (`None`) each, in one transaction.
+    pub fn save_registered(&self, rows: &[(Vec<u8>, Option<Vec<u8>>, i64)]) -> Result<(), StoreError> {
+        self.catalog.save_registered(rows)
+    }
+
+    /// Every saved registration: (peer, encoded registration, last heard from in Unix milliseconds).
+    pub fn load_registered(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>, StoreError> {
+        self.catalog.load_registered()
+    }
+
     /// What the local index has for `query` (at most `limit` distinct ids, best matches first).
     pub fn search_local(&self, query: &Query, limit: usize) -> Result<Vec<LocalHit>, StoreError> {
         let limit = limit.min(MAX_LOCAL_HITS);

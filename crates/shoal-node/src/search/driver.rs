@@ -98,10 +98,19 @@ pub(crate) async fn spawn(
             _ => None,
         })
         .collect();
-    let registry = parts
+    let mut registry = parts
         .config
         .index_server
         .then(|| Registry::new(registry::Config { expire_after: parts.config.expire, ..registry::Config::default() }));
+    // An index server picks up the share lists it had before a restart (they still expire on time), and
+    // saves changes through one task so that they reach SQLite in order.
+    let mut saver = None;
+    if let Some(r) = registry.as_mut() {
+        restore_registry(r, &parts.store).await;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(save_registry(parts.store.clone(), rx));
+        saver = Some(tx);
+    }
     let (int_tx, int_rx) = mpsc::channel(1024);
     let my_addrs = encode_addrs(&my_addrs);
     let sup = (parts.topology == Topology::Supernode).then(|| {
@@ -143,6 +152,7 @@ pub(crate) async fn spawn(
         servers,
         servers_up: HashSet::new(),
         registry,
+        saver,
         told: BTreeMap::new(),
         refresh: parts.config.refresh,
         last_refresh: Instant::now(),
@@ -150,6 +160,45 @@ pub(crate) async fn spawn(
     };
     let task = tokio::spawn(d.run(cmd_rx, link_rx, int_rx));
     (cmd_tx, shared, task, accept)
+}
+
+/// A registration as saved: peer id bytes, the encoded registration (`None`: delete), last heard from (Unix ms).
+type RegistryRow = (Vec<u8>, Option<Vec<u8>>, i64);
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn restore_registry(r: &mut Registry<PeerId>, store: &Arc<Store>) {
+    let s = store.clone();
+    let rows = match tokio::task::spawn_blocking(move || s.load_registered()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "index: cannot read the saved registrations; starting empty");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (now, unix) = (Instant::now(), unix_ms());
+    let n = rows.len();
+    for (peer, saved, heard_at_ms) in rows {
+        let (Ok(peer), Ok(saved)) = (PeerId::from_bytes(&peer), postcard::from_bytes::<registry::Saved>(&saved)) else {
+            continue;
+        };
+        r.restore(peer, saved, Duration::from_millis(unix.saturating_sub(heard_at_ms).max(0) as u64), now);
+    }
+    tracing::info!(saved = n, restored = r.peers(), "index: registrations restored");
+}
+
+async fn save_registry(store: Arc<Store>, mut rx: mpsc::Receiver<Vec<RegistryRow>>) {
+    while let Some(rows) = rx.recv().await {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.save_registered(&rows)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "index: cannot save registrations"),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Our addresses as hits carry them: without `/p2p`, LAN before loopback, at most [`MAX_ADDRS`].
@@ -190,6 +239,8 @@ struct Driver {
     servers_up: HashSet<PeerId>,
     /// Share lists of other peers, when this peer is an index server.
     registry: Option<Registry<PeerId>>,
+    /// Where an index server sends registry changes to be saved.
+    saver: Option<mpsc::Sender<Vec<RegistryRow>>>,
     /// Our share list as the index servers have it.
     told: BTreeMap<WireId, IndexEntry>,
     refresh: Duration,
@@ -335,6 +386,24 @@ impl Driver {
             let gone = r.expire(now);
             if !gone.is_empty() {
                 tracing::info!(peers = gone.len(), "index: forgot peers not heard from");
+            }
+            let changed = r.take_dirty(now);
+            if !changed.is_empty()
+                && let Some(tx) = &self.saver
+            {
+                let unix_ms = unix_ms();
+                let rows = changed
+                    .into_iter()
+                    .map(|(p, s)| match s {
+                        Some((saved, age)) => {
+                            (p.to_bytes(), postcard::to_stdvec(&saved).ok(), unix_ms - age.as_millis() as i64)
+                        }
+                        None => (p.to_bytes(), None, unix_ms),
+                    })
+                    .collect();
+                if tx.try_send(rows).is_err() {
+                    tracing::warn!("index: saving falls behind; a restart may lose recent changes");
+                }
             }
         }
         if !self.servers.is_empty() {

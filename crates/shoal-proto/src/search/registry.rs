@@ -9,7 +9,7 @@
 //! fine for the tens of thousands of names a test or a small community has; a large server would want an
 //! inverted index here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,8 @@ struct Registered {
 pub struct Registry<P> {
     cfg: Config,
     peers: HashMap<P, Registered>,
+    /// Peers whose list changed (or that were forgotten) since [`Registry::take_dirty`].
+    dirty: BTreeSet<P>,
 }
 
 /// What a publish did.
@@ -56,10 +58,45 @@ pub enum Outcome {
     Full,
 }
 
-impl<P: Clone + Eq + Hash> Registry<P> {
+/// One peer's registration, as saved and restored (the host keeps it in SQLite).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// Its addresses.
+    pub addrs: Vec<Vec<u8>>,
+    /// Its list.
+    pub entries: Vec<IndexEntry>,
+}
+
+impl<P: Clone + Eq + Hash + Ord> Registry<P> {
     /// An empty registry.
     pub fn new(cfg: Config) -> Self {
-        Self { cfg, peers: HashMap::new() }
+        Self { cfg, peers: HashMap::new(), dirty: BTreeSet::new() }
+    }
+
+    /// Peers changed or forgotten since the last call, each with what to save (`None`: delete it) and how
+    /// long ago it was last heard from.
+    pub fn take_dirty(&mut self, now: Instant) -> Vec<(P, Option<(Saved, Duration)>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|p| {
+                let saved = self.peers.get(&p).map(|r| {
+                    let age = now.saturating_duration_since(r.last_seen);
+                    (Saved { addrs: r.addrs.clone(), entries: r.entries.values().cloned().collect() }, age)
+                });
+                (p, saved)
+            })
+            .collect()
+    }
+
+    /// Puts back a registration saved earlier, last heard from `age` ago (it expires as if never gone).
+    pub fn restore(&mut self, peer: P, saved: Saved, age: Duration, now: Instant) {
+        if age >= self.cfg.expire_after || self.peers.len() >= self.cfg.max_peers {
+            self.dirty.insert(peer);
+            return;
+        }
+        let last_seen = now.checked_sub(age).unwrap_or(now);
+        let entries = saved.entries.into_iter().take(self.cfg.max_entries_per_peer).map(|e| (e.id, e)).collect();
+        self.peers.insert(peer, Registered { addrs: saved.addrs, entries, last_seen });
     }
 
     /// Peers registered.
@@ -88,6 +125,9 @@ impl<P: Clone + Eq + Hash> Registry<P> {
             }
         }
         let max = self.cfg.max_entries_per_peer;
+        if reset || !entries.is_empty() || !addrs.is_empty() {
+            self.dirty.insert(peer.clone());
+        }
         let r = self.peers.entry(peer).or_insert_with(|| Registered {
             addrs: Vec::new(),
             entries: BTreeMap::new(),
@@ -111,6 +151,7 @@ impl<P: Clone + Eq + Hash> Registry<P> {
     /// `peer` no longer shares `ids`.
     pub fn on_withdraw(&mut self, peer: &P, ids: &[WireId], now: Instant) {
         if let Some(r) = self.peers.get_mut(peer) {
+            self.dirty.insert(peer.clone());
             r.last_seen = now;
             for id in ids {
                 r.entries.remove(id);
@@ -129,6 +170,7 @@ impl<P: Clone + Eq + Hash> Registry<P> {
             .collect();
         for p in &gone {
             self.peers.remove(p);
+            self.dirty.insert(p.clone());
         }
         gone
     }
@@ -185,6 +227,32 @@ mod tests {
         r.on_publish("a", false, vec![], vec![], t0 + Duration::from_secs(50));
         assert_eq!(r.expire(t0 + Duration::from_secs(61)), vec!["b"]);
         assert_eq!(r.peers(), 1);
+    }
+
+    #[test]
+    fn what_is_saved_comes_back_and_still_expires() {
+        let t0 = Instant::now();
+        let cfg = Config { expire_after: Duration::from_secs(60), ..Config::default() };
+        let mut r: Registry<u8> = Registry::new(cfg.clone());
+        r.on_publish(1, true, vec![vec![9]], vec![entry(1, "Holiday Photos.zip")], t0);
+        r.on_publish(2, true, vec![], vec![entry(2, "notes.txt")], t0);
+        r.on_withdraw(&2, &[[2; 32]], t0);
+        let t1 = t0 + Duration::from_secs(20);
+        let saved = r.take_dirty(t1);
+        assert_eq!(saved.len(), 2);
+        assert!(r.take_dirty(t1).is_empty(), "nothing changed since");
+        // A restarted server restores what was saved, ages included.
+        let mut back: Registry<u8> = Registry::new(cfg);
+        for (p, s) in saved {
+            let (s, age) = s.unwrap();
+            assert_eq!(age, Duration::from_secs(20));
+            back.restore(p, s, age, t1);
+        }
+        assert_eq!(back.search(&Query::words("holid"), 10).len(), 1);
+        // Not heard from since: it expires 60 s after it was last heard from, not after the restart.
+        assert!(back.expire(t0 + Duration::from_secs(59)).is_empty());
+        assert_eq!(back.expire(t0 + Duration::from_secs(61)).len(), 2);
+        assert_eq!(back.take_dirty(t1).iter().filter(|(_, s)| s.is_none()).count(), 2, "expired peers are deleted");
     }
 
     #[test]
