@@ -273,7 +273,7 @@ async fn an_index_server_keeps_its_lists_across_a_restart_and_expires_them_on_ti
     let shared = a.share(&f).await.unwrap();
     let store = server.store().clone();
     wait_for("the registration to be saved", 10, async || {
-        store.load_registered().unwrap().iter().any(|(p, _, _)| *p == a.peer_id().to_bytes())
+        store.load_registered().unwrap().iter().any(|r| r.peer == a.peer_id().to_bytes())
     })
     .await;
     a.shutdown().await;

@@ -155,11 +155,22 @@ impl Catalog {
     }
 }
 
+/// An index server's saved registration of one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// Peer id bytes.
+    pub peer: Vec<u8>,
+    /// The encoded registration; `None` when saving means "delete it".
+    pub saved: Option<Vec<u8>>,
+    /// When the peer was last heard from, Unix milliseconds.
+    pub heard_at_ms: i64,
+}
+
 impl Catalog {
-    pub(crate) fn save_registered(&self, rows: &[(Vec<u8>, Option<Vec<u8>>, i64)]) -> Result<(), StoreError> {
+    pub(crate) fn save_registered(&self, rows: &[Registration]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            for (peer, saved, heard_at_ms) in rows {
+            for Registration { peer, saved, heard_at_ms } in rows {
                 match saved {
                     Some(s) => tx.execute(
                         "INSERT OR REPLACE INTO registry (peer, saved, heard_at_ms) VALUES (?1, ?2, ?3)",
@@ -172,24 +183,25 @@ impl Catalog {
         })
     }
 
-    pub(crate) fn load_registered(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>, StoreError> {
+    pub(crate) fn load_registered(&self) -> Result<Vec<Registration>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT peer, saved, heard_at_ms FROM registry")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = st.query_map([], |r| {
+                Ok(Registration { peer: r.get(0)?, saved: Some(r.get(1)?), heard_at_ms: r.get(2)? })
+            })?;
             rows.collect()
         })
     }
 }
 
 impl crate::Store {
-    /// An index server's registrations: saves (peer, encoded registration, when last heard from in Unix
-    /// milliseconds) or deletes (`None`) each, in one transaction.
-    pub fn save_registered(&self, rows: &[(Vec<u8>, Option<Vec<u8>>, i64)]) -> Result<(), StoreError> {
+    /// An index server's registrations: saves or deletes (`saved: None`) each, in one transaction.
+    pub fn save_registered(&self, rows: &[Registration]) -> Result<(), StoreError> {
         self.catalog.save_registered(rows)
     }
 
-    /// Every saved registration: (peer, encoded registration, last heard from in Unix milliseconds).
-    pub fn load_registered(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>, StoreError> {
+    /// Every saved registration.
+    pub fn load_registered(&self) -> Result<Vec<Registration>, StoreError> {
         self.catalog.load_registered()
     }
 

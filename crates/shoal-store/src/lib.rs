@@ -36,6 +36,6 @@ pub use catalog::{DownloadRecord, DownloadRequestRecord, ShareRecord};
 pub use collection::{Collection, Entry, PathError};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
-pub use index::{LocalHit, MAX_LOCAL_HITS};
+pub use index::{LocalHit, MAX_LOCAL_HITS, Registration};
 pub use partial::{Partial, PieceError};
 pub use store::{BlobInfo, Served, Store};

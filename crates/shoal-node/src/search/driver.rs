@@ -162,8 +162,7 @@ pub(crate) async fn spawn(
     (cmd_tx, shared, task, accept)
 }
 
-/// A registration as saved: peer id bytes, the encoded registration (`None`: delete), last heard from (Unix ms).
-type RegistryRow = (Vec<u8>, Option<Vec<u8>>, i64);
+type RegistryRow = shoal_store::Registration;
 
 fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -181,7 +180,8 @@ async fn restore_registry(r: &mut Registry<PeerId>, store: &Arc<Store>) {
     };
     let (now, unix) = (Instant::now(), unix_ms());
     let n = rows.len();
-    for (peer, saved, heard_at_ms) in rows {
+    for RegistryRow { peer, saved, heard_at_ms } in rows {
+        let saved = saved.unwrap_or_default();
         let (Ok(peer), Ok(saved)) = (PeerId::from_bytes(&peer), postcard::from_bytes::<registry::Saved>(&saved)) else {
             continue;
         };
@@ -395,10 +395,12 @@ impl Driver {
                 let rows = changed
                     .into_iter()
                     .map(|(p, s)| match s {
-                        Some((saved, age)) => {
-                            (p.to_bytes(), postcard::to_stdvec(&saved).ok(), unix_ms - age.as_millis() as i64)
-                        }
-                        None => (p.to_bytes(), None, unix_ms),
+                        Some((saved, age)) => RegistryRow {
+                            peer: p.to_bytes(),
+                            saved: postcard::to_stdvec(&saved).ok(),
+                            heard_at_ms: unix_ms - age.as_millis() as i64,
+                        },
+                        None => RegistryRow { peer: p.to_bytes(), saved: None, heard_at_ms: unix_ms },
                     })
                     .collect();
                 if tx.try_send(rows).is_err() {
