@@ -13,7 +13,7 @@ use super::messages::{Query, Want, WireId};
 pub const DIGEST_BYTES: usize = 8192;
 
 /// Longest prefix inserted; longer query words are cut to it before the check.
-pub const MAX_PREFIX: usize = 8;
+pub const MAX_PREFIX: usize = 16;
 
 const BITS: u64 = (DIGEST_BYTES * 8) as u64;
 

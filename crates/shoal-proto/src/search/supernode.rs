@@ -110,6 +110,9 @@ pub struct Supernode<P> {
     /// What each connected peer last told us: the supernodes it has live links with (itself included when
     /// it is one). Knowledge dies with the peer that gave it, so a dead supernode is not passed around.
     heard: BTreeMap<P, BTreeSet<P>>,
+    /// For each supernode in `heard`, how many of those sets hold it (kept in step, so that the set of known
+    /// supernodes is not rebuilt on every message).
+    heard_refs: BTreeMap<P, u32>,
     /// Addresses of supernodes we heard of.
     addrs: BTreeMap<P, Vec<Vec<u8>>>,
     /// Leaf: supernodes we asked to attach to, and when.
@@ -144,6 +147,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             flood,
             up: BTreeSet::new(),
             heard: BTreeMap::new(),
+            heard_refs: BTreeMap::new(),
             addrs: BTreeMap::new(),
             attaching: HashMap::new(),
             refused: HashMap::new(),
@@ -185,19 +189,40 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         actions.into_iter().map(SuperAction::Flood).collect()
     }
 
-    /// Supernodes we heard of (first or second hand), not counting ourselves.
-    fn known(&self) -> BTreeSet<P> {
-        let mut k: BTreeSet<P> = self.heard.values().flatten().cloned().collect();
-        k.extend(self.flood.neighbours().cloned());
-        k.remove(&self.me);
-        k
+    /// Replaces what `from` told us; returns true when a supernode we did not know appeared.
+    fn set_heard(&mut self, from: P, set: BTreeSet<P>) -> bool {
+        let mut news = false;
+        for p in &set {
+            let n = self.heard_refs.entry(p.clone()).or_insert(0);
+            news |= *n == 0 && !self.flood.is_neighbour(p) && *p != self.me;
+            *n += 1;
+        }
+        if let Some(old) = self.heard.insert(from, set) {
+            for p in old {
+                self.unref(&p);
+            }
+        }
+        news
+    }
+
+    fn unref(&mut self, p: &P) {
+        if let Some(n) = self.heard_refs.get_mut(p) {
+            *n -= 1;
+            if *n == 0 {
+                self.heard_refs.remove(p);
+                if !self.flood.is_neighbour(p) {
+                    self.addrs.remove(p);
+                }
+            }
+        }
     }
 
     /// Known supernodes we are not linked with, not refused lately, that pass `also`; with addresses.
     fn candidates(&self, also: impl Fn(&P) -> bool) -> Vec<(P, Vec<Vec<u8>>)> {
-        self.known()
-            .into_iter()
-            .filter(|p| !self.flood.is_neighbour(p) && !self.refused.contains_key(p) && also(p))
+        self.heard_refs
+            .keys()
+            .filter(|p| **p != self.me && !self.flood.is_neighbour(p) && !self.refused.contains_key(*p) && also(p))
+            .cloned()
             .map(|p| {
                 let a = self.addrs.get(&p).cloned().unwrap_or_default();
                 (p, a)
@@ -245,12 +270,19 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
     /// `peer` is gone.
     pub fn peer_gone(&mut self, peer: &P, now: Instant) -> Vec<SuperAction<P>> {
         self.up.remove(peer);
-        self.heard.remove(peer);
-        for set in self.heard.values_mut() {
-            set.remove(peer);
+        if let Some(old) = self.heard.remove(peer) {
+            for p in old {
+                self.unref(&p);
+            }
         }
-        let known = self.known();
-        self.addrs.retain(|p, _| known.contains(p));
+        let mut holders = 0;
+        for set in self.heard.values_mut() {
+            holders += u32::from(set.remove(peer));
+        }
+        for _ in 0..holders {
+            self.unref(peer);
+        }
+        self.addrs.remove(peer);
         self.attaching.remove(peer);
         self.leaves.remove(peer);
         let out = Self::wrap(self.flood.peer_gone(peer));
@@ -268,7 +300,6 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         supers: Vec<(P, Vec<Vec<u8>>)>,
         now: Instant,
     ) -> Vec<SuperAction<P>> {
-        let before = self.known();
         let mut set = BTreeSet::new();
         if role == Role::Super {
             set.insert(from.clone());
@@ -281,10 +312,10 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                 set.insert(p);
             }
         }
-        self.heard.insert(from, set);
+        let news = self.set_heard(from, set);
         let mut out = self.poll(now);
         // A supernode we had not heard of: pass the news on now rather than at the next gossip.
-        if self.known().difference(&before).next().is_some() {
+        if news {
             out.extend(self.roles_to_all());
         }
         out
@@ -453,11 +484,12 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                 if orphan && self.orphan_since.is_none() {
                     self.orphan_since = Some(now);
                 }
-                let waited = self
-                    .orphan_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.orphan_wait + self.jitter);
-                let old_enough = now.saturating_duration_since(self.started) >= self.cfg.min_uptime;
-                if orphan && waited && old_enough && self.cfg.capable && self.attaching.is_empty() {
+                // Eligible once orphaned for orphan_wait and up for min_uptime; then a random delay, so that
+                // peers that become eligible together (a network starting) do not all promote at once.
+                let eligible =
+                    self.orphan_since.map(|t| (t + self.cfg.orphan_wait).max(self.started + self.cfg.min_uptime));
+                let due = eligible.is_some_and(|e| now >= e + self.jitter);
+                if orphan && due && self.cfg.capable && self.attaching.is_empty() {
                     self.role = Role::Super;
                     self.orphan_since = None;
                     out.push(SuperAction::Promoted);

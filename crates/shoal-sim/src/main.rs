@@ -1,0 +1,31 @@
+//! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario in virtual time and prints its summary as JSON.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut scenario = None;
+    let mut csv = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--csv" => csv = Some(args.next().context("--csv needs a file name")?),
+            "-h" | "--help" => {
+                println!("usage: shoal-sim SCENARIO.toml [--csv FILE]   (examples in crates/shoal-sim/scenarios/)");
+                return Ok(());
+            }
+            other if other.starts_with('-') => bail!("unknown option {other:?} (try --help)"),
+            path => scenario = Some(path.to_string()),
+        }
+    }
+    let path = scenario.context("give a scenario file, e.g. crates/shoal-sim/scenarios/pure-1k.toml")?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let sc = shoal_sim::Scenario::from_toml(&text).with_context(|| format!("in {path}"))?;
+    eprintln!("{}: {} peers, {:?}, {} queries ...", sc.name, sc.peers, sc.topology, sc.queries);
+    let report = shoal_sim::run(sc);
+    if let Some(f) = csv {
+        std::fs::write(&f, report.csv()).with_context(|| format!("writing {f}"))?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report.summary)?);
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Scenarios: what to simulate, as a TOML file.
+//!
+//! ```toml
+//! name = "pure-1k"
+//! topology = "pure"            # pure | hybrid | supernode
+//! peers = 1000
+//! degree = 8                   # overlay links per peer (pure), connections per peer (supernode)
+//! seed = 1
+//! latency_ms = [10, 50]        # per link, drawn once per link, uniformly
+//! files = 200
+//! replication = { kind = "uniform", copies = 10 }   # or "zipf" (copies = max copies, s) or "proportional"
+//! queries = 100
+//! query_zipf = 1.0             # popularity of files in queries (absent: uniform)
+//! query_timeout_ms = 10000
+//! [churn]                      # absent: no churn
+//! median_session_s = 120       # exponential session times with this median
+//! median_offline_s = 120
+//! [supernode]
+//! capable_fraction = 0.3       # share of peers that may become supernodes
+//! max_leaves = 64
+//! ```
+
+use serde::Deserialize;
+
+/// The P2P variant simulated (the structured topology runs only as real peers: its core is libp2p's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Flooding with a TTL and an expanding ring.
+    Pure,
+    /// One index server (peer 0) that every peer registers with.
+    Hybrid,
+    /// Elected supernodes index their leaves' digests.
+    Supernode,
+}
+
+/// How many copies each file has.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Replication {
+    /// Every file on `copies` random peers.
+    Uniform {
+        /// Copies per file.
+        copies: usize,
+    },
+    /// File k (by popularity rank, from 1) on `copies / k^s` peers, at least one.
+    Zipf {
+        /// Copies of the most popular file.
+        copies: usize,
+        /// Exponent.
+        s: f64,
+    },
+    /// Copies in proportion to query popularity, `total` copies in all (at least one each).
+    Proportional {
+        /// Copies over all files.
+        total: usize,
+    },
+}
+
+/// Peers leaving and coming back.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Median session length (exponential distribution), seconds.
+    pub median_session_s: f64,
+    /// Median time offline before coming back, seconds.
+    pub median_offline_s: f64,
+}
+
+/// Supernode settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupernodeSettings {
+    /// Share of peers capable of being a supernode (the others never promote).
+    #[serde(default = "default_capable")]
+    pub capable_fraction: f64,
+    /// Leaves per supernode.
+    #[serde(default = "default_max_leaves")]
+    pub max_leaves: usize,
+}
+
+fn default_capable() -> f64 {
+    0.3
+}
+
+fn default_max_leaves() -> usize {
+    64
+}
+
+impl Default for SupernodeSettings {
+    fn default() -> Self {
+        Self { capable_fraction: default_capable(), max_leaves: default_max_leaves() }
+    }
+}
+
+/// A scenario.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name, for the output.
+    #[serde(default)]
+    pub name: String,
+    /// The P2P variant.
+    pub topology: Topology,
+    /// Number of peers.
+    pub peers: usize,
+    /// Links (pure) or connections (supernode) per peer.
+    #[serde(default = "default_degree")]
+    pub degree: usize,
+    /// TTLs of the expanding ring.
+    #[serde(default = "default_ring")]
+    pub ring: Vec<u8>,
+    /// Random seed: the same seed gives the same run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Per-link latency range, milliseconds.
+    #[serde(default = "default_latency")]
+    pub latency_ms: [u64; 2],
+    /// Number of distinct files.
+    pub files: usize,
+    /// How they are replicated.
+    pub replication: Replication,
+    /// Number of queries (run one after another).
+    pub queries: usize,
+    /// Zipf exponent of query popularity (absent: uniform).
+    #[serde(default)]
+    pub query_zipf: Option<f64>,
+    /// How long a query may run, milliseconds.
+    #[serde(default = "default_timeout")]
+    pub query_timeout_ms: u64,
+    /// Churn (absent: none).
+    #[serde(default)]
+    pub churn: Option<Churn>,
+    /// Supernode settings.
+    #[serde(default)]
+    pub supernode: SupernodeSettings,
+}
+
+fn default_degree() -> usize {
+    8
+}
+fn default_ring() -> Vec<u8> {
+    vec![2, 4, 7]
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_latency() -> [u64; 2] {
+    [10, 50]
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+/// A scenario that cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// Not valid TOML, or a key is unknown or mistyped.
+    #[error("scenario: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range.
+    #[error("scenario: {0}")]
+    Invalid(String),
+}
+
+impl Scenario {
+    /// Parses and checks a scenario.
+    pub fn from_toml(text: &str) -> Result<Self, ScenarioError> {
+        let s: Self = toml::from_str(text)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Checks the values.
+    pub fn check(&self) -> Result<(), ScenarioError> {
+        let bad = |m: &str| Err(ScenarioError::Invalid(m.to_string()));
+        if self.peers < 2 || self.peers > 10_000_000 {
+            return bad("peers must be between 2 and 10,000,000");
+        }
+        if self.degree == 0 || self.files == 0 || self.queries == 0 {
+            return bad("degree, files and queries must be at least 1");
+        }
+        if self.ring.is_empty() || self.ring.iter().any(|t| *t == 0 || *t > shoal_proto::search::MAX_TTL) {
+            return bad("ring TTLs must be between 1 and 7");
+        }
+        if self.latency_ms[0] > self.latency_ms[1] {
+            return bad("latency_ms is [min, max] with min <= max");
+        }
+        if let Some(c) = &self.churn
+            && !(c.median_session_s > 0.0 && c.median_offline_s > 0.0)
+        {
+            return bad("churn medians must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.supernode.capable_fraction) || self.supernode.max_leaves == 0 {
+            return bad("supernode.capable_fraction is between 0 and 1 and max_leaves at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example_and_rejects_nonsense() {
+        let s = Scenario::from_toml(
+            r#"
+            name = "x"
+            topology = "supernode"
+            peers = 100
+            files = 10
+            replication = { kind = "zipf", copies = 20, s = 1.0 }
+            queries = 5
+            [churn]
+            median_session_s = 120
+            median_offline_s = 60
+            "#,
+        )
+        .unwrap();
+        assert_eq!((s.topology, s.degree, s.ring.clone()), (Topology::Supernode, 8, vec![2, 4, 7]));
+        assert!(Scenario::from_toml("topology = \"pure\"\npeers = 1\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }").is_err());
+        assert!(Scenario::from_toml("topology = \"mesh\"").is_err());
+        assert!(Scenario::from_toml("topology = \"pure\"\npeers = 10\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }\nbogus = 1").is_err());
+    }
+}
