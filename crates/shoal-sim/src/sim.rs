@@ -155,7 +155,7 @@ pub struct Sim {
     cores: Vec<Core>,
     alive: Vec<bool>,
     capable: Vec<bool>,
-    links: Vec<Vec<u32>>,
+    links: Vec<HashSet<u32>>,
     names: Vec<Vec<(String, WireId)>>,
     /// Per file: its word, id and holders.
     files: Vec<(String, WireId, Vec<u32>)>,
@@ -197,7 +197,7 @@ impl Sim {
             cores: Vec::with_capacity(n),
             alive: vec![true; n],
             capable,
-            links: vec![Vec::new(); n],
+            links: vec![HashSet::new(); n],
             names: vec![Vec::new(); n],
             files: Vec::new(),
             popularity: Vec::new(),
@@ -255,6 +255,7 @@ impl Sim {
                     max_leaves: self.sc.supernode.max_leaves,
                     retry_after: Duration::from_secs(4),
                     gossip_every: Duration::from_secs(10),
+                    spread_news: self.sc.peers <= 2_000,
                     ..supernode::Config::default()
                 };
                 Core::Super(Box::new(Supernode::new(cfg, i, vec![i.to_le_bytes().to_vec()], seed, self.at())))
@@ -321,8 +322,8 @@ impl Sim {
         if a == b || !self.alive[a as usize] || !self.alive[b as usize] || self.links[a as usize].contains(&b) {
             return;
         }
-        self.links[a as usize].push(b);
-        self.links[b as usize].push(a);
+        self.links[a as usize].insert(b);
+        self.links[b as usize].insert(a);
         self.maintenance_messages += 2;
         if self.sc.topology == Topology::Supernode {
             let x = self.with_super(a, |s, _| s.peer_up(b));
@@ -553,7 +554,7 @@ impl Sim {
         self.alive[i as usize] = false;
         let now = self.at();
         for j in std::mem::take(&mut self.links[i as usize]) {
-            self.links[j as usize].retain(|x| *x != i);
+            self.links[j as usize].remove(&i);
             let acts = self.cores[j as usize].run(|f| f.peer_gone(&i), |s| s.peer_gone(&i, now));
             self.apply(j, acts);
         }

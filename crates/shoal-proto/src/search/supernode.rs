@@ -44,6 +44,9 @@ pub struct Config {
     /// Every peer tells its connected peers its role and the supernodes it knows this often, so that
     /// knowledge of supernodes spreads and their overlay heals after failures (Gnutella's pongs).
     pub gossip_every: Duration,
+    /// Pass news of a supernode on at once (not only at the next gossip): faster healing in small networks,
+    /// a cascade of messages in large ones.
+    pub spread_news: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             supers_per_leaf: 2,
             retry_after: Duration::from_secs(10),
             gossip_every: Duration::from_secs(20),
+            spread_news: true,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Supernode<P> {
     /// For each supernode in `heard`, how many of those sets hold it (kept in step, so that the set of known
     /// supernodes is not rebuilt on every message).
     heard_refs: BTreeMap<P, u32>,
+    /// Connected peers that told us they are supernodes.
+    direct: BTreeSet<P>,
     /// Addresses of supernodes we heard of.
     addrs: BTreeMap<P, Vec<Vec<u8>>>,
     /// Leaf: supernodes we asked to attach to, and when.
@@ -148,6 +154,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             up: BTreeSet::new(),
             heard: BTreeMap::new(),
             heard_refs: BTreeMap::new(),
+            direct: BTreeSet::new(),
             addrs: BTreeMap::new(),
             attaching: HashMap::new(),
             refused: HashMap::new(),
@@ -191,6 +198,11 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
 
     /// Replaces what `from` told us; returns true when a supernode we did not know appeared.
     fn set_heard(&mut self, from: P, set: BTreeSet<P>) -> bool {
+        if set.contains(&from) {
+            self.direct.insert(from.clone());
+        } else {
+            self.direct.remove(&from);
+        }
         let mut news = false;
         for p in &set {
             let n = self.heard_refs.entry(p.clone()).or_insert(0);
@@ -238,7 +250,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             live.push(self.me.clone());
         }
         live.extend(self.flood.neighbours().cloned());
-        live.extend(self.heard.iter().filter(|(p, set)| set.contains(*p)).map(|(p, _)| p.clone()));
+        live.extend(self.direct.iter().take(super::messages::MAX_ROLE_SUPERS).cloned());
         let mut seen = BTreeSet::new();
         live.retain(|p| seen.insert(p.clone()));
         live.truncate(super::messages::MAX_ROLE_SUPERS);
@@ -256,7 +268,8 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
     }
 
     fn roles_to_all(&self) -> Vec<SuperAction<P>> {
-        self.up.iter().map(|p| self.role_to(p.clone())).collect()
+        let list = self.role_list();
+        self.up.iter().map(|p| SuperAction::SendRole { to: p.clone(), role: self.role, supers: list.clone() }).collect()
     }
 
     /// A connection to `peer` is up: tell it what we are.
@@ -270,6 +283,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
     /// `peer` is gone.
     pub fn peer_gone(&mut self, peer: &P, now: Instant) -> Vec<SuperAction<P>> {
         self.up.remove(peer);
+        self.direct.remove(peer);
         if let Some(old) = self.heard.remove(peer) {
             for p in old {
                 self.unref(&p);
@@ -315,7 +329,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         let news = self.set_heard(from, set);
         let mut out = self.poll(now);
         // A supernode we had not heard of: pass the news on now rather than at the next gossip.
-        if news {
+        if news && self.cfg.spread_news {
             out.extend(self.roles_to_all());
         }
         out
