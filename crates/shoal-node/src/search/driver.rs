@@ -272,6 +272,9 @@ impl Driver {
         // Peers met before this task subscribed to network events (bootstrap dials are quick on loopback).
         for p in self.net.peers().await.unwrap_or_default() {
             self.on_net(NetEvent::PeerConnected { peer: p.peer, introduced: p.introduced });
+            if let Some(agent) = p.agent {
+                self.on_net(NetEvent::Identified { peer: p.peer, agent });
+            }
         }
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
