@@ -35,6 +35,11 @@ fn match_expr(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" AND "))
 }
 
+/// A row of `SELECT id, name, size, collection FROM names`.
+fn hit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LocalHit> {
+    Ok(LocalHit { id: id_from(r.get(0)?)?, name: r.get(1)?, size: r.get::<_, i64>(2)? as u64, collection: r.get(3)? })
+}
+
 fn ext_ok(ext: &str) -> bool {
     !ext.is_empty() && ext.len() <= 16 && ext.chars().all(|c| c.is_ascii_alphanumeric())
 }
@@ -81,14 +86,7 @@ impl Catalog {
     pub(crate) fn indexed_entries(&self) -> Result<Vec<LocalHit>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT id, name, size, collection FROM names GROUP BY id")?;
-            let rows = st.query_map([], |r| {
-                Ok(LocalHit {
-                    id: id_from(r.get(0)?)?,
-                    name: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
-                    collection: r.get(3)?,
-                })
-            })?;
+            let rows = st.query_map([], hit_row)?;
             rows.collect()
         })
     }
@@ -117,14 +115,7 @@ impl Catalog {
             if let Some(p) = &pattern {
                 args.push(p);
             }
-            let rows = st.query_map(args.as_slice(), |r| {
-                Ok(LocalHit {
-                    id: id_from(r.get(0)?)?,
-                    name: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
-                    collection: r.get(3)?,
-                })
-            })?;
+            let rows = st.query_map(args.as_slice(), hit_row)?;
             for row in rows {
                 let hit = row?;
                 if out.len() < limit && !out.iter().any(|h| h.id == hit.id) {

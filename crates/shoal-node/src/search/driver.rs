@@ -441,6 +441,13 @@ impl Driver {
                 self.exec(acts);
             }
         }
+        if self.overlay() {
+            // Introduced peers that are neither neighbours nor being asked refused (or left): leave them alone
+            // for a while rather than asking again at every tick.
+            for p in self.introduced.iter().filter(|p| !self.flood.is_neighbour(p) && !self.flood.is_joining(p)) {
+                self.refused.entry(*p).or_insert(now);
+            }
+        }
     }
 
     fn share_counters(&self) {
@@ -603,13 +610,6 @@ impl Driver {
                 Action::NeighbourUp(p) => tracing::info!(peer = %p, "search neighbour up"),
                 Action::NeighbourDown(p) => tracing::info!(peer = %p, "search neighbour down"),
                 Action::Throttled(p) => tracing::warn!(peer = %p, "peer sends queries too fast: dropping some"),
-            }
-        }
-        // Refused joins: remember them so the tick does not ask again at once.
-        let now = Instant::now();
-        for p in self.introduced.iter().filter(|p| !self.flood.is_neighbour(p)) {
-            if !self.flood.is_joining(p) {
-                self.refused.entry(*p).or_insert(now);
             }
         }
     }
