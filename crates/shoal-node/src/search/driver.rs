@@ -121,6 +121,7 @@ pub(crate) async fn spawn(
             min_uptime: c.supernode_min_uptime,
             orphan_wait: c.supernode_orphan_wait,
             max_leaves: c.supernode_max_leaves,
+            demote_below: c.supernode_max_leaves / 4,
             // Gossip about supernodes a few times per orphan wait: fast enough to re-home within seconds.
             gossip_every: (c.supernode_orphan_wait * 4).max(Duration::from_secs(1)),
             retry_after: (c.supernode_orphan_wait * 4).clamp(Duration::from_secs(1), Duration::from_secs(10)),
@@ -629,6 +630,7 @@ impl Driver {
                     tokio::spawn(async move { net.connect(peer, addrs).await });
                 }
                 SuperAction::Promoted => tracing::info!("promoted to supernode: carrying searches for leaves"),
+                SuperAction::Demoted => tracing::info!("stepped down to leaf: too few leaves, other supernodes around"),
             }
         }
     }

@@ -24,6 +24,9 @@ use super::digest::Digest;
 use super::flood::{self, Action, Flood, SearchId};
 use super::messages::{Hit, Query, SearchMsg};
 
+/// Refusals an orphaned capable leaf takes before it promotes itself although it knows supernodes.
+const REFUSALS_BEFORE_PROMOTING: u32 = 3;
+
 /// Tuning of the supernode layer.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -41,9 +44,17 @@ pub struct Config {
     pub supers_per_leaf: usize,
     /// A supernode that refused or did not answer is asked again after this long.
     pub retry_after: Duration,
-    /// Every peer tells its connected peers its role and the supernodes it knows this often, so that
-    /// knowledge of supernodes spreads and their overlay heals after failures (Gnutella's pongs).
+    /// Every peer tells the peers that need it its role and the supernodes it knows this often, so that
+    /// knowledge of supernodes spreads and their overlay heals after failures (Gnutella's pongs). Those
+    /// peers are its supernodes, its leaves, its supernode links, and connected peers that know no
+    /// supernode (orphans); a connection kept for other reasons gets a `Role` when it comes up and on news.
+    /// A leaf that has a supernode but wants more asks at most one more per period.
     pub gossip_every: Duration,
+    /// A supernode with fewer leaves than this (at most half of `max_leaves`), linked to at least half its degree of other supernodes and
+    /// a supernode for three gossip periods, steps down to leaf (with probability 1/4 per gossip period, so
+    /// that underused supernodes do not all leave at once). Supply follows demand both ways: a network that
+    /// started with everyone orphaned promotes too many (seen at 10,000 peers: 13%).
+    pub demote_below: usize,
     /// Pass news of a supernode on at once (not only at the next gossip): faster healing in small networks,
     /// a cascade of messages in large ones.
     pub spread_news: bool,
@@ -60,6 +71,7 @@ impl Default for Config {
             supers_per_leaf: 2,
             retry_after: Duration::from_secs(10),
             gossip_every: Duration::from_secs(20),
+            demote_below: 16,
             spread_news: true,
         }
     }
@@ -98,6 +110,8 @@ pub enum SuperAction<P> {
     },
     /// This peer became a supernode.
     Promoted,
+    /// This peer stepped down to leaf (too few leaves, other supernodes around).
+    Demoted,
 }
 
 /// The supernode layer of one peer.
@@ -135,6 +149,16 @@ pub struct Supernode<P> {
     /// Supernode: hop counts of queries being answered, to pass them on to leaves.
     pending_hops: HashMap<u64, (P, u8)>,
     last_gossip: Instant,
+    /// Leaf with a supernode: when it last asked for one more.
+    last_extra: Option<Instant>,
+    /// Leaf without a supernode: refusals since it became an orphan.
+    refusals: u32,
+    /// Where the next search for candidates starts (see `candidates`).
+    cursor: Option<P>,
+    /// Supernode: since when.
+    promoted_at: Option<Instant>,
+    /// For the demotion coin.
+    rng: u64,
 }
 
 impl<P: Clone + Ord + Hash> Supernode<P> {
@@ -164,6 +188,11 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             digest: Digest::new(),
             pending_hops: HashMap::new(),
             last_gossip: now,
+            last_extra: None,
+            refusals: 0,
+            cursor: None,
+            promoted_at: None,
+            rng: seed ^ 0xD1B5_4A32_D192_ED03,
         }
     }
 
@@ -229,12 +258,31 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         }
     }
 
-    /// Known supernodes we are not linked with, not refused lately, that pass `also`; with addresses.
-    fn candidates(&self, also: impl Fn(&P) -> bool) -> Vec<(P, Vec<Vec<u8>>)> {
-        self.heard_refs
-            .keys()
-            .filter(|p| **p != self.me && !self.flood.is_neighbour(p) && !self.refused.contains_key(*p) && also(p))
+    /// Up to `max` known supernodes we are not linked with, not refused lately, that pass `also(self, peer)`; with
+    /// addresses. (Only those taken are cloned: a peer may know thousands.)
+    ///
+    /// Taken round-robin from a cursor that starts at our own id: in key order from the start, every peer
+    /// asked the same few supernodes, which were full, and never got to the others (seen at 10,000 peers:
+    /// every `Attach` and `Join` refused, a quarter of the leaves orphaned).
+    fn candidates(&mut self, max: usize, also: impl Fn(&Self, &P) -> bool) -> Vec<(P, Vec<Vec<u8>>)> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let from = self.cursor.clone().unwrap_or_else(|| self.me.clone());
+        let picked: Vec<P> = self
+            .heard_refs
+            .range((Excluded(&from), Unbounded))
+            .chain(self.heard_refs.range((Unbounded, Included(&from))))
+            .map(|(p, _)| p)
+            .filter(|p| {
+                **p != self.me && !self.flood.is_neighbour(p) && !self.refused.contains_key(*p) && also(self, p)
+            })
+            .take(max)
             .cloned()
+            .collect();
+        if let Some(last) = picked.last() {
+            self.cursor = Some(last.clone());
+        }
+        picked
+            .into_iter()
             .map(|p| {
                 let a = self.addrs.get(&p).cloned().unwrap_or_default();
                 (p, a)
@@ -265,6 +313,23 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
 
     fn role_to(&self, to: P) -> SuperAction<P> {
         SuperAction::SendRole { to, role: self.role, supers: self.role_list() }
+    }
+
+    /// The periodic gossip: only to peers for which it is news or upkeep (see [`Config::gossip_every`]).
+    /// Sending it to every connection made maintenance grow with connections kept open (a leaf keeps the
+    /// ones to supernodes that refused it): 3.6 `Role` messages per peer per second at 1,000 peers.
+    fn roles_to_those_who_need_them(&self) -> Vec<SuperAction<P>> {
+        let list = self.role_list();
+        let needs = |p: &P| {
+            self.flood.is_neighbour(p)
+                || self.leaves.contains_key(p)
+                || self.heard.get(p).is_none_or(|known| known.is_empty())
+        };
+        self.up
+            .iter()
+            .filter(|p| needs(p))
+            .map(|p| SuperAction::SendRole { to: p.clone(), role: self.role, supers: list.clone() })
+            .collect()
     }
 
     fn roles_to_all(&self) -> Vec<SuperAction<P>> {
@@ -369,12 +434,14 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                 }
                 if accepted && self.role == Role::Leaf && self.flood.add_neighbour(from.clone()) {
                     self.orphan_since = None;
+                    self.refusals = 0;
                     let mut out = vec![send(from, SearchMsg::Digest { bits: self.digest.as_bytes().to_vec() })];
                     // Tell the others whom we are attached to: supernodes learn of each other this way.
                     out.extend(self.roles_to_all());
                     out
                 } else {
                     self.refused.insert(from.clone(), now);
+                    self.refusals = self.refusals.saturating_add(u32::from(!accepted));
                     if accepted {
                         // We no longer want it (full, or promoted meanwhile).
                         return vec![send(from, SearchMsg::Leave)];
@@ -466,7 +533,11 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         let mut out = Self::wrap(self.flood.poll(now));
         if now.saturating_duration_since(self.last_gossip) >= self.cfg.gossip_every {
             self.last_gossip = now;
-            out.extend(self.roles_to_all());
+            if self.should_demote(now) {
+                out.extend(self.demote(now));
+                return out;
+            }
+            out.extend(self.roles_to_those_who_need_them());
         }
         let retry = self.cfg.retry_after;
         self.refused.retain(|_, at| now.saturating_duration_since(*at) < retry);
@@ -483,18 +554,17 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         }
         match self.role {
             Role::Leaf => {
-                let have = self.flood.neighbours().count() + self.attaching.len();
-                let want = self.cfg.supers_per_leaf.clamp(1, 3).saturating_sub(have);
-                let candidates: Vec<(P, Vec<Vec<u8>>)> =
-                    self.candidates(|p| !self.attaching.contains_key(p)).into_iter().take(want).collect();
-                for (p, addrs) in candidates {
-                    self.attaching.insert(p.clone(), now);
-                    if !self.up.contains(&p) && !addrs.is_empty() {
-                        out.push(SuperAction::Dial { peer: p.clone(), addrs });
-                    }
-                    out.push(SuperAction::Flood(Action::Send { to: p, msg: SearchMsg::Attach }));
+                let homed = self.flood.neighbours().count();
+                let have = homed + self.attaching.len();
+                let mut want = self.cfg.supers_per_leaf.clamp(1, 3).saturating_sub(have);
+                if homed > 0 && want > 0 {
+                    // Not urgent: one more at a time, once per gossip period, so that leaves of a network
+                    // short of supernode slots do not ask the full ones over and over.
+                    let due = self.last_extra.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.gossip_every);
+                    want = usize::from(due);
                 }
-                let orphan = self.flood.neighbours().next().is_none();
+                let candidates = self.candidates(want, |me, p| !me.attaching.contains_key(p));
+                let orphan = homed == 0;
                 if orphan && self.orphan_since.is_none() {
                     self.orphan_since = Some(now);
                 }
@@ -503,16 +573,39 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                 let eligible =
                     self.orphan_since.map(|t| (t + self.cfg.orphan_wait).max(self.started + self.cfg.min_uptime));
                 let due = eligible.is_some_and(|e| now >= e + self.jitter);
-                if orphan && due && self.cfg.capable && self.attaching.is_empty() {
+                // Promote when there is no supernode left to ask, or when full ones keep refusing us: the
+                // network is short of supernode slots. Without the second, an orphan that keeps finding
+                // supernodes to ask never promotes (seen at 10,000 peers: 154 supernodes for 10,000 leaves,
+                // most of them orphans asking forever).
+                let nobody_to_ask = self.attaching.is_empty() && candidates.is_empty();
+                let short = self.refusals >= REFUSALS_BEFORE_PROMOTING;
+                if orphan && due && self.cfg.capable && (nobody_to_ask || short) {
                     self.role = Role::Super;
+                    self.promoted_at = Some(now);
                     self.orphan_since = None;
+                    self.refusals = 0;
+                    // Answers still on their way would make us a leaf of someone: withdraw the requests.
+                    for p in std::mem::take(&mut self.attaching).into_keys() {
+                        out.push(SuperAction::Flood(Action::Send { to: p, msg: SearchMsg::Leave }));
+                    }
                     out.push(SuperAction::Promoted);
                     out.extend(self.roles_to_all());
+                    return out;
+                }
+                if homed > 0 && !candidates.is_empty() {
+                    self.last_extra = Some(now);
+                }
+                for (p, addrs) in candidates {
+                    self.attaching.insert(p.clone(), now);
+                    if !self.up.contains(&p) && !addrs.is_empty() {
+                        out.push(SuperAction::Dial { peer: p.clone(), addrs });
+                    }
+                    out.push(SuperAction::Flood(Action::Send { to: p, msg: SearchMsg::Attach }));
                 }
             }
             Role::Super => {
                 // Link to other supernodes we know, up to the degree.
-                let candidates = self.candidates(|p| !self.flood.is_joining(p));
+                let candidates = self.candidates(2 * self.cfg.flood.degree, |me, p| !me.flood.is_joining(p));
                 for (p, addrs) in candidates {
                     if !self.flood.wants_neighbours() {
                         break;
@@ -530,6 +623,42 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                 }
             }
         }
+        out
+    }
+
+    /// Underused, well linked, settled, and the coin says so (see [`Config::demote_below`]).
+    fn should_demote(&mut self, now: Instant) -> bool {
+        let settled = self.promoted_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.gossip_every * 3);
+        let linked = self.flood.neighbours().count() * 2 >= self.cfg.flood.degree.max(1);
+        if self.role != Role::Super
+            || !settled
+            || !linked
+            || self.leaves.len() >= self.cfg.demote_below.min(self.cfg.max_leaves / 2)
+        {
+            return false;
+        }
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let z = (self.rng ^ (self.rng >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        (z ^ (z >> 29)).is_multiple_of(4)
+    }
+
+    /// Steps down: our leaves and supernode links are told `Leave` (they re-home or re-link), everyone we
+    /// are connected to hears our new role, and we look for supernodes of our own.
+    fn demote(&mut self, now: Instant) -> Vec<SuperAction<P>> {
+        let mut out = Vec::new();
+        for leaf in std::mem::take(&mut self.leaves).into_keys() {
+            out.push(SuperAction::Flood(Action::Send { to: leaf, msg: SearchMsg::Leave }));
+        }
+        let links: Vec<P> = self.flood.neighbours().cloned().collect();
+        for p in links {
+            out.extend(Self::wrap(self.flood.leave(&p)));
+        }
+        self.role = Role::Leaf;
+        self.promoted_at = None;
+        self.orphan_since = Some(now);
+        self.refusals = 0;
+        out.push(SuperAction::Demoted);
+        out.extend(self.roles_to_all());
         out
     }
 

@@ -264,6 +264,31 @@ fn too_few_supernodes_promote_more() {
 }
 
 #[test]
+fn underused_supernodes_step_down_and_everyone_stays_homed() {
+    // A flash start: everyone orphaned at once, news only by gossip, so most capable peers promote.
+    let cfg = Config { spread_news: false, max_leaves: 16, demote_below: 8, ..quick() };
+    let n = 40;
+    let mut net = Net::new(n, cfg);
+    for i in 0..n {
+        for k in [1, 7, 13] {
+            net.connect(i, (i + k) % n);
+        }
+    }
+    net.run(3_000);
+    let early = net.supers().len();
+    net.run(60_000);
+    let late = net.supers().len();
+    assert!(early >= 10, "the flash start promotes many: {early}");
+    assert!(late < early / 2, "underused supernodes stepped down: {early} -> {late}");
+    assert!(late >= 3, "40 peers need at least 3 supernodes of 16 leaves: {late}");
+    assert!(net.all_homed());
+    let leaf = (0..n).find(|&i| net.nodes[i].role() == Role::Leaf).unwrap();
+    let id = net.share((leaf + n / 2) % n, "Spring Lecture.pdf");
+    net.run(500);
+    assert!(net.search(leaf, "lecture").iter().any(|h| h.id == id));
+}
+
+#[test]
 fn incapable_peers_never_promote() {
     let cfg = Config { capable: false, ..quick() };
     let mut net = ring(6, cfg);
