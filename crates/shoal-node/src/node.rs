@@ -343,8 +343,8 @@ impl Node {
     }
 }
 
-/// A seed for query ids: different on every start (time and process id mixed), no RNG crate needed.
-fn rand_seed() -> u64 {
+/// A seed (query ids, piece tie-breaks): different on every call (time and process id mixed), no RNG crate needed.
+pub(crate) fn rand_seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ (u64::from(std::process::id()) << 32) ^ (std::ptr::addr_of!(t) as u64)
 }

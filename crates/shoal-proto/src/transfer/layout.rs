@@ -47,6 +47,12 @@ impl Layout {
         Self { size, piece_size: wanted.clamp(CHUNK_GROUP, MAX_PIECE) }
     }
 
+    /// A layout with a chosen piece size (rounded to a power of two between 16 KiB and 1 MiB), for
+    /// experiments; the node uses [`Layout::new`].
+    pub fn with_piece_size(size: u64, piece_size: u64) -> Self {
+        Self { size, piece_size: piece_size.next_power_of_two().clamp(CHUNK_GROUP, MAX_PIECE) }
+    }
+
     /// Blob size in bytes.
     pub fn size(&self) -> u64 {
         self.size

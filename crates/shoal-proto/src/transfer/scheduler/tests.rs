@@ -179,6 +179,46 @@ fn missing_piece_is_fetched_elsewhere_and_needs_providers_reported() {
     assert_eq!(s.poll(now), vec![Action::Request { peer: 2, piece: 0 }]);
 }
 
+#[test]
+fn a_seed_is_asked_only_for_what_no_partial_peer_has() {
+    let now = Instant::now();
+    // Six pieces; the partial peer has 0-4. Two slots each: the seed has a spare slot, but only piece 5 is
+    // for it (pieces 0-4 are not all requested yet, so this is not the end game).
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(2), 6, []);
+    s.add_peer(0, None, now);
+    let mut have = Bitfield::new(6);
+    for i in 0..5 {
+        have.set(i);
+    }
+    s.add_peer(1, Some(have), now);
+    let acts = s.poll(now);
+    let from_seed: Vec<u32> =
+        acts.iter().filter_map(|a| matches!(a, Action::Request { peer: 0, .. }).then_some(a)).map(piece_of).collect();
+    assert_eq!(from_seed, vec![5], "the seed gets only the piece the partial peer lacks: {acts:?}");
+    check_invariants(&s);
+}
+
+#[test]
+fn pieces_nobody_has_yet_do_not_start_the_end_game() {
+    // Two pieces; both peers have only piece 0. Piece 1 is missing and unrequested: not the end game, so
+    // piece 0 is requested once, not once per peer.
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(2), 2, []);
+    let mut have = Bitfield::new(2);
+    have.set(0);
+    s.add_peer(1, Some(have.clone()), now);
+    s.add_peer(2, Some(have), now);
+    let acts = s.poll(now);
+    assert_eq!(acts.len(), 1, "one request for piece 0, no end-game copy: {acts:?}");
+}
+
+fn piece_of(a: &Action<u8>) -> u32 {
+    match a {
+        Action::Request { piece, .. } | Action::Cancel { piece, .. } => *piece,
+        Action::DropPeer { .. } => u32::MAX,
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Good,
