@@ -7,12 +7,16 @@
 //! - [`report`]: figures per run (success, messages per query, peers reached, time to first hit, maintenance
 //!   traffic, memory) as JSON and CSV.
 //!
-//! Real libp2p peers in one process (the memory transport) and file distribution are not built yet.
+//! - [`swarm`]: file distribution in virtual time (one seed, N peers, upload caps, the real piece
+//!   scheduler), against the textbook bounds.
+//!
+//! Real libp2p peers in one process (the memory transport) are not built yet.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod swarm;
 
 pub use report::{Report, run};
 pub use scenario::Scenario;

@@ -1,4 +1,7 @@
-//! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario in virtual time and prints its summary as JSON.
+//! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario in virtual time and prints its figures as JSON.
+//!
+//! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); any other is a
+//! search scenario (see `shoal_sim::scenario`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use anyhow::{Context, bail};
@@ -20,6 +23,15 @@ fn main() -> anyhow::Result<()> {
     }
     let path = scenario.context("give a scenario file, e.g. crates/shoal-sim/scenarios/pure-1k.toml")?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    if let Some(d) = shoal_sim::swarm::from_toml(&text).with_context(|| format!("in {path}"))? {
+        eprintln!("distribution: {} MiB to {} peers (and {:?}) ...", d.file_mib, d.peers, d.sweep);
+        let results = shoal_sim::swarm::run_all(&d);
+        if let Some(f) = csv {
+            std::fs::write(&f, shoal_sim::swarm::csv(&results)).with_context(|| format!("writing {f}"))?;
+        }
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
     let sc = shoal_sim::Scenario::from_toml(&text).with_context(|| format!("in {path}"))?;
     eprintln!("{}: {} peers, {:?}, {} queries ...", sc.name, sc.peers, sc.topology, sc.queries);
     let report = shoal_sim::run(sc);

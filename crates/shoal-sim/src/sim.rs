@@ -168,8 +168,14 @@ pub struct Sim {
     pub search_messages: u64,
     /// Every other message (links, roles, digests, attaches, registrations).
     pub maintenance_messages: u64,
+    /// The same by kind of message.
+    pub maintenance_by_kind: std::collections::BTreeMap<&'static str, u64>,
     /// Events processed.
     pub events: u64,
+    /// Supernode: queries a supernode looked up, times its leaves then (what broadcasting would send).
+    pub leaf_slots: u64,
+    /// Supernode: queries a supernode passed to a leaf (its digest matched).
+    pub leaf_queries: u64,
 }
 
 fn file_id(k: usize) -> WireId {
@@ -177,6 +183,24 @@ fn file_id(k: usize) -> WireId {
     id[..8].copy_from_slice(&(k as u64).to_le_bytes());
     id[31] = 0x5e;
     id
+}
+
+fn kind_name(w: &Wire) -> &'static str {
+    match w {
+        Wire::Role(..) => "role",
+        Wire::Msg(m) => match m {
+            SearchMsg::Join => "join",
+            SearchMsg::Joined { accepted: true } => "joined",
+            SearchMsg::Joined { accepted: false } => "joined-refused",
+            SearchMsg::Leave => "leave",
+            SearchMsg::Attach => "attach",
+            SearchMsg::Attached { accepted: true } => "attached",
+            SearchMsg::Attached { accepted: false } => "attached-refused",
+            SearchMsg::Digest { .. } => "digest",
+            SearchMsg::Publish { .. } | SearchMsg::Withdraw { .. } => "publish",
+            _ => "other",
+        },
+    }
 }
 
 const WORDS: &[&str] = &["holiday", "photos", "concert", "lecture", "notes", "garden", "recipe", "travel"];
@@ -206,7 +230,10 @@ impl Sim {
             cur: None,
             search_messages: 0,
             maintenance_messages: 0,
+            maintenance_by_kind: Default::default(),
             events: 0,
+            leaf_slots: 0,
+            leaf_queries: 0,
             sc,
         };
         for i in 0..n as u32 {
@@ -253,6 +280,7 @@ impl Sim {
                     min_uptime: Duration::from_secs(10),
                     orphan_wait: Duration::from_secs(2),
                     max_leaves: self.sc.supernode.max_leaves,
+                    demote_below: self.sc.supernode.max_leaves / 4,
                     retry_after: Duration::from_secs(4),
                     gossip_every: Duration::from_secs(10),
                     spread_news: self.sc.peers <= 2_000,
@@ -325,6 +353,7 @@ impl Sim {
         self.links[a as usize].insert(b);
         self.links[b as usize].insert(a);
         self.maintenance_messages += 2;
+        *self.maintenance_by_kind.entry("connect").or_default() += 2;
         if self.sc.topology == Topology::Supernode {
             let x = self.with_super(a, |s, _| s.peer_up(b));
             self.apply_super(a, x);
@@ -370,6 +399,7 @@ impl Sim {
             let now = self.base + self.now;
             r.on_publish(i, true, vec![i.to_le_bytes().to_vec()], entries.clone(), now);
             self.maintenance_messages += 1;
+            *self.maintenance_by_kind.entry("publish").or_default() += 1;
         }
         if matches!(self.cores[i as usize], Core::Super(_)) {
             let mut d = Digest::new();
@@ -402,9 +432,18 @@ impl Sim {
             // A message to a peer we have no connection to dials it first.
             self.connect(from, to);
         }
+        if let (Wire::Msg(SearchMsg::Query { .. }), Core::Super(s)) = (&wire, &self.cores[from as usize])
+            && s.role() == Role::Super
+            && s.leaves().any(|l| *l == to)
+        {
+            self.leaf_queries += 1;
+        }
         match &wire {
             Wire::Msg(SearchMsg::Query { .. } | SearchMsg::Hits { .. }) => self.search_messages += 1,
-            _ => self.maintenance_messages += 1,
+            other => {
+                self.maintenance_messages += 1;
+                *self.maintenance_by_kind.entry(kind_name(other)).or_default() += 1;
+            }
         }
         let at = self.now + self.latency(from, to);
         self.push(at, Kind::Deliver { from, to, wire });
@@ -443,6 +482,11 @@ impl Sim {
                 Action::Answer { qid, query } => {
                     if let Some(c) = self.cur.as_mut() {
                         c.reached.insert(i);
+                    }
+                    if let Core::Super(s) = &self.cores[i as usize]
+                        && s.role() == Role::Super
+                    {
+                        self.leaf_slots += s.leaves().count() as u64;
                     }
                     let hits = self.local_hits(i, &query);
                     if !hits.is_empty() {
@@ -492,7 +536,7 @@ impl Sim {
                 SuperAction::Flood(a) => self.apply_flood(i, vec![a]),
                 SuperAction::SendRole { to, role, supers } => self.send(i, to, Wire::Role(role, supers)),
                 SuperAction::Dial { peer, .. } => self.connect(i, peer),
-                SuperAction::Promoted => {}
+                SuperAction::Promoted | SuperAction::Demoted => {}
             }
         }
     }
@@ -613,6 +657,38 @@ impl Sim {
             .zip(&self.alive)
             .filter(|(c, a)| **a && matches!(c, Core::Super(s) if s.role() == Role::Super))
             .count()
+    }
+
+    /// Mean number of overlay neighbours of an online flooding peer (pure, hybrid).
+    pub fn mean_degree(&self) -> f64 {
+        let degrees: Vec<usize> = self
+            .cores
+            .iter()
+            .zip(&self.alive)
+            .filter_map(|(c, a)| match (a, c) {
+                (true, Core::Flood(f)) => Some(f.neighbours().count()),
+                _ => None,
+            })
+            .collect();
+        degrees.iter().sum::<usize>() as f64 / degrees.len().max(1) as f64
+    }
+
+    /// Online leaves attached to no supernode, and the median number of supernode links of a supernode.
+    pub fn overlay_shape(&self) -> (usize, f64) {
+        let mut orphans = 0;
+        let mut links = Vec::new();
+        for (c, a) in self.cores.iter().zip(&self.alive) {
+            if let (true, Core::Super(s)) = (a, c) {
+                let n = s.supers().count();
+                match s.role() {
+                    Role::Leaf if n == 0 => orphans += 1,
+                    Role::Super => links.push(n),
+                    Role::Leaf => {}
+                }
+            }
+        }
+        links.sort_unstable();
+        (orphans, links.get(links.len() / 2).map_or(0.0, |n| *n as f64))
     }
 
     /// The largest seen-cache of any peer.

@@ -58,3 +58,36 @@ fn supernodes_and_index_servers_cost_fewer_messages_than_flooding() {
     assert!(sup.median_messages_per_query < pure.median_messages_per_query, "{sup:?} vs {pure:?}");
     assert!(hyb.median_messages_per_query <= 2.0);
 }
+
+#[test]
+fn a_swarm_distribution_finishes_never_beats_the_bound_and_beats_client_server() {
+    let text = r#"
+        [distribution]
+        peers = 30
+        file_mib = 4
+        seed_upload_mib_s = 2
+        upload_mib_s = [1, 3]
+        neighbours = 10
+        in_flight = 2
+        piece_kib = 64
+        serve = "least_sent"
+        slow_after_s = 0.5
+        sweep = [5]
+    "#;
+    let d = shoal_sim::swarm::from_toml(text).unwrap().unwrap();
+    for r in shoal_sim::swarm::run_all(&d) {
+        assert_eq!(r.finished, r.peers, "every peer finished: {r:?}");
+        // A time below the bound would be a measurement error: no schedule can beat it.
+        assert!(r.time_s >= r.bound_p2p_s, "{r:?}");
+        assert!(r.time_s < r.bound_cs_s, "the swarm beats one server sending to everyone: {r:?}");
+        assert!(r.seed_copies >= 1.0, "the seed sent every piece at least once: {r:?}");
+    }
+    // Not a distribution scenario: None; a bad one: an error.
+    assert!(shoal_sim::swarm::from_toml("topology = \"pure\"").unwrap().is_none());
+    assert!(
+        shoal_sim::swarm::from_toml(
+            "[distribution]\npeers = 0\nfile_mib = 1\nseed_upload_mib_s = 1\nupload_mib_s = [1, 1]"
+        )
+        .is_err()
+    );
+}

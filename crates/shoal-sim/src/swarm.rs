@@ -1,0 +1,468 @@
+//! File distribution in virtual time: one seed, N peers, per-peer upload caps, Shoal's own piece scheduler.
+//!
+//! Every downloading peer runs the real [`Scheduler`] of `shoal-proto` (the one the node's downloader
+//! runs): it learns what its neighbours have, picks the rarest piece with its per-download tie-break, keeps
+//! `in_flight` requests per peer, and moves slow requests elsewhere. A peer serves what it has verified,
+//! as the node does. Uploads are the model: each peer sends one piece at a time at its upload cap, in the
+//! order requests arrived (the node's provider answers a stream's requests in order); downloads are not
+//! capped. A piece completed by a peer is announced to its neighbours at once (the node re-asks providers
+//! what they have; that delay is not modelled).
+//!
+//! The figure is the distribution time D (the last peer done) beside the textbook bounds for an
+//! upload-limited swarm: `D_p2p = max(F/u_s, F/d_min, N*F/(u_s + sum u_i))` and the client-server time
+//! `D_cs = max(N*F/u_s, F/d_min)`, with `d_min` infinite here.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use shoal_proto::transfer::scheduler::{self, Action, Scheduler};
+use shoal_proto::transfer::{Bitfield, Layout};
+
+use crate::sim::Rng;
+
+/// A distribution scenario (the `[distribution]` table of a scenario file).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distribution {
+    /// Downloading peers (the seed is one more).
+    pub peers: usize,
+    /// File size, MiB.
+    pub file_mib: f64,
+    /// The seed's upload cap, MiB/s.
+    pub seed_upload_mib_s: f64,
+    /// Each peer's upload cap, MiB/s: drawn uniformly from `[min, max]` (equal caps: min = max).
+    pub upload_mib_s: [f64; 2],
+    /// Peers each peer knows and trades with (BitTorrent's peer set), at most `peers`.
+    #[serde(default = "default_neighbours")]
+    pub neighbours: usize,
+    /// Requests outstanding per provider.
+    #[serde(default = "default_in_flight")]
+    pub in_flight: usize,
+    /// Piece size, KiB (absent: the node's own layout for this file size).
+    #[serde(default)]
+    pub piece_kib: Option<u64>,
+    /// Per-link latency range, milliseconds.
+    #[serde(default = "default_latency")]
+    pub latency_ms: [u64; 2],
+    /// Random seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Which queued request an uploader serves next.
+    #[serde(default)]
+    pub serve: Serve,
+    /// Seconds a request may wait before the downloader also asks another peer that has the piece.
+    #[serde(default = "default_slow_after")]
+    pub slow_after_s: f64,
+    /// Also run these peer counts (for the distribution-time-vs-N plot).
+    #[serde(default)]
+    pub sweep: Vec<usize>,
+}
+
+/// An uploader's order of service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Serve {
+    /// In the order requests arrived.
+    #[default]
+    Fifo,
+    /// The piece this uploader has sent the fewest times first (ties: arrival order), so that a seed puts
+    /// every piece into the swarm once before it sends any twice (BitTorrent's super-seeding, simplified).
+    LeastSent,
+}
+
+fn default_slow_after() -> f64 {
+    10.0
+}
+
+fn default_neighbours() -> usize {
+    40
+}
+fn default_in_flight() -> usize {
+    2
+}
+fn default_latency() -> [u64; 2] {
+    [10, 50]
+}
+fn default_seed() -> u64 {
+    1
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Distribution {
+    /// Checks the values.
+    pub fn check(&self) -> Result<(), String> {
+        if self.peers == 0 || self.peers > 100_000 || self.sweep.iter().any(|n| *n == 0 || *n > 100_000) {
+            return Err("peers (and sweep values) must be between 1 and 100,000".into());
+        }
+        let [lo, hi] = self.upload_mib_s;
+        if !(self.file_mib > 0.0 && self.seed_upload_mib_s > 0.0 && lo > 0.0 && hi >= lo) {
+            return Err("file_mib, seed_upload_mib_s and upload_mib_s = [min, max] must be positive".into());
+        }
+        if self.neighbours == 0 || self.in_flight == 0 || self.latency_ms[0] > self.latency_ms[1] {
+            return Err("neighbours and in_flight are at least 1; latency_ms is [min, max]".into());
+        }
+        if self.piece_kib.is_some_and(|k| !(16..=1024).contains(&k) || !k.is_power_of_two()) {
+            return Err("piece_kib is a power of two between 16 and 1024".into());
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one distribution.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DistResult {
+    /// Downloading peers.
+    pub peers: usize,
+    /// File size, MiB.
+    pub file_mib: f64,
+    /// Pieces.
+    pub pieces: u32,
+    /// Distribution time: the last peer done, seconds.
+    pub time_s: f64,
+    /// Mean completion time, seconds.
+    pub mean_s: f64,
+    /// The peer-to-peer lower bound, seconds.
+    pub bound_p2p_s: f64,
+    /// The client-server time, seconds.
+    pub bound_cs_s: f64,
+    /// `time_s / bound_p2p_s`.
+    pub ratio_to_p2p_bound: f64,
+    /// Bytes the seed uploaded, in copies of the file.
+    pub seed_copies: f64,
+    /// When the seed had sent every piece at least once, seconds (F/u_s at best).
+    pub seed_all_sent_s: f64,
+    /// Peers that finished (all of them, unless something is wrong).
+    pub finished: usize,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+}
+
+enum Kind {
+    /// A request reaches the uploader.
+    Arrive { up: u32, from: u32, piece: u32 },
+    /// The uploader has sent its current piece.
+    Sent { up: u32 },
+    /// A piece reaches the downloader.
+    Deliver { to: u32, from: u32, piece: u32 },
+    /// A downloader withdraws a request (the piece came from elsewhere).
+    Cancel { up: u32, from: u32, piece: u32 },
+    /// Timers of a scheduler (slow requests).
+    Poll(u32),
+}
+
+struct Event {
+    at: Duration,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Uploader {
+    rate: f64,
+    queue: VecDeque<(u32, u32)>,
+    busy: Option<(u32, u32)>,
+    bytes: u64,
+    sent: Vec<u32>,
+}
+
+struct Swarm {
+    base: Instant,
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Event>>,
+    layout: Layout,
+    pieces: u32,
+    have: Vec<Bitfield>,
+    scheds: Vec<Option<Scheduler<u32>>>,
+    neighbours: Vec<Vec<u32>>,
+    ups: Vec<Uploader>,
+    done_at: Vec<Option<Duration>>,
+    latency: [u64; 2],
+    poll_pending: Vec<bool>,
+    serve: Serve,
+    seed_all_sent: Option<Duration>,
+}
+
+/// Runs one distribution of `d.file_mib` to `d.peers` peers.
+pub fn distribute(d: &Distribution) -> DistResult {
+    let wall = Instant::now();
+    let mut rng = Rng::new(d.seed ^ d.peers as u64);
+    let n = d.peers + 1;
+    let size = (d.file_mib * MIB) as u64;
+    let layout = match d.piece_kib {
+        Some(k) => Layout::with_piece_size(size, k * 1024),
+        None => Layout::new(size),
+    };
+    let pieces = layout.piece_count();
+    let [lo, hi] = d.upload_mib_s;
+    let mut ups: Vec<Uploader> = (0..n)
+        .map(|i| {
+            let rate = if i == 0 { d.seed_upload_mib_s } else { lo + (hi - lo) * rng.unit() };
+            Uploader { rate: rate * MIB, queue: VecDeque::new(), busy: None, bytes: 0, sent: vec![0; pieces as usize] }
+        })
+        .collect();
+    // A random graph: each peer picks neighbours until it has `neighbours / 2`; links are both ways. The
+    // seed is everyone's neighbour (a tracker or the DHT lists it to all).
+    let k = d.neighbours.min(d.peers);
+    let mut neighbours: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for i in 1..n {
+        neighbours[0].push(i as u32);
+        neighbours[i].push(0);
+    }
+    for i in 1..n {
+        let mut tries = 0;
+        while neighbours[i].len() < k / 2 + 1 && tries < 20 * k {
+            tries += 1;
+            let j = 1 + rng.below(d.peers);
+            if j != i && !neighbours[i].contains(&(j as u32)) {
+                neighbours[i].push(j as u32);
+                neighbours[j].push(i as u32);
+            }
+        }
+    }
+    let base = Instant::now();
+    let cfg = scheduler::Config::default()
+        .with_max_in_flight(d.in_flight)
+        .with_slow_after(Duration::from_secs_f64(d.slow_after_s))
+        // A seed asked by everyone answers late: that is not a fault to drop it for.
+        .with_max_strikes(u32::MAX);
+    let mut scheds: Vec<Option<Scheduler<u32>>> = Vec::with_capacity(n);
+    scheds.push(None);
+    for i in 1..n {
+        let mut s = Scheduler::new(cfg.clone().with_tie_break(rng.next_u64()), pieces, []);
+        for &j in &neighbours[i] {
+            let have = if j == 0 { None } else { Some(Bitfield::new(pieces)) };
+            s.add_peer(j, have, base);
+        }
+        scheds.push(Some(s));
+    }
+    let mut sw = Swarm {
+        base,
+        now: Duration::ZERO,
+        seq: 0,
+        queue: BinaryHeap::new(),
+        layout,
+        pieces,
+        have: (0..n).map(|i| if i == 0 { Bitfield::full(pieces) } else { Bitfield::new(pieces) }).collect(),
+        scheds,
+        neighbours,
+        ups: std::mem::take(&mut ups),
+        done_at: vec![None; n],
+        latency: d.latency_ms,
+        poll_pending: vec![false; n],
+        serve: d.serve,
+        seed_all_sent: None,
+    };
+    for i in 1..n as u32 {
+        sw.poll(i);
+    }
+    // Bounded: every event moves a piece or a request; a run that stalls ends when the queue is empty.
+    while let Some(Reverse(ev)) = sw.queue.pop() {
+        sw.now = ev.at;
+        sw.process(ev.kind);
+    }
+    let times: Vec<f64> = sw.done_at[1..].iter().flatten().map(Duration::as_secs_f64).collect();
+    let f = size as f64;
+    let us = d.seed_upload_mib_s * MIB;
+    let sum_u: f64 = sw.ups[1..].iter().map(|u| u.rate).sum();
+    let np = d.peers as f64;
+    let bound_p2p = (f / us).max(np * f / (us + sum_u));
+    let time = times.iter().copied().fold(0.0, f64::max);
+    DistResult {
+        peers: d.peers,
+        file_mib: d.file_mib,
+        pieces,
+        time_s: time,
+        mean_s: times.iter().sum::<f64>() / times.len().max(1) as f64,
+        bound_p2p_s: bound_p2p,
+        bound_cs_s: np * f / us,
+        ratio_to_p2p_bound: time / bound_p2p,
+        seed_copies: sw.ups[0].bytes as f64 / f,
+        seed_all_sent_s: sw.seed_all_sent.map_or(f64::NAN, |t| t.as_secs_f64()),
+        finished: times.len(),
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    }
+}
+
+impl Swarm {
+    fn push(&mut self, after: Duration, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Reverse(Event { at: self.now + after, seq: self.seq, kind }));
+    }
+
+    fn link_latency(&self, a: u32, b: u32) -> Duration {
+        let [lo, hi] = self.latency;
+        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
+        let h = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17);
+        Duration::from_millis(lo + h % (hi - lo + 1))
+    }
+
+    fn process(&mut self, kind: Kind) {
+        match kind {
+            Kind::Arrive { up, from, piece } => {
+                self.ups[up as usize].queue.push_back((from, piece));
+                self.start_next(up);
+            }
+            Kind::Sent { up } => {
+                if let Some((to, piece)) = self.ups[up as usize].busy.take() {
+                    let lat = self.link_latency(up, to);
+                    self.push(lat, Kind::Deliver { to, from: up, piece });
+                }
+                self.start_next(up);
+            }
+            Kind::Deliver { to, from, piece } => self.deliver(to, from, piece),
+            Kind::Cancel { up, from, piece } => {
+                self.ups[up as usize].queue.retain(|(t, p)| !(*t == from && *p == piece));
+            }
+            Kind::Poll(i) => {
+                self.poll_pending[i as usize] = false;
+                self.poll(i);
+            }
+        }
+    }
+
+    fn start_next(&mut self, up: u32) {
+        let have = &self.have;
+        let u = &mut self.ups[up as usize];
+        if u.busy.is_some() {
+            return;
+        }
+        // A request whose piece arrived meanwhile from elsewhere is dropped (its cancel may be on the way).
+        u.queue.retain(|(to, piece)| !have[*to as usize].get(*piece));
+        let pos = match self.serve {
+            Serve::Fifo => 0,
+            Serve::LeastSent => {
+                let sent = &u.sent;
+                u.queue.iter().enumerate().min_by_key(|(k, (_, p))| (sent[*p as usize], *k)).map_or(0, |(k, _)| k)
+            }
+        };
+        let Some((to, piece)) = u.queue.remove(pos) else { return };
+        u.sent[piece as usize] += 1;
+        if up == 0 && self.seed_all_sent.is_none() && u.sent.iter().all(|c| *c > 0) {
+            let r = self.layout.piece_bytes(piece);
+            self.seed_all_sent = Some(self.now + Duration::from_secs_f64((r.end - r.start) as f64 / u.rate));
+        }
+        let r = self.layout.piece_bytes(piece);
+        let bytes = r.end - r.start;
+        u.bytes += bytes;
+        u.busy = Some((to, piece));
+        let secs = bytes as f64 / u.rate;
+        self.push(Duration::from_secs_f64(secs), Kind::Sent { up });
+    }
+
+    fn deliver(&mut self, to: u32, from: u32, piece: u32) {
+        let now = self.base + self.now;
+        let Some(s) = self.scheds[to as usize].as_mut() else { return };
+        if !s.on_piece_ok(&from, piece, now) {
+            self.poll(to);
+            return;
+        }
+        self.have[to as usize].set(piece);
+        if self.have[to as usize].count() == self.pieces {
+            self.done_at[to as usize] = Some(self.now);
+        }
+        // Tell the neighbours (BitTorrent's HAVE): they may ask us for it now.
+        let have = self.have[to as usize].clone();
+        for j in self.neighbours[to as usize].clone() {
+            if let Some(sj) = self.scheds[j as usize].as_mut()
+                && !sj.is_finished()
+            {
+                sj.add_peer(to, Some(have.clone()), now);
+                self.poll(j);
+            }
+        }
+        self.poll(to);
+    }
+
+    fn poll(&mut self, i: u32) {
+        let now = self.base + self.now;
+        let Some(s) = self.scheds[i as usize].as_mut() else { return };
+        if s.is_finished() {
+            return;
+        }
+        for a in s.poll(now) {
+            match a {
+                Action::Request { peer, piece } => {
+                    let lat = self.link_latency(i, peer);
+                    self.push(lat, Kind::Arrive { up: peer, from: i, piece });
+                }
+                Action::Cancel { peer, piece } => {
+                    let lat = self.link_latency(i, peer);
+                    self.push(lat, Kind::Cancel { up: peer, from: i, piece });
+                }
+                Action::DropPeer { .. } => {}
+            }
+        }
+        if !self.poll_pending[i as usize] {
+            self.poll_pending[i as usize] = true;
+            self.push(Duration::from_secs(1), Kind::Poll(i));
+        }
+    }
+}
+
+/// A scenario file's `[distribution]` table, if it has one (and a `name`, optionally).
+pub fn from_toml(text: &str) -> Result<Option<Distribution>, crate::scenario::ScenarioError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        #[allow(dead_code)]
+        name: String,
+        distribution: Distribution,
+    }
+    let table: toml::Table = toml::from_str(text)?;
+    if !table.contains_key("distribution") {
+        return Ok(None);
+    }
+    let f: File = toml::from_str(text)?;
+    f.distribution.check().map_err(crate::scenario::ScenarioError::Invalid)?;
+    Ok(Some(f.distribution))
+}
+
+/// Runs `d.peers`, then every size in `d.sweep`.
+pub fn run_all(d: &Distribution) -> Vec<DistResult> {
+    std::iter::once(d.peers)
+        .chain(d.sweep.iter().copied())
+        .map(|peers| distribute(&Distribution { peers, ..d.clone() }))
+        .collect()
+}
+
+/// One line per run, with a header.
+pub fn csv(results: &[DistResult]) -> String {
+    let mut out =
+        String::from("peers,file_mib,pieces,time_s,mean_s,bound_p2p_s,bound_cs_s,ratio_to_p2p_bound,seed_copies\n");
+    for r in results {
+        out.push_str(&format!(
+            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.4},{:.3}\n",
+            r.peers,
+            r.file_mib,
+            r.pieces,
+            r.time_s,
+            r.mean_s,
+            r.bound_p2p_s,
+            r.bound_cs_s,
+            r.ratio_to_p2p_bound,
+            r.seed_copies
+        ));
+    }
+    out
+}
