@@ -224,9 +224,9 @@ pub fn distribute(d: &Distribution) -> DistResult {
     // seed is everyone's neighbour (a tracker or the DHT lists it to all).
     let k = d.neighbours.min(d.peers);
     let mut neighbours: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for i in 1..n {
-        neighbours[0].push(i as u32);
-        neighbours[i].push(0);
+    neighbours[0] = (1..n as u32).collect();
+    for nb in neighbours.iter_mut().skip(1) {
+        nb.push(0);
     }
     for i in 1..n {
         let mut tries = 0;
@@ -247,9 +247,9 @@ pub fn distribute(d: &Distribution) -> DistResult {
         .with_max_strikes(u32::MAX);
     let mut scheds: Vec<Option<Scheduler<u32>>> = Vec::with_capacity(n);
     scheds.push(None);
-    for i in 1..n {
+    for nb in neighbours.iter().skip(1) {
         let mut s = Scheduler::new(cfg.clone().with_tie_break(rng.next_u64()), pieces, []);
-        for &j in &neighbours[i] {
+        for &j in nb {
             let have = if j == 0 { None } else { Some(Bitfield::new(pieces)) };
             s.add_peer(j, have, base);
         }

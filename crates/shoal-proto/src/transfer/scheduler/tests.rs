@@ -193,7 +193,7 @@ fn a_seed_is_asked_only_for_what_no_partial_peer_has() {
     s.add_peer(1, Some(have), now);
     let acts = s.poll(now);
     let from_seed: Vec<u32> =
-        acts.iter().filter_map(|a| matches!(a, Action::Request { peer: 0, .. }).then_some(a)).map(piece_of).collect();
+        acts.iter().filter(|a| matches!(a, Action::Request { peer: 0, .. })).map(piece_of).collect();
     assert_eq!(from_seed, vec![5], "the seed gets only the piece the partial peer lacks: {acts:?}");
     check_invariants(&s);
 }
