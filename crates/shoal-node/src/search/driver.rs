@@ -139,7 +139,7 @@ pub(crate) async fn spawn(
         flood: Flood::new(flood_cfg, parts.seed),
         subs: HashMap::new(),
         introduced: HashSet::new(),
-        refused: HashMap::new(),
+        retry: HashMap::new(),
         my_addrs,
         sup,
         super_capable: parts.config.supernode_capable,
@@ -227,8 +227,8 @@ struct Driver {
     subs: HashMap<SearchId, mpsc::Sender<SearchEvent>>,
     /// Connected peers we were introduced to: overlay neighbour candidates.
     introduced: HashSet<PeerId>,
-    /// Peers that refused to be neighbours, and when (asked again later).
-    refused: HashMap<PeerId, Instant>,
+    /// Introduced peers that did not become neighbours: when to ask again, and how many asks failed.
+    retry: HashMap<PeerId, (Instant, u32)>,
     my_addrs: Vec<Vec<u8>>,
     published: Arc<tokio::sync::Mutex<BTreeSet<Vec<u8>>>>,
     shared: Arc<Shared>,
@@ -254,8 +254,14 @@ struct Driver {
     connected: HashSet<PeerId>,
 }
 
-/// How long a refusing peer is left alone before it is asked to be a neighbour again.
-const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+/// An introduced peer that did not become a neighbour is asked again after 1 s, then after twice as long
+/// each time, up to this: a link lost to a passing fault (a stream that could not be opened on a busy
+/// machine, say) heals within seconds, and a peer that is full is not asked at every tick.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn retry_after(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(RETRY_MAX)
+}
 
 impl Driver {
     async fn run(
@@ -428,25 +434,32 @@ impl Driver {
             }
         }
         if self.overlay() && self.flood.wants_neighbours() {
-            self.refused.retain(|_, at| now.duration_since(*at) < REFUSED_BACKOFF);
             let candidates: Vec<PeerId> = self
                 .introduced
                 .iter()
                 .filter(|p| {
-                    !self.flood.is_neighbour(p) && !self.refused.contains_key(p) && !self.servers.contains_key(p)
+                    !self.flood.is_neighbour(p)
+                        && !self.servers.contains_key(p)
+                        && self.retry.get(p).is_none_or(|(at, _)| now >= *at)
                 })
                 .copied()
                 .collect();
             for p in candidates {
-                let acts = self.flood.join(p);
+                let acts = self.flood.join(p, now);
                 self.exec(acts);
             }
         }
         if self.overlay() {
-            // Introduced peers that are neither neighbours nor being asked refused (or left): leave them alone
-            // for a while rather than asking again at every tick.
-            for p in self.introduced.iter().filter(|p| !self.flood.is_neighbour(p) && !self.flood.is_joining(p)) {
-                self.refused.entry(*p).or_insert(now);
+            // Introduced peers that are neither neighbours nor being asked refused, or the link failed, or
+            // the ask timed out: back off before asking again (see `retry_after`).
+            let (flood, introduced) = (&self.flood, &self.introduced);
+            self.retry.retain(|p, _| introduced.contains(p) && !flood.is_neighbour(p));
+            for p in introduced.iter().filter(|p| !flood.is_neighbour(p) && !flood.is_joining(p)) {
+                let e = self.retry.entry(*p).or_insert((now, 0));
+                if now >= e.0 {
+                    e.1 += 1;
+                    e.0 = now + retry_after(e.1);
+                }
             }
         }
     }
@@ -489,7 +502,7 @@ impl Driver {
             }
             NetEvent::PeerConnected { peer, introduced } if introduced && self.overlay() => {
                 self.introduced.insert(peer);
-                let acts = self.flood.join(peer);
+                let acts = self.flood.join(peer, Instant::now());
                 self.exec(acts);
             }
             NetEvent::PeerDisconnected { peer } => {

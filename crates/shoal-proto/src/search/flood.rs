@@ -42,6 +42,9 @@ pub struct Config {
     pub query_burst: f64,
     /// Most hits routed back per query through this peer.
     pub max_hits_routed: u32,
+    /// A `Join` unanswered this long is given up (the answer was lost with a broken link), so the peer can
+    /// be asked again.
+    pub join_timeout: Duration,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             queries_per_sec: 20.0,
             query_burst: 60.0,
             max_hits_routed: 512,
+            join_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -249,7 +253,8 @@ impl Search {
 pub struct Flood<P> {
     cfg: Config,
     neighbours: BTreeSet<P>,
-    joining: BTreeSet<P>,
+    /// Peers asked to be neighbours, and when.
+    joining: BTreeMap<P, Instant>,
     seen: Seen<P>,
     buckets: HashMap<P, Bucket>,
     searches: BTreeMap<SearchId, Search>,
@@ -266,7 +271,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
         Self {
             cfg,
             neighbours: BTreeSet::new(),
-            joining: BTreeSet::new(),
+            joining: BTreeMap::new(),
             seen,
             buckets: HashMap::new(),
             searches: BTreeMap::new(),
@@ -294,7 +299,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
 
     /// True while `peer` was asked to be a neighbour and has not answered.
     pub fn is_joining(&self, peer: &P) -> bool {
-        self.joining.contains(peer)
+        self.joining.contains_key(peer)
     }
 
     /// True when fewer neighbours are linked or being asked than the degree.
@@ -339,11 +344,11 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     }
 
     /// Asks `peer` to become a neighbour, if there is room and it is not one already.
-    pub fn join(&mut self, peer: P) -> Vec<Action<P>> {
-        if self.neighbours.contains(&peer) || self.joining.contains(&peer) || !self.wants_neighbours() {
+    pub fn join(&mut self, peer: P, now: Instant) -> Vec<Action<P>> {
+        if self.neighbours.contains(&peer) || self.joining.contains_key(&peer) || !self.wants_neighbours() {
             return Vec::new();
         }
-        self.joining.insert(peer.clone());
+        self.joining.insert(peer.clone(), now);
         vec![Action::Send { to: peer, msg: SearchMsg::Join }]
     }
 
@@ -374,7 +379,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
                 out.push(Action::Send { to: from, msg: SearchMsg::Joined { accepted } });
             }
             SearchMsg::Joined { accepted } => {
-                let asked = self.joining.remove(&from);
+                let asked = self.joining.remove(&from).is_some();
                 if accepted && asked {
                     if self.neighbours.len() < self.cfg.degree {
                         if self.neighbours.insert(from.clone()) {
@@ -593,6 +598,8 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     /// Time passes: searches widen their ring or end, old query ids are forgotten.
     pub fn poll(&mut self, now: Instant) -> Vec<Action<P>> {
         self.seen.expire(now);
+        let wait = self.cfg.join_timeout;
+        self.joining.retain(|_, at| now.saturating_duration_since(*at) < wait);
         let idle = self.cfg.seen_for;
         self.buckets.retain(|_, b| now.saturating_duration_since(b.at) < idle);
         let mut out = Vec::new();
@@ -610,7 +617,9 @@ impl<P: Clone + Ord + Hash> Flood<P> {
 
     /// When [`Flood::poll`] next has something to do (for an event loop with a virtual clock).
     pub fn next_wakeup(&self) -> Option<Instant> {
-        self.searches.values().map(|s| s.next_ring.map_or(s.deadline, |r| r.min(s.deadline))).min()
+        let searches = self.searches.values().map(|s| s.next_ring.map_or(s.deadline, |r| r.min(s.deadline)));
+        let joins = self.joining.values().map(|at| *at + self.cfg.join_timeout);
+        searches.chain(joins).min()
     }
 }
 

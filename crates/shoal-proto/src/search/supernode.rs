@@ -392,7 +392,14 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             }
         }
         let news = self.set_heard(from, set);
-        let mut out = self.poll(now);
+        // Act on it at once only when it may help: news, or we lack supernodes (leaf) or links (supernode).
+        // Otherwise the next poll will do; polling on every `Role` was most of the simulator's time at
+        // 30,000 peers.
+        let lacking = match self.role {
+            Role::Leaf => self.flood.neighbours().count() < self.cfg.supers_per_leaf.clamp(1, 3),
+            Role::Super => self.flood.wants_neighbours(),
+        };
+        let mut out = if news || lacking { self.poll(now) } else { Vec::new() };
         // A supernode we had not heard of: pass the news on now rather than at the next gossip.
         if news && self.cfg.spread_news {
             out.extend(self.roles_to_all());
@@ -613,7 +620,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
                     if !self.up.contains(&p) && !addrs.is_empty() {
                         out.push(SuperAction::Dial { peer: p.clone(), addrs });
                     }
-                    let acts = self.flood.join(p.clone());
+                    let acts = self.flood.join(p.clone(), now);
                     if acts.is_empty() {
                         continue;
                     }

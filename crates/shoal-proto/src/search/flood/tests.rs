@@ -103,7 +103,8 @@ impl Net {
     }
 
     fn link(&mut self, a: usize, b: usize) {
-        let acts = self.nodes[a].join(b);
+        let now = self.now;
+        let acts = self.nodes[a].join(b, now);
         self.apply(a, acts);
         self.drain();
     }
@@ -165,6 +166,25 @@ fn neighbours_are_symmetric_and_capped() {
     net.apply(1, acts);
     net.drain();
     assert!(!net.nodes[0].is_neighbour(&1));
+}
+
+#[test]
+fn an_unanswered_join_is_given_up_after_the_timeout() {
+    let cfg = Config { degree: 1, join_timeout: Duration::from_secs(10), ..Config::default() };
+    let mut f: Flood<usize> = Flood::new(cfg, 1);
+    let t0 = Instant::now();
+    assert!(!f.join(7, t0).is_empty());
+    // The answer never comes (lost with a broken link): the slot stays taken until the timeout.
+    assert!(!f.wants_neighbours() && f.is_joining(&7));
+    assert_eq!(f.next_wakeup(), Some(t0 + Duration::from_secs(10)));
+    f.poll(t0 + Duration::from_secs(9));
+    assert!(f.is_joining(&7));
+    f.poll(t0 + Duration::from_secs(10));
+    assert!(!f.is_joining(&7) && f.wants_neighbours(), "the slot is free again");
+    // A late answer to a given-up join does not make a neighbour behind our back.
+    f.on_message(7, SearchMsg::Joined { accepted: true }, t0 + Duration::from_secs(11));
+    assert!(!f.is_neighbour(&7));
+    assert!(!f.join(8, t0 + Duration::from_secs(12)).is_empty());
 }
 
 #[test]
