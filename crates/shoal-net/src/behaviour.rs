@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::MemoryTransport;
 use libp2p::core::{Transport, upgrade};
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp, yamux};
 
-use crate::{NetConfig, NetError};
+use crate::{NetConfig, NetError, TransportKind};
 
 /// Kademlia protocol id: Shoal's DHT is separate from IPFS's.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/shoal/kad/1.0.0");
@@ -45,49 +46,91 @@ fn tcp_transport(noise: noise::Config) -> libp2p::core::transport::Boxed<(PeerId
         .boxed()
 }
 
+/// An in-process transport (libp2p's memory transport) with Noise or plaintext, then Yamux: many peers in
+/// one process for the simulator. Plaintext still exchanges and checks public keys (peer ids are real); it
+/// only skips the encryption, whose handshakes dominate the CPU at a thousand peers. Memory addresses cannot
+/// leave the process, so nothing unencrypted ever reaches a real network.
+fn memory_transport(
+    key: &Keypair,
+    encrypted: bool,
+) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, NetError> {
+    let base = MemoryTransport::default().upgrade(upgrade::Version::V1);
+    let transport = if encrypted {
+        let noise = noise::Config::new(key).map_err(|e| NetError::Transport(e.to_string()))?;
+        base.authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(20))
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed()
+    } else {
+        base.authenticate(plaintext::Config::new(key))
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(20))
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed()
+    };
+    Ok(transport)
+}
+
 pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
-    let noise = noise::Config::new(&key).map_err(|e| NetError::Transport(e.to_string()))?;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_quic()
-        .with_other_transport(move |_| tcp_transport(noise))
-        .map_err(|e| NetError::Transport(e.to_string()))?
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            // libp2p's defaults hold 1,024 keys in all; a peer sharing a large folder announces one key per file.
-            let store = MemoryStore::with_config(
-                peer_id,
-                MemoryStoreConfig {
-                    max_records: 65_536,
-                    max_value_bytes: 65_536,
-                    max_providers_per_key: 64,
-                    max_provided_keys: 65_536,
-                },
-            );
-            let mut kcfg = kad::Config::new(KAD_PROTOCOL);
-            kcfg.set_query_timeout(config.dht_query_timeout);
-            let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
-            kad.set_mode(Some(kad::Mode::Server));
-            // Without the DHT (topologies other than `structured`) Kademlia is absent altogether: it would
-            // otherwise connect peers on its own (bootstrap lookups) and blur the overlay being measured.
-            let kad = config.dht.then_some(kad);
-            let mdns =
-                if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
-            let limits = connection_limits::ConnectionLimits::default().with_max_established(config.max_connections);
-            Ok(Behaviour {
-                limits: connection_limits::Behaviour::new(limits),
-                identify: identify::Behaviour::new(
-                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                        .with_agent_version(config.agent.clone()),
-                ),
-                ping: ping::Behaviour::default(),
-                kad: kad.into(),
-                mdns: mdns.into(),
-                stream: libp2p_stream::Behaviour::new(),
-            })
-        })
-        .map_err(|e| NetError::Transport(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
+    let swarm = match config.transport {
+        TransportKind::System => {
+            let noise = noise::Config::new(&key).map_err(|e| transport_err(&e))?;
+            libp2p::SwarmBuilder::with_existing_identity(key)
+                .with_tokio()
+                .with_quic()
+                .with_other_transport(move |_| tcp_transport(noise))
+                .map_err(|e| transport_err(&e))?
+                .with_behaviour(|key| behaviour(key, config))
+                .map_err(|e| transport_err(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+                .build()
+        }
+        TransportKind::Memory { encrypted } => {
+            let transport = memory_transport(&key, encrypted)?;
+            libp2p::SwarmBuilder::with_existing_identity(key)
+                .with_tokio()
+                .with_other_transport(move |_| transport)
+                .map_err(|e| transport_err(&e))?
+                .with_behaviour(|key| behaviour(key, config))
+                .map_err(|e| transport_err(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+                .build()
+        }
+    };
     Ok(swarm)
+}
+
+fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer_id = key.public().to_peer_id();
+    // libp2p's defaults hold 1,024 keys in all; a peer sharing a large folder announces one key per file.
+    let store = MemoryStore::with_config(
+        peer_id,
+        MemoryStoreConfig {
+            max_records: 65_536,
+            max_value_bytes: 65_536,
+            max_providers_per_key: 64,
+            max_provided_keys: 65_536,
+        },
+    );
+    let mut kcfg = kad::Config::new(KAD_PROTOCOL);
+    kcfg.set_query_timeout(config.dht_query_timeout);
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
+    kad.set_mode(Some(kad::Mode::Server));
+    // Without the DHT (topologies other than `structured`) Kademlia is absent altogether: it would
+    // otherwise connect peers on its own (bootstrap lookups) and blur the overlay being measured.
+    let kad = config.dht.then_some(kad);
+    let mdns = if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
+    let limits = connection_limits::ConnectionLimits::default().with_max_established(config.max_connections);
+    Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(limits),
+        identify: identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(config.agent.clone()),
+        ),
+        ping: ping::Behaviour::default(),
+        kad: kad.into(),
+        mdns: mdns.into(),
+        stream: libp2p_stream::Behaviour::new(),
+    })
 }

@@ -1,7 +1,7 @@
 //! The one task that owns the swarm.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
@@ -12,7 +12,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
-use crate::{NetConfig, NetError, NetEvent, PeerInfo};
+use crate::{DhtState, NetConfig, NetError, NetEvent, PeerInfo};
 
 pub(crate) enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
@@ -22,6 +22,7 @@ pub(crate) enum Command {
     Unprovide { key: Vec<u8>, reply: oneshot::Sender<()> },
     FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    DhtState { key: Vec<u8>, reply: oneshot::Sender<DhtState> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -35,6 +36,15 @@ pub(crate) struct EventLoop {
     pending_connect: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetError>>>>,
     pending_providers: HashMap<QueryId, mpsc::Sender<PeerId>>,
     provided: HashSet<Vec<u8>>,
+    /// Announcements waiting their turn (`queued` mirrors the queue, for lookups), and those under way.
+    provide_queue: VecDeque<Vec<u8>>,
+    queued: HashSet<Vec<u8>>,
+    providing: HashMap<QueryId, Vec<u8>>,
+    /// Keys whose announcement failed: when to try again, and how many times it failed in a row.
+    provide_retry: HashMap<Vec<u8>, (Instant, u32)>,
+    /// Announcements that ended well, and that failed (each failure is tried again).
+    announced: u64,
+    announce_failures: u64,
     joined: bool,
     events: tokio::sync::broadcast::Sender<NetEvent>,
     /// Peers and addresses we dialed to meet (bootstrap, mDNS, explicit dials): see `NetEvent::PeerConnected`.
@@ -43,6 +53,15 @@ pub(crate) struct EventLoop {
     /// Connected peers that were introduced.
     introduced: HashSet<PeerId>,
     dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Provider announcements under way at once (see `EventLoop::pump_provides`).
+const PROVIDE_AT_ONCE: usize = 4;
+/// A failed announcement is tried again after 5 s, then twice as long each time, up to this.
+const PROVIDE_RETRY_MAX: Duration = Duration::from_secs(300);
+
+fn provide_backoff(failures: u32) -> Duration {
+    (Duration::from_secs(5) * (1u32 << failures.saturating_sub(1).min(6))).min(PROVIDE_RETRY_MAX)
 }
 
 fn without_p2p(addr: &Multiaddr) -> Multiaddr {
@@ -75,6 +94,12 @@ impl EventLoop {
             pending_connect: HashMap::new(),
             pending_providers: HashMap::new(),
             provided: HashSet::new(),
+            provide_queue: VecDeque::new(),
+            queued: HashSet::new(),
+            providing: HashMap::new(),
+            provide_retry: HashMap::new(),
+            announced: 0,
+            announce_failures: 0,
             joined: false,
             events,
             introduced_peers: HashSet::new(),
@@ -142,6 +167,8 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         let mut reprovide = tokio::time::interval(self.config.reprovide_interval);
         reprovide.tick().await;
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
@@ -154,6 +181,7 @@ impl EventLoop {
                     None => break,
                 },
                 _ = reprovide.tick() => self.reprovide_all(),
+                _ = retry.tick() => self.retry_provides(),
             }
         }
         tracing::debug!("network event loop stopped");
@@ -161,11 +189,69 @@ impl EventLoop {
 
     fn reprovide_all(&mut self) {
         for key in self.provided.clone() {
+            self.queue_provide(key);
+        }
+        self.pump_provides();
+    }
+
+    fn queue_provide(&mut self, key: Vec<u8>) {
+        if !self.queued.contains(&key) && !self.providing.values().any(|k| *k == key) {
+            self.queued.insert(key.clone());
+            self.provide_queue.push_back(key);
+        }
+    }
+
+    /// Starts queued announcements, at most [`PROVIDE_AT_ONCE`] at a time. Each is a lookup of the closest
+    /// peers and then a request to each: a peer sharing a folder of thousands of files, or a thousand
+    /// peers in one process, would otherwise start them all at once and see them time out, and libp2p
+    /// stores nothing when the lookup phase times out.
+    fn pump_provides(&mut self) {
+        while self.providing.len() < PROVIDE_AT_ONCE {
+            let Some(key) = self.provide_queue.pop_front() else { return };
+            self.queued.remove(&key);
+            if !self.provided.contains(&key) {
+                continue;
+            }
             let Some(k) = self.kad() else { return };
-            if let Err(e) = k.start_providing(RecordKey::new(&key)) {
-                tracing::warn!(error = %e, "cannot re-announce a provided key");
+            match k.start_providing(RecordKey::new(&key)) {
+                Ok(q) => {
+                    self.providing.insert(q, key);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot announce a provided key"),
             }
         }
+    }
+
+    /// An announcement ended: a failed one is tried again later, backing off.
+    fn provide_done(&mut self, q: QueryId, ok: bool) {
+        let Some(key) = self.providing.remove(&q) else { return };
+        if ok {
+            self.announced += 1;
+        } else {
+            self.announce_failures += 1;
+        }
+        if ok || !self.provided.contains(&key) {
+            self.provide_retry.remove(&key);
+        } else {
+            let e = self.provide_retry.entry(key).or_insert((Instant::now(), 0));
+            e.1 += 1;
+            e.0 = Instant::now() + provide_backoff(e.1);
+        }
+        self.pump_provides();
+    }
+
+    fn retry_provides(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Vec<u8>> =
+            self.provide_retry.iter().filter(|(_, (at, _))| *at <= now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            // Keep the failure count: a key that fails again backs off further.
+            if let Some(e) = self.provide_retry.get_mut(&key) {
+                e.0 = now + PROVIDE_RETRY_MAX;
+            }
+            self.queue_provide(key);
+        }
+        self.pump_provides();
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -207,22 +293,19 @@ impl EventLoop {
                 let _ = reply.send(r);
             }
             Command::Provide { key, reply } => {
-                let r = match self.kad() {
-                    Some(k) => {
-                        k.start_providing(RecordKey::new(&key)).map(|_| ()).map_err(|e| NetError::Dht(e.to_string()))
-                    }
-                    None => Ok(()),
-                };
-                if r.is_ok() && self.config.dht {
-                    self.provided.insert(key);
+                if self.config.dht && self.provided.insert(key.clone()) {
+                    self.provide_retry.remove(&key);
+                    self.queue_provide(key);
+                    self.pump_provides();
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(Ok(()));
             }
             Command::Unprovide { key, reply } => {
                 if let Some(k) = self.kad() {
                     k.stop_providing(&RecordKey::new(&key));
                 }
                 self.provided.remove(&key);
+                self.provide_retry.remove(&key);
                 let _ = reply.send(());
             }
             Command::FindProviders { key, found } => {
@@ -244,6 +327,30 @@ impl EventLoop {
                     })
                     .collect();
                 let _ = reply.send(peers);
+            }
+            Command::DhtState { key, reply } => {
+                use kad::store::RecordStore;
+                let announcing = self.provide_queue.len() + self.providing.len() + self.provide_retry.len();
+                let (announced, announce_failures) = (self.announced, self.announce_failures);
+                let state = match self.kad() {
+                    Some(k) => DhtState {
+                        announcing,
+                        announced,
+                        announce_failures,
+                        routing: k
+                            .kbuckets()
+                            .flat_map(|b| b.iter().map(|e| *e.node.key.preimage()).collect::<Vec<_>>())
+                            .collect(),
+                        providers: k
+                            .store_mut()
+                            .providers(&RecordKey::new(&key))
+                            .into_iter()
+                            .map(|r| r.provider)
+                            .collect(),
+                    },
+                    None => DhtState::default(),
+                };
+                let _ = reply.send(state);
             }
             Command::Shutdown { .. } => {}
         }
@@ -353,8 +460,11 @@ impl EventLoop {
             QueryResult::GetProviders(_) => {
                 self.pending_providers.remove(&id);
             }
-            QueryResult::StartProviding(Err(e)) => {
-                tracing::debug!(error = %e, "provider announcement incomplete")
+            QueryResult::StartProviding(r) => {
+                if let Err(e) = &r {
+                    tracing::debug!(error = %e, "provider announcement incomplete: will try again");
+                }
+                self.provide_done(id, r.is_ok());
             }
             _ => {}
         }

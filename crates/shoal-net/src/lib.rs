@@ -33,4 +33,4 @@ mod network;
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use libp2p_stream::{Control, IncomingStreams};
-pub use network::{NetConfig, NetEvent, Network, PeerInfo};
+pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};

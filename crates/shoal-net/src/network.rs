@@ -30,6 +30,26 @@ pub struct NetConfig {
     pub dht: bool,
     /// What identify tells other peers we run (Shoal puts its version and topology here).
     pub agent: String,
+    /// How this swarm reaches other peers.
+    pub transport: TransportKind,
+    /// A connection with no stream open and no protocol wanting it is closed after this long.
+    pub idle_timeout: Duration,
+}
+
+/// How a swarm reaches other peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// TCP (Noise, Yamux) and QUIC: real networks.
+    #[default]
+    System,
+    /// libp2p's in-process memory transport (`/memory/0` addresses), for many peers in one process (the
+    /// simulator). `encrypted`: Noise as on real networks; otherwise libp2p's plaintext handshake, which still
+    /// proves peer ids but costs far less CPU. Memory addresses never leave the process.
+    Memory {
+        /// Noise (true) or plaintext (false).
+        encrypted: bool,
+    },
 }
 
 impl Default for NetConfig {
@@ -46,6 +66,8 @@ impl Default for NetConfig {
             max_connections: None,
             dht: true,
             agent: format!("shoal/{}", env!("CARGO_PKG_VERSION")),
+            transport: TransportKind::System,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -58,6 +80,18 @@ impl NetConfig {
             mdns: false,
             dht_query_timeout: Duration::from_secs(10),
             ..Self::default()
+        }
+    }
+
+    /// In-process peers on libp2p's memory transport (see [`TransportKind::Memory`]), no mDNS. Idle
+    /// connections close after 10 s (libp2p's default) rather than 60: a thousand peers sharing two cores
+    /// cannot afford the ping and timer traffic of every connection a DHT lookup ever opened.
+    pub fn memory(encrypted: bool) -> Self {
+        Self {
+            listen: vec!["/memory/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
+            transport: TransportKind::Memory { encrypted },
+            idle_timeout: Duration::from_secs(10),
+            ..Self::loopback()
         }
     }
 
@@ -103,6 +137,21 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// True when we dialed it to meet it (see [`NetEvent::PeerConnected`]).
     pub introduced: bool,
+}
+
+/// What a peer's DHT holds (see [`Network::dht_state`]).
+#[derive(Clone, Debug, Default)]
+pub struct DhtState {
+    /// Peers in its Kademlia routing table.
+    pub routing: Vec<PeerId>,
+    /// Providers of the key asked about whose records it stores (itself included when it provides it).
+    pub providers: Vec<PeerId>,
+    /// Provided keys whose announcement is queued, under way, or failed and waiting to be tried again.
+    pub announcing: usize,
+    /// Announcements that reached the closest peers, since start.
+    pub announced: u64,
+    /// Announcements that failed (timed out, or found no peer), since start; each is tried again.
+    pub announce_failures: u64,
 }
 
 /// Something that happened in the network, for whoever listens ([`Network::subscribe`]).
@@ -228,6 +277,12 @@ impl Network {
     /// Peers we are connected to.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The routing table and the provider records held for `key` (empty without the DHT): what the
+    /// simulator reads to measure lookups against the tables the real network built.
+    pub async fn dht_state(&self, key: Vec<u8>) -> Result<DhtState, NetError> {
+        self.ask(|reply| Command::DhtState { key, reply }).await
     }
 
     /// Closes every connection and stops the event loop.
