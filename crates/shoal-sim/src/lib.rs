@@ -7,13 +7,18 @@
 //! - [`report`]: figures per run (success, messages per query, peers reached, time to first hit, maintenance
 //!   traffic, memory) as JSON and CSV.
 //!
+//! - [`real`]: real Shoal nodes (libp2p swarms with Kademlia, stores, search drivers) on the in-process
+//!   memory transport, in wall-clock time: the structured topology, which has no sans-IO core of ours,
+//!   with lookup success, hops, requests and memory per peer.
 //! - [`swarm`]: file distribution in virtual time (one seed, N peers, upload caps, the real piece
 //!   scheduler), against the textbook bounds.
-//!
-//! Real libp2p peers in one process (the memory transport) are not built yet.
+//! - [`results`] and [`plot`]: the standard experiments behind `docs/RESULTS.md`, with CSV and SVG charts.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod plot;
+pub mod real;
 pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod sim;
 pub mod swarm;

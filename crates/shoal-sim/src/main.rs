@@ -1,4 +1,6 @@
-//! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario in virtual time and prints its figures as JSON.
+//! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario (in virtual time, or as real nodes with
+//! `mode = "real"`) and prints its figures as JSON.
+//! `shoal-sim results [--full] [--out DIR]`: runs the standard experiments and writes `DIR/RESULTS.md`.
 //!
 //! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); any other is a
 //! search scenario (see `shoal_sim::scenario`).
@@ -7,7 +9,20 @@
 use anyhow::{Context, bail};
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("results") {
+        args.next();
+        let mut opts = shoal_sim::results::Options { full: false, out: "docs".into() };
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--full" => opts.full = true,
+                "--out" => opts.out = args.next().context("--out needs a directory")?.into(),
+                other => bail!("unknown option {other:?} for results (try --help)"),
+            }
+        }
+        shoal_sim::results::generate(&opts)?;
+        return Ok(());
+    }
     let mut scenario = None;
     let mut csv = None;
     while let Some(a) = args.next() {
@@ -15,6 +30,9 @@ fn main() -> anyhow::Result<()> {
             "--csv" => csv = Some(args.next().context("--csv needs a file name")?),
             "-h" | "--help" => {
                 println!("usage: shoal-sim SCENARIO.toml [--csv FILE]   (examples in crates/shoal-sim/scenarios/)");
+                println!(
+                    "       shoal-sim results [--full] [--out DIR]   (writes DIR/RESULTS.md and DIR/results/; DIR: docs)"
+                );
                 return Ok(());
             }
             other if other.starts_with('-') => bail!("unknown option {other:?} (try --help)"),
@@ -33,6 +51,15 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let sc = shoal_sim::Scenario::from_toml(&text).with_context(|| format!("in {path}"))?;
+    if sc.mode == shoal_sim::scenario::Mode::Real {
+        eprintln!("{}: {} real peers, {:?}, {} lookups ...", sc.name, sc.peers, sc.topology, sc.queries);
+        let report = shoal_sim::real::run(&sc)?;
+        if let Some(f) = csv {
+            std::fs::write(&f, report.csv()).with_context(|| format!("writing {f}"))?;
+        }
+        println!("{}", serde_json::to_string_pretty(&report.summary)?);
+        return Ok(());
+    }
     eprintln!("{}: {} peers, {:?}, {} queries ...", sc.name, sc.peers, sc.topology, sc.queries);
     let report = shoal_sim::run(sc);
     if let Some(f) = csv {

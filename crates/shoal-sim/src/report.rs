@@ -109,10 +109,11 @@ pub fn status_kib(key: &str) -> u64 {
 pub fn run(sc: Scenario) -> Report {
     let wall = Instant::now();
     let rss_before = status_kib("VmRSS:");
-    let warmup = match (sc.topology, &sc.churn) {
+    let warmup = match (sc.warmup_s, sc.topology, &sc.churn) {
+        (Some(w), _, _) => Duration::from_secs_f64(w),
         // Supernodes: elections, then underused supernodes stepping down (a few gossip periods).
-        (Topology::Supernode, _) => Duration::from_secs(120),
-        (_, Some(_)) => Duration::from_secs(60),
+        (None, Topology::Supernode, _) => Duration::from_secs(120),
+        (None, _, Some(_)) => Duration::from_secs(60),
         _ => Duration::ZERO,
     };
     let mut sim = Sim::new(sc.clone());

@@ -2,7 +2,9 @@
 //!
 //! ```toml
 //! name = "pure-1k"
-//! topology = "pure"            # pure | hybrid | supernode
+//! topology = "pure"            # pure | hybrid | supernode (virtual time) | structured (mode = "real")
+//! mode = "virtual"             # or "real": real nodes on the memory transport (see `crate::real`)
+//! encrypted = false            # real mode: Noise on every connection (default: plaintext handshake)
 //! peers = 1000
 //! degree = 8                   # overlay links per peer (pure), connections per peer (supernode)
 //! seed = 1
@@ -12,6 +14,7 @@
 //! queries = 100
 //! query_zipf = 1.0             # popularity of files in queries (absent: uniform)
 //! query_timeout_ms = 10000
+//! warmup_s = 240               # seconds before the first query (default: see Scenario)
 //! [churn]                      # absent: no churn
 //! median_session_s = 120       # exponential session times with this median
 //! median_offline_s = 120
@@ -28,10 +31,24 @@ use serde::Deserialize;
 pub enum Topology {
     /// Flooding with a TTL and an expanding ring.
     Pure,
+    /// Kademlia provider records (real peers only).
+    Structured,
     /// One index server (peer 0) that every peer registers with.
     Hybrid,
     /// Elected supernodes index their leaves' digests.
     Supernode,
+}
+
+/// How the peers are run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The sans-IO cores with a virtual clock and no sockets (pure, hybrid, supernode; up to millions).
+    #[default]
+    Virtual,
+    /// Real Shoal nodes (libp2p swarms, stores, search drivers) on the in-process memory transport, in
+    /// wall-clock time (structured; about a thousand).
+    Real,
 }
 
 /// How many copies each file has.
@@ -134,6 +151,17 @@ pub struct Scenario {
     /// Supernode settings.
     #[serde(default)]
     pub supernode: SupernodeSettings,
+    /// Virtual seconds to run before the first query (absent: 120 for supernode, 60 with churn, else 0).
+    /// With churn, a few session medians bring the network to its steady state.
+    #[serde(default)]
+    pub warmup_s: Option<f64>,
+    /// Virtual-time cores or real nodes.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Real mode: Noise on every connection, as on real networks (default: libp2p's plaintext handshake,
+    /// which still proves peer ids; Noise handshakes dominate the CPU at a thousand peers).
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 fn default_degree() -> usize {
@@ -150,6 +178,30 @@ fn default_latency() -> [u64; 2] {
 }
 fn default_timeout() -> u64 {
     10_000
+}
+
+impl Scenario {
+    /// How often each file is asked for (Zipf with `query_zipf`, else uniform), summing to 1.
+    pub fn popularity(&self) -> Vec<f64> {
+        let weights: Vec<f64> = match self.query_zipf {
+            Some(s) => (1..=self.files).map(|k| 1.0 / (k as f64).powf(s)).collect(),
+            None => vec![1.0; self.files],
+        };
+        let total: f64 = weights.iter().sum();
+        weights.iter().map(|w| w / total).collect()
+    }
+
+    /// Copies of file `k` (by popularity rank, from 0) under the replication rule, between 1 and `peers`.
+    pub fn copies(&self, k: usize, popularity: &[f64]) -> usize {
+        match &self.replication {
+            Replication::Uniform { copies } => *copies,
+            Replication::Zipf { copies, s } => ((*copies as f64) / ((k + 1) as f64).powf(*s)).round() as usize,
+            Replication::Proportional { total } => {
+                ((*total as f64) * popularity.get(k).copied().unwrap_or(0.0)).round() as usize
+            }
+        }
+        .clamp(1, self.peers)
+    }
 }
 
 /// A scenario that cannot run.
@@ -178,6 +230,21 @@ impl Scenario {
         if self.peers < 2 || self.peers > 10_000_000 {
             return bad("peers must be between 2 and 10,000,000");
         }
+        match (self.mode, self.topology) {
+            (Mode::Virtual, Topology::Structured) => {
+                return bad(
+                    "the structured topology runs only as real peers (mode = \"real\"): its core is libp2p's Kademlia",
+                );
+            }
+            (Mode::Real, t) if t != Topology::Structured => {
+                return bad("real mode runs the structured topology; pure, hybrid and supernode run in virtual time");
+            }
+            (Mode::Real, _) if self.peers > 5_000 => {
+                return bad("real mode takes at most 5,000 peers (each is a whole node, ~10 MiB)");
+            }
+            (Mode::Virtual, _) if self.encrypted => return bad("encrypted applies to real mode only"),
+            _ => {}
+        }
         if self.degree == 0 || self.files == 0 || self.queries == 0 {
             return bad("degree, files and queries must be at least 1");
         }
@@ -186,6 +253,9 @@ impl Scenario {
         }
         if self.latency_ms[0] > self.latency_ms[1] {
             return bad("latency_ms is [min, max] with min <= max");
+        }
+        if self.warmup_s.is_some_and(|w| !(0.0..=1e6).contains(&w)) {
+            return bad("warmup_s is between 0 and 1,000,000");
         }
         if let Some(c) = &self.churn
             && !(c.median_session_s > 0.0 && c.median_offline_s > 0.0)

@@ -17,7 +17,7 @@ use shoal_proto::search::registry::{self, Registry};
 use shoal_proto::search::supernode::{self, Role, SuperAction, Supernode};
 use shoal_proto::search::{Hit, Provider, Query, SearchMsg, Want, keywords};
 
-use crate::scenario::{Replication, Scenario, Topology};
+use crate::scenario::{Scenario, Topology};
 
 /// splitmix64: small, fast, and the same sequence for the same seed.
 pub struct Rng(u64);
@@ -272,7 +272,8 @@ impl Sim {
         let seed = self.rng.next_u64();
         let fc = flood::Config { degree: self.sc.degree, ring: self.sc.ring.clone(), ..flood::Config::default() };
         match self.sc.topology {
-            Topology::Pure | Topology::Hybrid => Core::Flood(Box::new(Flood::new(fc, seed))),
+            // Structured runs only as real peers (`Scenario::check` refuses it here).
+            Topology::Pure | Topology::Hybrid | Topology::Structured => Core::Flood(Box::new(Flood::new(fc, seed))),
             Topology::Supernode => {
                 let cfg = supernode::Config {
                     flood: flood::Config { degree: 6, ring: self.sc.ring.clone(), ..flood::Config::default() },
@@ -286,33 +287,25 @@ impl Sim {
                     spread_news: self.sc.peers <= 2_000,
                     ..supernode::Config::default()
                 };
-                Core::Super(Box::new(Supernode::new(cfg, i, vec![i.to_le_bytes().to_vec()], seed, self.at())))
+                // No addresses: a message to a peer we are not connected to connects first (see `send`).
+                Core::Super(Box::new(Supernode::new(cfg, i, Vec::new(), seed, self.at())))
             }
         }
     }
 
     fn place_files(&mut self) {
         let (n, f) = (self.sc.peers, self.sc.files);
-        let weights: Vec<f64> = match self.sc.query_zipf {
-            Some(s) => (1..=f).map(|k| 1.0 / (k as f64).powf(s)).collect(),
-            None => vec![1.0; f],
-        };
-        let total: f64 = weights.iter().sum();
+        let weights = self.sc.popularity();
         let mut acc = 0.0;
         self.popularity = weights
             .iter()
             .map(|w| {
-                acc += w / total;
+                acc += w;
                 acc
             })
             .collect();
         for k in 0..f {
-            let copies = match &self.sc.replication {
-                Replication::Uniform { copies } => *copies,
-                Replication::Zipf { copies, s } => ((*copies as f64) / ((k + 1) as f64).powf(*s)).round() as usize,
-                Replication::Proportional { total: t } => ((*t as f64) * weights[k] / total).round() as usize,
-            }
-            .clamp(1, n);
+            let copies = self.sc.copies(k, &weights);
             // A made-up word of the file's own (what queries ask for), as real names have.
             let word: String = (0..8).map(|_| (b'a' + self.rng.below(26) as u8) as char).collect();
             let name = format!("{} {word}.dat", WORDS[k % WORDS.len()]);
