@@ -162,6 +162,9 @@ pub struct Scenario {
     /// which still proves peer ids; Noise handshakes dominate the CPU at a thousand peers).
     #[serde(default)]
     pub encrypted: bool,
+    /// Real mode: seconds of quiet before the lookups over which maintenance traffic is measured.
+    #[serde(default = "default_maintenance_window")]
+    pub maintenance_window_s: f64,
 }
 
 fn default_degree() -> usize {
@@ -175,6 +178,9 @@ fn default_seed() -> u64 {
 }
 fn default_latency() -> [u64; 2] {
     [10, 50]
+}
+fn default_maintenance_window() -> f64 {
+    30.0
 }
 fn default_timeout() -> u64 {
     10_000
@@ -256,6 +262,9 @@ impl Scenario {
         }
         if self.warmup_s.is_some_and(|w| !(0.0..=1e6).contains(&w)) {
             return bad("warmup_s is between 0 and 1,000,000");
+        }
+        if !(0.0..=3600.0).contains(&self.maintenance_window_s) {
+            return bad("maintenance_window_s is between 0 and 3,600");
         }
         if let Some(c) = &self.churn
             && !(c.median_session_s > 0.0 && c.median_offline_s > 0.0)

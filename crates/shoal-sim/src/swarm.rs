@@ -3,22 +3,25 @@
 //! Every downloading peer runs the real [`Scheduler`] of `shoal-proto` (the one the node's downloader
 //! runs): it learns what its neighbours have, picks the rarest piece with its per-download tie-break, keeps
 //! `in_flight` requests per peer, and moves slow requests elsewhere. A peer serves what it has verified,
-//! as the node does. Uploads are the model: each peer sends one piece at a time at its upload cap, in the
-//! order requests arrived (the node's provider answers a stream's requests in order); downloads are not
-//! capped. A piece completed by a peer is announced to its neighbours at once (the node re-asks providers
-//! what they have; that delay is not modelled).
+//! as the node does. Uploads: each peer sends one piece at a time at its upload cap; answers on one
+//! downloader's stream go in request order, and among the streams' heads the uploader picks with the
+//! node's own [`UploadQueue`] (least-sent piece first; `serve = "fifo"` for plain arrival order, what the
+//! node did before). Requests are never withdrawn from an uploader: the node has no cancel on the wire, so
+//! a piece that came from elsewhere meanwhile is still sent (and thrown away). Downloads are not capped. A
+//! piece completed by a peer is announced to its neighbours at once (the node re-asks providers what they
+//! have every second; that delay is not modelled).
 //!
 //! The figure is the distribution time D (the last peer done) beside the textbook bounds for an
 //! upload-limited swarm: `D_p2p = max(F/u_s, F/d_min, N*F/(u_s + sum u_i))` and the client-server time
 //! `D_cs = max(N*F/u_s, F/d_min)`, with `d_min` infinite here.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use shoal_proto::transfer::scheduler::{self, Action, Scheduler};
-use shoal_proto::transfer::{Bitfield, Layout};
+use shoal_proto::transfer::{Bitfield, Layout, UploadQueue};
 
 use crate::sim::Rng;
 
@@ -37,7 +40,7 @@ pub struct Distribution {
     /// Peers each peer knows and trades with (BitTorrent's peer set), at most `peers`.
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
-    /// Requests outstanding per provider.
+    /// Requests outstanding per provider (the node's default: 4).
     #[serde(default = "default_in_flight")]
     pub in_flight: usize,
     /// Piece size, KiB (absent: the node's own layout for this file size).
@@ -52,35 +55,40 @@ pub struct Distribution {
     /// Which queued request an uploader serves next.
     #[serde(default)]
     pub serve: Serve,
-    /// Seconds a request may wait before the downloader also asks another peer that has the piece.
+    /// Seconds a request may wait before the downloader also asks another peer that has the piece (the
+    /// node's default: 8).
     #[serde(default = "default_slow_after")]
     pub slow_after_s: f64,
     /// Also run these peer counts (for the distribution-time-vs-N plot).
     #[serde(default)]
     pub sweep: Vec<usize>,
+    /// Model a cancel message on the wire, which the node does not have: an uploader drops the requests a
+    /// downloader cancelled (moved elsewhere when slow) or no longer needs (the piece came from elsewhere).
+    #[serde(default)]
+    pub cancel_on_wire: bool,
 }
 
 /// An uploader's order of service.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Serve {
-    /// In the order requests arrived.
-    #[default]
+    /// In the order requests arrived, over all downloaders.
     Fifo,
-    /// The piece this uploader has sent the fewest times first (ties: arrival order), so that a seed puts
-    /// every piece into the swarm once before it sends any twice (BitTorrent's super-seeding, simplified).
+    /// What the node does under an upload cap: among the requests at the head of each downloader's
+    /// stream, the piece this uploader has sent the fewest times first ([`UploadQueue`]).
+    #[default]
     LeastSent,
 }
 
 fn default_slow_after() -> f64 {
-    10.0
+    8.0
 }
 
 fn default_neighbours() -> usize {
     40
 }
 fn default_in_flight() -> usize {
-    2
+    4
 }
 fn default_latency() -> [u64; 2] {
     [10, 50]
@@ -145,10 +153,10 @@ enum Kind {
     Arrive { up: u32, from: u32, piece: u32 },
     /// The uploader has sent its current piece.
     Sent { up: u32 },
+    /// A cancel reaches the uploader (`cancel_on_wire` only).
+    Cancel { up: u32, from: u32, piece: u32 },
     /// A piece reaches the downloader.
     Deliver { to: u32, from: u32, piece: u32 },
-    /// A downloader withdraws a request (the piece came from elsewhere).
-    Cancel { up: u32, from: u32, piece: u32 },
     /// Timers of a scheduler (slow requests).
     Poll(u32),
 }
@@ -178,7 +186,11 @@ impl Ord for Event {
 
 struct Uploader {
     rate: f64,
-    queue: VecDeque<(u32, u32)>,
+    /// `Serve::Fifo`: every waiting request, (downloader, piece), in arrival order.
+    fifo: VecDeque<(u32, u32)>,
+    /// `Serve::LeastSent`: each downloader's waiting pieces in request order; the head of each is in `heads`.
+    streams: HashMap<u32, VecDeque<u32>>,
+    heads: UploadQueue<u32, u32>,
     busy: Option<(u32, u32)>,
     bytes: u64,
     sent: Vec<u32>,
@@ -199,6 +211,7 @@ struct Swarm {
     latency: [u64; 2],
     poll_pending: Vec<bool>,
     serve: Serve,
+    cancel_on_wire: bool,
     seed_all_sent: Option<Duration>,
 }
 
@@ -217,7 +230,15 @@ pub fn distribute(d: &Distribution) -> DistResult {
     let mut ups: Vec<Uploader> = (0..n)
         .map(|i| {
             let rate = if i == 0 { d.seed_upload_mib_s } else { lo + (hi - lo) * rng.unit() };
-            Uploader { rate: rate * MIB, queue: VecDeque::new(), busy: None, bytes: 0, sent: vec![0; pieces as usize] }
+            Uploader {
+                rate: rate * MIB,
+                fifo: VecDeque::new(),
+                streams: HashMap::new(),
+                heads: UploadQueue::new(),
+                busy: None,
+                bytes: 0,
+                sent: vec![0; pieces as usize],
+            }
         })
         .collect();
     // A random graph: each peer picks neighbours until it has `neighbours / 2`; links are both ways. The
@@ -270,6 +291,7 @@ pub fn distribute(d: &Distribution) -> DistResult {
         latency: d.latency_ms,
         poll_pending: vec![false; n],
         serve: d.serve,
+        cancel_on_wire: d.cancel_on_wire,
         seed_all_sent: None,
     };
     for i in 1..n as u32 {
@@ -303,6 +325,25 @@ pub fn distribute(d: &Distribution) -> DistResult {
     }
 }
 
+impl Uploader {
+    /// Drops the waiting requests of downloader `from` whose piece `drop` picks.
+    fn withdraw(&mut self, from: u32, drop: impl Fn(u32) -> bool) {
+        self.fifo.retain(|(t, p)| !(*t == from && drop(*p)));
+        let Some(stream) = self.streams.get_mut(&from) else { return };
+        let head = stream.front().copied();
+        stream.retain(|p| !drop(*p));
+        if stream.front().copied() != head {
+            self.heads.remove(|_, to| *to == from);
+            match stream.front() {
+                Some(&p) => self.heads.push(p, from),
+                None => {
+                    self.streams.remove(&from);
+                }
+            }
+        }
+    }
+}
+
 impl Swarm {
     fn push(&mut self, after: Duration, kind: Kind) {
         self.seq += 1;
@@ -319,7 +360,17 @@ impl Swarm {
     fn process(&mut self, kind: Kind) {
         match kind {
             Kind::Arrive { up, from, piece } => {
-                self.ups[up as usize].queue.push_back((from, piece));
+                let u = &mut self.ups[up as usize];
+                match self.serve {
+                    Serve::Fifo => u.fifo.push_back((from, piece)),
+                    Serve::LeastSent => {
+                        let stream = u.streams.entry(from).or_default();
+                        if stream.is_empty() {
+                            u.heads.push(piece, from);
+                        }
+                        stream.push_back(piece);
+                    }
+                }
                 self.start_next(up);
             }
             Kind::Sent { up } => {
@@ -330,9 +381,7 @@ impl Swarm {
                 self.start_next(up);
             }
             Kind::Deliver { to, from, piece } => self.deliver(to, from, piece),
-            Kind::Cancel { up, from, piece } => {
-                self.ups[up as usize].queue.retain(|(t, p)| !(*t == from && *p == piece));
-            }
+            Kind::Cancel { up, from, piece } => self.ups[up as usize].withdraw(from, |p| p == piece),
             Kind::Poll(i) => {
                 self.poll_pending[i as usize] = false;
                 self.poll(i);
@@ -341,21 +390,36 @@ impl Swarm {
     }
 
     fn start_next(&mut self, up: u32) {
-        let have = &self.have;
+        if self.cancel_on_wire {
+            // Requests for pieces their downloader has by now were cancelled; drop them before choosing.
+            let have = &self.have;
+            let u = &mut self.ups[up as usize];
+            let waiting: Vec<u32> = u.streams.keys().copied().chain(u.fifo.iter().map(|(t, _)| *t)).collect();
+            for to in waiting {
+                u.withdraw(to, |p| have[to as usize].get(p));
+            }
+        }
         let u = &mut self.ups[up as usize];
         if u.busy.is_some() {
             return;
         }
-        // A request whose piece arrived meanwhile from elsewhere is dropped (its cancel may be on the way).
-        u.queue.retain(|(to, piece)| !have[*to as usize].get(*piece));
-        let pos = match self.serve {
-            Serve::Fifo => 0,
-            Serve::LeastSent => {
-                let sent = &u.sent;
-                u.queue.iter().enumerate().min_by_key(|(k, (_, p))| (sent[*p as usize], *k)).map_or(0, |(k, _)| k)
-            }
+        let next = match self.serve {
+            Serve::Fifo => u.fifo.pop_front(),
+            Serve::LeastSent => u.heads.pop().map(|(piece, to)| {
+                // The downloader's next request becomes the head of its stream.
+                if let Some(stream) = u.streams.get_mut(&to) {
+                    stream.pop_front();
+                    match stream.front() {
+                        Some(&p) => u.heads.push(p, to),
+                        None => {
+                            u.streams.remove(&to);
+                        }
+                    }
+                }
+                (to, piece)
+            }),
         };
-        let Some((to, piece)) = u.queue.remove(pos) else { return };
+        let Some((to, piece)) = next else { return };
         u.sent[piece as usize] += 1;
         if up == 0 && self.seed_all_sent.is_none() && u.sent.iter().all(|c| *c > 0) {
             let r = self.layout.piece_bytes(piece);
@@ -405,10 +469,12 @@ impl Swarm {
                     let lat = self.link_latency(i, peer);
                     self.push(lat, Kind::Arrive { up: peer, from: i, piece });
                 }
-                Action::Cancel { peer, piece } => {
+                Action::Cancel { peer, piece } if self.cancel_on_wire => {
                     let lat = self.link_latency(i, peer);
                     self.push(lat, Kind::Cancel { up: peer, from: i, piece });
                 }
+                // The node forgets a cancelled request locally; the uploader still sends it.
+                Action::Cancel { .. } => {}
                 Action::DropPeer { .. } => {}
             }
         }

@@ -70,7 +70,6 @@ fn a_swarm_distribution_finishes_never_beats_the_bound_and_beats_client_server()
         neighbours = 10
         in_flight = 2
         piece_kib = 64
-        serve = "least_sent"
         slow_after_s = 0.5
         sweep = [5]
     "#;
@@ -82,6 +81,13 @@ fn a_swarm_distribution_finishes_never_beats_the_bound_and_beats_client_server()
         assert!(r.time_s < r.bound_cs_s, "the swarm beats one server sending to everyone: {r:?}");
         assert!(r.seed_copies >= 1.0, "the seed sent every piece at least once: {r:?}");
     }
+    // The other upload orders and the modelled cancel finish too, and respect the bound.
+    for extra in ["serve = \"fifo\"", "cancel_on_wire = true", "cancel_on_wire = true\nserve = \"fifo\""] {
+        let d = shoal_sim::swarm::from_toml(&format!("{text}\n{extra}")).unwrap().unwrap();
+        let r = shoal_sim::swarm::distribute(&d);
+        assert_eq!(r.finished, r.peers, "{extra}: {r:?}");
+        assert!(r.time_s >= r.bound_p2p_s, "{extra}: {r:?}");
+    }
     // Not a distribution scenario: None; a bad one: an error.
     assert!(shoal_sim::swarm::from_toml("topology = \"pure\"").unwrap().is_none());
     assert!(
@@ -90,4 +96,30 @@ fn a_swarm_distribution_finishes_never_beats_the_bound_and_beats_client_server()
         )
         .is_err()
     );
+}
+
+#[test]
+fn real_structured_peers_find_every_file_and_every_lookup_ends() {
+    // 30 whole Shoal nodes on the memory transport: shares announced in the DHT, lookups by libp2p.
+    let sc = Scenario::from_toml(
+        "name = \"real\"\ntopology = \"structured\"\nmode = \"real\"\npeers = 30\nfiles = 10\nqueries = 15\n\
+         maintenance_window_s = 1\nreplication = { kind = \"uniform\", copies = 2 }\n",
+    )
+    .unwrap();
+    let r = shoal_sim::real::run(&sc).unwrap();
+    let s = &r.summary;
+    assert_eq!(r.queries.len(), 15);
+    assert_eq!(s.success_rate, 1.0, "{s:?}");
+    assert_eq!(s.online_at_end, 30);
+    assert!(s.announced >= 20, "every share (and its keyword) was announced: {s:?}");
+    for q in &r.queries {
+        assert!(q.copies_online == 2 && q.asker < 30, "{q:?}");
+        assert!(q.lookup_ms < 10_000.0, "the lookup ended before its timeout: {q:?}");
+        // The replay reached a record holder, and no deeper than the lookup went.
+        let hops = q.hops.unwrap();
+        assert!(hops <= q.last_hop.max(1), "{q:?}");
+    }
+    // Real mode is for the structured topology only, and virtual mode refuses structured.
+    assert!(Scenario::from_toml("topology = \"structured\"\npeers = 10\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }").is_err());
+    assert!(Scenario::from_toml("topology = \"pure\"\nmode = \"real\"\npeers = 10\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }").is_err());
 }

@@ -52,6 +52,17 @@ impl Limits {
 
     /// Waits until `n` bytes may pass to or from `peer`.
     pub(crate) async fn acquire(&self, peer: libp2p::PeerId, n: usize) {
+        self.acquire_peer(peer, n).await;
+        self.acquire_global(n).await;
+    }
+
+    /// True when there is a cap for all peers together.
+    pub(crate) fn has_global(&self) -> bool {
+        self.global.is_some()
+    }
+
+    /// Waits for the cap of `peer` only.
+    pub(crate) async fn acquire_peer(&self, peer: libp2p::PeerId, n: usize) {
         if let Some(rate) = self.per_peer_rate {
             let l = self
                 .per_peer
@@ -62,6 +73,10 @@ impl Limits {
                 .clone();
             l.acquire(n).await;
         }
+    }
+
+    /// Waits for the cap of all peers together only.
+    pub(crate) async fn acquire_global(&self, n: usize) {
         if let Some(g) = &self.global {
             g.acquire(n).await;
         }

@@ -17,6 +17,7 @@ use shoal_proto::transfer::{Request, Response};
 use shoal_store::{ContentId, Store};
 
 use super::limit::Limits;
+use super::uplink::{PieceKey, Uplink};
 use crate::framing::{FrameError, read_frame, write_frame};
 use crate::node::Counters;
 
@@ -32,6 +33,8 @@ pub(crate) struct ServeCtx {
     pub(crate) counters: Arc<Counters>,
     pub(crate) corrupt_uploads: bool,
     pub(crate) prepared: Arc<tokio::sync::Semaphore>,
+    /// Turn-taking through the global upload cap (least-sent piece first).
+    pub(crate) uplink: Arc<Uplink>,
     pub(crate) streams: std::sync::Mutex<std::collections::HashMap<PeerId, usize>>,
 }
 
@@ -43,6 +46,7 @@ impl ServeCtx {
             counters,
             corrupt_uploads,
             prepared: Arc::new(tokio::sync::Semaphore::new(MAX_PREPARED)),
+            uplink: Arc::default(),
             streams: Default::default(),
         }
     }
@@ -99,7 +103,8 @@ pub(crate) async fn accept_loop(mut incoming: shoal_net::IncomingStreams, ctx: A
 /// An answer ready to be written.
 enum Prepared {
     Frame(Response),
-    Data(Vec<u8>),
+    /// Encoded data of a piece.
+    Data(PieceKey, Vec<u8>),
 }
 
 /// Answers the requests of one stream in order. Reading and preparing the next answers (up to two ahead)
@@ -127,14 +132,20 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
             let prepared = h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
             match prepared {
                 Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
-                Prepared::Data(mut buf) => {
+                Prepared::Data(key, mut buf) => {
                     let mid = buf.len() / 2;
                     if ctx.corrupt_uploads
                         && let Some(b) = buf.get_mut(mid)
                     {
                         *b ^= 0x01;
                     }
-                    ctx.limits.acquire(peer, buf.len()).await;
+                    ctx.limits.acquire_peer(peer, buf.len()).await;
+                    if ctx.limits.has_global() {
+                        // The cap is the bottleneck: wait for our turn (least-sent piece first) and pace
+                        // through the cap while holding it; write after giving it back.
+                        let _turn = ctx.uplink.turn(key).await;
+                        ctx.limits.acquire_global(buf.len()).await;
+                    }
                     write_frame(&mut wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
                     wr.write_all(&buf).await?;
                     ctx.counters.uploaded(peer, buf.len() as u64);
@@ -204,7 +215,7 @@ async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
             })
             .await;
             match encoded {
-                Ok(Ok(Some(buf))) if buf.len() as u64 <= MAX_PAYLOAD => Prepared::Data(buf),
+                Ok(Ok(Some(buf))) if buf.len() as u64 <= MAX_PAYLOAD => Prepared::Data((id.0, span.start), buf),
                 Ok(Ok(_)) => Prepared::Frame(Response::NotFound),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot serve a range");

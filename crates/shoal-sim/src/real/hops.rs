@@ -52,7 +52,7 @@ pub fn replay(
     let closest = |table: &[PeerId], asker: &PeerId| -> Vec<PeerId> {
         let mut v: Vec<(KBucketDistance, PeerId)> =
             table.iter().filter(|p| *p != asker).map(|p| (distance(p), *p)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.sort_unstable_by_key(|a| a.0);
         v.into_iter().take(k).map(|(_, p)| p).collect()
     };
     let mut out = Replay::default();
