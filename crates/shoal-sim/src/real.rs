@@ -26,7 +26,7 @@ use shoal_net::NetConfig;
 use shoal_node::config::Topology as NodeTopology;
 use shoal_node::{ContentId, Node, NodeConfig};
 
-use crate::report::status_kib;
+use crate::report::{quantile, status_kib};
 use crate::scenario::{Scenario, Topology};
 use crate::sim::Rng;
 
@@ -232,14 +232,6 @@ async fn start_node(home: &Path, encrypted: bool, boot: Vec<Multiaddr>) -> Resul
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let addr = node.addrs().await.map_err(|e| e.to_string())?.into_iter().next().ok_or("no listen address")?;
     Ok((node, addr))
-}
-
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Runs a real scenario (structured topology) to the end.

@@ -89,7 +89,8 @@ impl Report {
     }
 }
 
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+/// The `q` quantile (0 to 1) of `v`, NaN when empty.
+pub(crate) fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
