@@ -537,13 +537,16 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
          # HELP shoal_verification_failures_total Pieces that failed verification.\n\
          # TYPE shoal_verification_failures_total counter\n\
          shoal_verification_failures_total {}\n\
+         # HELP shoal_uploads_cancelled_total Pieces not sent because the downloader withdrew the request.\n\
+         # TYPE shoal_uploads_cancelled_total counter\n\
+         shoal_uploads_cancelled_total {}\n\
          # HELP shoal_connected_peers Peers connected now.\n\
          # TYPE shoal_connected_peers gauge\n\
          shoal_connected_peers {peers}\n\
          # HELP shoal_active_downloads Downloads in progress.\n\
          # TYPE shoal_active_downloads gauge\n\
          shoal_active_downloads {active}\n",
-        t.uploaded, t.downloaded, t.verification_failures
+        t.uploaded, t.downloaded, t.verification_failures, t.uploads_cancelled
     );
     let c = s.inner.node.search_counters();
     let mut text = text;

@@ -25,6 +25,7 @@ pub(crate) struct Counters {
     uploaded_total: AtomicU64,
     downloaded_total: AtomicU64,
     verification_failures: AtomicU64,
+    uploads_cancelled: AtomicU64,
     /// Per peer: (bytes uploaded to it, bytes downloaded from it).
     by_peer: Mutex<HashMap<PeerId, (u64, u64)>>,
 }
@@ -38,6 +39,10 @@ impl Counters {
     pub(crate) fn downloaded(&self, peer: PeerId, n: u64) {
         self.downloaded_total.fetch_add(n, Ordering::Relaxed);
         self.by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default().1 += n;
+    }
+
+    pub(crate) fn upload_cancelled(&self) {
+        self.uploads_cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn verification_failed(&self) {
@@ -54,6 +59,8 @@ pub struct Traffic {
     pub downloaded: u64,
     /// Pieces that failed verification (each one got its sender dropped).
     pub verification_failures: u64,
+    /// Pieces not sent because their downloader withdrew the request (it got them elsewhere meanwhile).
+    pub uploads_cancelled: u64,
     /// Per peer id: (uploaded to it, downloaded from it).
     pub by_peer: HashMap<String, (u64, u64)>,
 }
@@ -319,6 +326,7 @@ impl Node {
             uploaded: c.uploaded_total.load(Ordering::Relaxed),
             downloaded: c.downloaded_total.load(Ordering::Relaxed),
             verification_failures: c.verification_failures.load(Ordering::Relaxed),
+            uploads_cancelled: c.uploads_cancelled.load(Ordering::Relaxed),
             by_peer: c
                 .by_peer
                 .lock()

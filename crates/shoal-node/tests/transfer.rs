@@ -333,3 +333,57 @@ async fn a_peer_cannot_open_unbounded_streams() {
     }
     assert!(served_again, "the slot of a closed stream was never given back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_requests_are_answered_cancelled_and_their_data_is_not_sent() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use shoal_proto::transfer::messages::MAX_FRAME;
+    use shoal_proto::transfer::{ChunkSpan, Request, Response};
+    use shoal_proto::wire;
+    // 16 KiB/s: each 16 KiB piece waits about a second for the cap, time enough for a cancel to arrive.
+    let src = peer_with(|c| c.with_upload_limit(Some(16 * 1024))).await;
+    let info = src.node.share(&write_file(src.home(), "f.bin", &random_bytes(64 * 1024, 31))).await.unwrap();
+    let ticket = src.node.ticket(&info).await.unwrap();
+    let (provider, addrs) = ticket.providers[0].clone();
+    let client = peer().await;
+    client.node.network().connect(provider, addrs).await.unwrap();
+    let proto = libp2p::StreamProtocol::new(shoal_proto::transfer::PROTOCOL);
+    let mut s = client.node.network().streams().open_stream(provider, proto).await.unwrap();
+    let id = *info.id.as_bytes();
+    let span = |i: u64| ChunkSpan { start: i * 16, end: (i + 1) * 16 };
+    let mut frames = Vec::new();
+    for req in [
+        Request::Get { id, span: span(0) },
+        Request::Get { id, span: span(1) },
+        Request::Get { id, span: span(2) },
+        Request::Cancel { id, span: span(2) },
+        Request::Cancel { id, span: span(1) },
+        // Withdraws nothing: no such request is waiting.
+        Request::Cancel { id, span: span(3) },
+        Request::Have { id },
+    ] {
+        frames.extend(wire::encode(&req, MAX_FRAME).unwrap());
+    }
+    s.write_all(&frames).await.unwrap();
+    s.flush().await.unwrap();
+    async fn answer(s: &mut libp2p::Stream) -> Response {
+        let mut header = [0u8; wire::HEADER_LEN];
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_exact(&mut header)).await.unwrap().unwrap();
+        let mut body = vec![0u8; wire::decode_header(header, MAX_FRAME).unwrap()];
+        s.read_exact(&mut body).await.unwrap();
+        let resp: Response = wire::decode_body(&body).unwrap();
+        if let Response::Data { len } = resp {
+            let mut data = vec![0u8; len as usize];
+            s.read_exact(&mut data).await.unwrap();
+        }
+        resp
+    }
+    let answers = [answer(&mut s).await, answer(&mut s).await, answer(&mut s).await, answer(&mut s).await];
+    assert!(matches!(answers[0], Response::Data { .. }), "{answers:?}");
+    assert_eq!(answers[1], Response::Cancelled, "{answers:?}");
+    assert_eq!(answers[2], Response::Cancelled, "{answers:?}");
+    assert!(matches!(answers[3], Response::Have { .. }), "answers out of order: {answers:?}");
+    let t = src.node.traffic();
+    assert_eq!(t.uploads_cancelled, 2, "{t:?}");
+    assert!(t.uploaded < 2 * 16 * 1024, "cancelled data went out: {t:?}");
+}

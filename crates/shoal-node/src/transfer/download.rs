@@ -439,7 +439,6 @@ async fn fetch_blob(
     let mut last_useful = Instant::now();
     let mut first_answer: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut cancelled: HashSet<(PeerId, u32)> = HashSet::new();
     let mut dropped_reason: HashMap<PeerId, String> = HashMap::new();
     let mut rates = Rates::default();
 
@@ -519,7 +518,6 @@ async fn fetch_blob(
                             last_useful = Instant::now();
                             progress.send_modify(|p| { p.verified += bytes; p.received = totals.received; });
                         }
-                        cancelled.remove(&(peer, piece));
                     }
                     SessionEvent::PieceFailed { peer, piece, failure, why, received } => {
                         node.counters().downloaded(peer, received);
@@ -577,7 +575,11 @@ async fn fetch_blob(
                         }
                     }
                     Action::Cancel { peer, piece } => {
-                        cancelled.insert((peer, piece));
+                        // Tell the provider, so that one behind an upload cap does not spend it on a piece
+                        // we have.
+                        if let Some(s) = sessions.get(&peer) {
+                            let _ = s.tx.send(SessionCmd::Cancel { span: a.layout.piece_chunks(piece) });
+                        }
                     }
                     Action::DropPeer { peer, reason } => {
                         let why = match reason {

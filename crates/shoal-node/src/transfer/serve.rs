@@ -1,6 +1,7 @@
 //! The provider side of `/shoal/transfer/1`.
 //!
-//! Requests on one stream are answered strictly in order, which is what lets the downloader pipeline them.
+//! Requests on one stream are answered strictly in order, which is what lets the downloader pipeline them;
+//! a `Cancel` turns a waiting `Get`'s answer into `Cancelled` (see `Unanswered`).
 //! Encoding (reading data and outboard, interleaving proofs) runs on the blocking pool. Anything malformed
 //! closes the stream: we never try to resynchronise with a peer that broke framing.
 //!
@@ -12,8 +13,9 @@ use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
+use shoal_proto::transfer::messages::WireId;
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_GET_CHUNKS, MAX_HAVE_SPANS, MAX_PAYLOAD};
-use shoal_proto::transfer::{Request, Response};
+use shoal_proto::transfer::{ChunkSpan, Request, Response};
 use shoal_store::{ContentId, Store};
 
 use super::limit::Limits;
@@ -107,50 +109,116 @@ enum Prepared {
     Data(PieceKey, Vec<u8>),
 }
 
-/// Answers the requests of one stream in order. Reading and preparing the next answers (up to two ahead)
-/// overlaps with writing the current one.
+/// An answer on its way to the writer: still being prepared, or known at once.
+enum Answer {
+    Pending(tokio::task::JoinHandle<Prepared>),
+    Ready(Prepared),
+}
+
+/// A request read from a stream and not answered yet.
+struct Waiting {
+    seq: u64,
+    /// The range of a `Get` (what a `Cancel` names); `None` for other requests.
+    get: Option<(WireId, ChunkSpan)>,
+    cancelled: bool,
+}
+
+/// Requests a stream has read but not answered yet, at most a few dozen. Requests get their answers strictly
+/// in order; a `Cancel` marks the oldest unanswered `Get` of its range, and that one is answered `Cancelled`
+/// if its data has not started to go out.
+#[derive(Default)]
+struct Unanswered {
+    list: std::sync::Mutex<std::collections::VecDeque<Waiting>>,
+}
+
+impl Unanswered {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Waiting>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn push(&self, seq: u64, req: &Request) {
+        let get = match req {
+            Request::Get { id, span } => Some((*id, *span)),
+            Request::Have { .. } | Request::Cancel { .. } => None,
+        };
+        self.lock().push_back(Waiting { seq, get, cancelled: false });
+    }
+    /// Marks the oldest unanswered, not yet cancelled `Get` of exactly this range.
+    fn cancel(&self, id: WireId, span: ChunkSpan) {
+        if let Some(w) = self.lock().iter_mut().find(|w| !w.cancelled && w.get == Some((id, span))) {
+            w.cancelled = true;
+        }
+    }
+    fn is_cancelled(&self, seq: u64) -> bool {
+        self.lock().iter().any(|w| w.seq == seq && w.cancelled)
+    }
+    /// The answer to `seq` went out (or was dropped): forget it.
+    fn answered(&self, seq: u64) {
+        self.lock().retain(|w| w.seq != seq);
+    }
+}
+
+/// Requests one stream may have read and not yet answered. The downloader keeps far fewer in flight (8 by
+/// default); a peer that sends more is simply not read until answers catch up.
+const MAX_UNANSWERED: usize = 32;
+
+/// Answers the requests of one stream in order, in three stages: the reader takes requests (and cancels)
+/// off the stream as they come, so a `Cancel` is seen while its `Get` still waits; the preparer encodes up to
+/// two answers ahead of the writer; the writer paces data through the upload caps and writes.
 async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.split();
     type Permit = tokio::sync::OwnedSemaphorePermit;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::task::JoinHandle<Prepared>, Permit)>(2);
+    let unanswered = Arc::new(Unanswered::default());
+    let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<(u64, Request)>(MAX_UNANSWERED);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Answer, Permit)>(2);
     let reader = {
-        let ctx = ctx.clone();
+        let unanswered = unanswered.clone();
         async move {
+            let mut seq = 0u64;
             while let Some(req) = read_frame::<Request, _>(&mut rd, MAX_FRAME).await? {
-                // The permit travels with the answer and is released once it is written.
-                let Ok(permit) = ctx.prepared.clone().acquire_owned().await else { break };
-                let prepared = tokio::spawn(prepare(req, ctx.clone()));
-                if tx.send((prepared, permit)).await.is_err() {
+                if let Request::Cancel { id, span } = req {
+                    unanswered.cancel(id, span);
+                    continue;
+                }
+                seq += 1;
+                unanswered.push(seq, &req);
+                if req_tx.send((seq, req)).await.is_err() {
                     break;
                 }
             }
             Ok::<(), FrameError>(())
         }
     };
-    let writer = async move {
-        while let Some((h, _permit)) = rx.recv().await {
-            let prepared = h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?;
-            match prepared {
-                Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
-                Prepared::Data(key, mut buf) => {
-                    let mid = buf.len() / 2;
-                    if ctx.corrupt_uploads
-                        && let Some(b) = buf.get_mut(mid)
-                    {
-                        *b ^= 0x01;
-                    }
-                    ctx.limits.acquire_peer(peer, buf.len()).await;
-                    if ctx.limits.has_global() {
-                        // The cap is the bottleneck: wait for our turn (least-sent piece first) and pace
-                        // through the cap while holding it; write after giving it back.
-                        let _turn = ctx.uplink.turn(key).await;
-                        ctx.limits.acquire_global(buf.len()).await;
-                    }
-                    write_frame(&mut wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
-                    wr.write_all(&buf).await?;
-                    ctx.counters.uploaded(peer, buf.len() as u64);
+    let preparer = {
+        let (ctx, unanswered) = (ctx.clone(), unanswered.clone());
+        async move {
+            while let Some((seq, req)) = req_rx.recv().await {
+                // The permit travels with the answer and is released once it is written.
+                let Ok(permit) = ctx.prepared.clone().acquire_owned().await else { break };
+                let answer = if unanswered.is_cancelled(seq) {
+                    ctx.counters.upload_cancelled();
+                    Answer::Ready(Prepared::Frame(Response::Cancelled))
+                } else {
+                    Answer::Pending(tokio::spawn(prepare(req, ctx.clone())))
+                };
+                if tx.send((seq, answer, permit)).await.is_err() {
+                    break;
                 }
             }
+        }
+    };
+    let writer = async move {
+        while let Some((seq, answer, _permit)) = rx.recv().await {
+            let prepared = match answer {
+                Answer::Ready(p) => p,
+                Answer::Pending(h) => h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?,
+            };
+            match prepared {
+                Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
+                Prepared::Data(key, buf) => {
+                    send_data(&mut wr, peer, ctx, key, buf, || unanswered.is_cancelled(seq)).await?
+                }
+            }
+            unanswered.answered(seq);
             if rx.is_empty() {
                 wr.flush().await?;
             }
@@ -158,15 +226,57 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
         wr.flush().await?;
         Ok::<(), FrameError>(())
     };
-    tokio::pin!(reader, writer);
+    let front = async move {
+        let (r, ()) = tokio::join!(reader, preparer);
+        r
+    };
+    tokio::pin!(front, writer);
     tokio::select! {
-        r = &mut reader => {
+        r = &mut front => {
             // The peer closed its side or broke framing: finish what was asked, then stop.
             let w = writer.await;
             r.and(w)
         }
         w = &mut writer => w,
     }
+}
+
+/// Writes one piece's data, after waiting for the upload caps, or `Cancelled` if the downloader withdrew
+/// the request while it waited (checked after each wait: the waits are where time passes).
+async fn send_data<W: futures::AsyncWrite + Unpin>(
+    wr: &mut W,
+    peer: PeerId,
+    ctx: &ServeCtx,
+    key: PieceKey,
+    mut buf: Vec<u8>,
+    cancelled: impl Fn() -> bool,
+) -> Result<(), FrameError> {
+    if !cancelled() {
+        ctx.limits.acquire_peer(peer, buf.len()).await;
+    }
+    if !cancelled() && ctx.limits.has_global() {
+        // The cap is the bottleneck: wait for our turn (least-sent piece first) and pace through the cap
+        // while holding it; write after giving it back.
+        let turn = ctx.uplink.turn(key).await;
+        if !cancelled() {
+            ctx.limits.acquire_global(buf.len()).await;
+        }
+        drop(turn);
+    }
+    if cancelled() {
+        ctx.counters.upload_cancelled();
+        return write_frame(wr, &Response::Cancelled, MAX_FRAME).await;
+    }
+    let mid = buf.len() / 2;
+    if ctx.corrupt_uploads
+        && let Some(b) = buf.get_mut(mid)
+    {
+        *b ^= 0x01;
+    }
+    write_frame(wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
+    wr.write_all(&buf).await?;
+    ctx.counters.uploaded(peer, buf.len() as u64);
+    Ok(())
 }
 
 async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
@@ -193,6 +303,8 @@ async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
                 Err(e) => Response::Refused { reason: format!("provider task failed: {e}") },
             })
         }
+        // The reader handles cancels; one never gets here.
+        Request::Cancel { .. } => Prepared::Frame(Response::Cancelled),
         Request::Get { id, span } => {
             if span.end <= span.start || span.end - span.start > MAX_GET_CHUNKS {
                 let n = span.end.saturating_sub(span.start);

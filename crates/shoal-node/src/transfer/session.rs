@@ -24,6 +24,9 @@ pub(crate) enum SessionCmd {
     Have,
     /// Fetch one piece and write it into `partial` if it verifies.
     Get { piece: u32, span: ChunkSpan, partial: Arc<Partial> },
+    /// Withdraw an earlier `Get` of this range: the piece came from another peer. The provider answers it
+    /// `Cancelled` unless its data is already on the way (then it is verified and counted as a duplicate).
+    Cancel { span: ChunkSpan },
 }
 
 /// What a session reports to the download driver.
@@ -127,12 +130,16 @@ async fn run(
     let writer = async move {
         while let Some(cmd) = cmds.recv().await {
             let (req, exp) = match cmd {
-                SessionCmd::Have => (Request::Have { id: wire_id }, Expect::Have),
+                SessionCmd::Have => (Request::Have { id: wire_id }, Some(Expect::Have)),
                 SessionCmd::Get { piece, span, partial } => {
-                    (Request::Get { id: wire_id, span }, Expect::Get { piece, span, partial })
+                    (Request::Get { id: wire_id, span }, Some(Expect::Get { piece, span, partial }))
                 }
+                // No answer of its own: the `Get` it withdraws is answered (`Cancelled` or `Data`).
+                SessionCmd::Cancel { span } => (Request::Cancel { id: wire_id, span }, None),
             };
-            if exp_tx.send(exp).is_err() {
+            if let Some(exp) = exp
+                && exp_tx.send(exp).is_err()
+            {
                 break;
             }
             write_frame(&mut wr, &req, MAX_FRAME).await.map_err(|e| e.to_string())?;
@@ -190,6 +197,8 @@ async fn run(
                     }));
                     continue;
                 }
+                // We withdrew it; the scheduler has already forgotten the request.
+                (Expect::Get { .. }, Response::Cancelled) => continue,
                 (Expect::Get { piece, .. }, Response::NotFound) => SessionEvent::PieceFailed {
                     peer,
                     piece,

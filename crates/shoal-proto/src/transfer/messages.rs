@@ -6,6 +6,13 @@
 //! frame announcing the payload length, followed by that many raw bytes: the bao encoding of the range, i.e.
 //! the data interleaved with the hash pairs that prove it against the blob id. Raw bytes keep bulk data out of
 //! postcard (no copy, no per-frame allocation); the receiver bounds the length by the range it asked for.
+//!
+//! `Cancel` withdraws an earlier `Get` whose piece the downloader got elsewhere meanwhile (end game, a slow
+//! provider's piece fetched from another). It has no answer of its own: the withdrawn `Get` is answered
+//! `Cancelled` instead of `Data` if its data has not started to go out, so the order of answers holds and a
+//! provider behind an upload cap spends its bandwidth on pieces someone still needs. `Cancel` and
+//! `Cancelled` came after the first two requests; a peer that does not know them closes the stream, as for
+//! any frame it cannot decode.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +52,14 @@ pub enum Request {
         /// Chunk range, at most [`MAX_GET_CHUNKS`] long.
         span: ChunkSpan,
     },
+    /// Withdraw the oldest unanswered `Get` of exactly this `id` and `span` (no answer; nothing happens if
+    /// there is none, e.g. because its data is already on the way).
+    Cancel {
+        /// Blob id.
+        id: WireId,
+        /// The range of the `Get`.
+        span: ChunkSpan,
+    },
 }
 
 /// Provider to downloader, one per request, in request order.
@@ -72,6 +87,8 @@ pub enum Response {
         /// Why, for the downloader's log.
         reason: String,
     },
+    /// The answer to a `Get` the downloader withdrew with `Cancel` before its data went out.
+    Cancelled,
 }
 
 #[cfg(test)]
@@ -84,6 +101,20 @@ mod tests {
         let spans = vec![ChunkSpan { start: u64::MAX, end: u64::MAX }; MAX_HAVE_SPANS];
         let frame = wire::encode(&Response::Have { size: u64::MAX, spans, collection: true }, MAX_FRAME);
         assert!(frame.is_ok());
+    }
+
+    #[test]
+    fn requests_and_answers_round_trip() {
+        let id = [7; 32];
+        let span = ChunkSpan { start: 3, end: 67 };
+        for req in [Request::Have { id }, Request::Get { id, span }, Request::Cancel { id, span }] {
+            let frame = wire::encode(&req, MAX_FRAME).unwrap();
+            assert_eq!(wire::decode::<Request>(&frame, MAX_FRAME).unwrap(), (req, frame.len()));
+        }
+        for resp in [Response::NotFound, Response::Data { len: 9 }, Response::Cancelled] {
+            let frame = wire::encode(&resp, MAX_FRAME).unwrap();
+            assert_eq!(wire::decode::<Response>(&frame, MAX_FRAME).unwrap(), (resp, frame.len()));
+        }
     }
 
     #[test]

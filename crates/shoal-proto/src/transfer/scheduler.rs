@@ -9,7 +9,14 @@
 //!    piece becomes free for other peers while the slow request stays outstanding. `max_strikes` strikes
 //!    drop the peer.
 //! 2. Free slots are filled round-robin over peers, one piece per peer per round, so that every provider
-//!    gets work even when one answered first. Each peer may have `max_in_flight` requests outstanding.
+//!    gets work even when one answered first. Each peer has a *depth*, the requests it may have
+//!    outstanding, from 1 to `max_in_flight`, set by how long its answers take (delay-based, like LEDBAT):
+//!    the fastest answer so far is the round trip plus one piece without a queue; an answer that took more
+//!    than twice that plus `queue_slack` halves the depth, one that took less than 1.5 times that plus half
+//!    the slack adds one. A new peer starts at 1. A fast peer ends at `max_in_flight` within a few pieces (its
+//!    pipe stays full); a peer whose uplink is busy with others (a seed asked by a hundred peers) keeps one
+//!    request of ours: a request that waits there for seconds holds a piece chosen on stale information, and
+//!    such queues made the simulated swarm send the seed's pieces a second time.
 //! 3. A peer gets the rarest piece it has that nobody is fetching (ties: the first from a per-download
 //!    starting point, [`Config::with_tie_break`], so that many peers fetching a new file at once from one
 //!    seed ask it for different pieces instead of all for piece 0).
@@ -28,8 +35,10 @@ use super::Bitfield;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Requests kept outstanding per peer (pipelining depth).
+    /// Most requests kept outstanding per peer (the largest depth).
     pub max_in_flight: usize,
+    /// Queueing beyond twice a peer's fastest answer that is tolerated before its depth shrinks.
+    pub queue_slack: Duration,
     /// A request outstanding this long counts as slow.
     pub slow_after: Duration,
     /// Strikes (slow requests, transient failures) after which a peer is dropped.
@@ -42,14 +51,27 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_in_flight: 4, slow_after: Duration::from_secs(10), max_strikes: 3, endgame_copies: 2, tie_break: 0 }
+        Self {
+            max_in_flight: 4,
+            queue_slack: Duration::from_millis(50),
+            slow_after: Duration::from_secs(10),
+            max_strikes: 3,
+            endgame_copies: 2,
+            tie_break: 0,
+        }
     }
 }
 
 impl Config {
-    /// Sets the pipelining depth (at least 1).
+    /// Sets the largest pipelining depth (at least 1).
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Sets the queueing at a peer that is tolerated before its depth shrinks (see the module docs).
+    pub fn with_queue_slack(mut self, d: Duration) -> Self {
+        self.queue_slack = d;
         self
     }
 
@@ -133,11 +155,26 @@ struct Peer {
     have: Option<Bitfield>,
     reqs: Vec<Req>,
     strikes: u32,
+    /// Requests this peer may have outstanding (see the module docs).
+    depth: usize,
+    /// The fastest answer from this peer so far: the round trip and one piece's transfer, without a queue.
+    fastest: Option<Duration>,
 }
 
 impl Peer {
     fn has(&self, piece: u32) -> bool {
         self.have.as_ref().is_none_or(|h| h.get(piece))
+    }
+
+    fn delivered(&mut self, since: Instant, now: Instant, config: &Config) {
+        let took = now.saturating_duration_since(since);
+        let base = self.fastest.map_or(took, |f| f.min(took));
+        self.fastest = Some(base);
+        if took > base * 2 + config.queue_slack {
+            self.depth = (self.depth / 2).max(1);
+        } else if took < base * 3 / 2 + config.queue_slack / 2 {
+            self.depth = (self.depth + 1).min(config.max_in_flight.max(1));
+        }
     }
 }
 
@@ -200,7 +237,7 @@ impl<P: Clone + Ord> Scheduler<P> {
             return true;
         }
         Self::count(&mut self.partial_avail, &mut self.full_peers, have.as_ref(), 1);
-        self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0 });
+        self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0, depth: 1, fastest: None });
         true
     }
 
@@ -244,10 +281,13 @@ impl<P: Clone + Ord> Scheduler<P> {
 
     /// `peer` delivered `piece` and it verified. Returns true if this completed the piece (false for a
     /// duplicate, e.g. an end-game copy that lost the race).
-    pub fn on_piece_ok(&mut self, peer: &P, piece: u32, _now: Instant) -> bool {
-        let had_req = self.take_req(peer, piece).is_some();
-        if had_req && let Some(p) = self.peers.get_mut(peer) {
+    pub fn on_piece_ok(&mut self, peer: &P, piece: u32, now: Instant) -> bool {
+        let req = self.take_req(peer, piece);
+        if let Some(r) = &req
+            && let Some(p) = self.peers.get_mut(peer)
+        {
             p.strikes = p.strikes.saturating_sub(1);
+            p.delivered(r.since, now, &self.config);
         }
         if !self.done.set(piece) {
             return false;
@@ -352,7 +392,7 @@ impl<P: Clone + Ord> Scheduler<P> {
             let endgame = !self.any_free_piece();
             for k in keys[start..].iter().chain(&keys[..start]) {
                 let Some(p) = self.peers.get(k) else { continue };
-                if p.reqs.len() >= self.config.max_in_flight {
+                if p.reqs.len() >= p.depth {
                     continue;
                 }
                 let Some(piece) = self.pick(p, endgame) else {
@@ -448,6 +488,11 @@ impl<P: Clone + Ord> Scheduler<P> {
     /// Requests outstanding at `peer`.
     pub fn in_flight(&self, peer: &P) -> usize {
         self.peers.get(peer).map_or(0, |p| p.reqs.len())
+    }
+
+    /// Requests `peer` may have outstanding now (its depth; see the module docs).
+    pub fn depth(&self, peer: &P) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.depth)
     }
 }
 

@@ -71,7 +71,10 @@ fn resumed_download_skips_verified_pieces() {
             _ => None,
         })
         .collect();
-    assert_eq!(asked, vec![6, 7]);
+    // A new peer gets one request until its answers show how fast it is.
+    assert_eq!(asked, vec![6]);
+    assert!(s.on_piece_ok(&1, 6, now));
+    assert_eq!(s.poll(now), vec![Action::Request { peer: 1, piece: 7 }]);
 }
 
 #[test]
@@ -88,7 +91,46 @@ fn work_is_spread_over_all_peers() {
         }
     }
     assert_eq!(per_peer.len(), 4);
-    assert!(per_peer.values().all(|&n| n == 4));
+    assert!(per_peer.values().all(|&n| n == 1));
+}
+
+/// Serves every outstanding request `took` after the poll that made it; returns the depth afterwards.
+fn round(s: &mut Scheduler<u8>, now: &mut Instant, took: Duration) -> usize {
+    let asked: Vec<(u8, u32)> = s
+        .poll(*now)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Request { peer, piece } => Some((peer, piece)),
+            _ => None,
+        })
+        .collect();
+    *now += took;
+    for (peer, piece) in asked {
+        s.on_piece_ok(&peer, piece, *now);
+    }
+    check_invariants(s);
+    s.depth(&1)
+}
+
+#[test]
+fn depth_grows_while_answers_are_quick_and_shrinks_when_they_queue() {
+    let mut now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(4), 1000, []);
+    s.add_peer(1, None, now);
+    assert_eq!(s.depth(&1), 1);
+    let quick = Duration::from_millis(10);
+    let depths: Vec<usize> = (0..6).map(|_| round(&mut s, &mut now, quick)).collect();
+    assert_eq!(depths.last(), Some(&4), "a quick peer gets the full pipeline: {depths:?}");
+    assert!(depths.windows(2).all(|w| w[0] <= w[1]), "{depths:?}");
+    // The peer's answers now wait in a queue (others are asking it too): well over twice its fastest.
+    let queued = Duration::from_millis(500);
+    let after = round(&mut s, &mut now, queued);
+    assert!(after < 4, "depth did not shrink: {after}");
+    let depths: Vec<usize> = (0..4).map(|_| round(&mut s, &mut now, queued)).collect();
+    assert_eq!(depths.last(), Some(&1), "{depths:?}");
+    // Answers within the slack of the fastest: it grows again.
+    let depths: Vec<usize> = (0..6).map(|_| round(&mut s, &mut now, quick)).collect();
+    assert_eq!(depths.last(), Some(&4), "{depths:?}");
 }
 
 #[test]
