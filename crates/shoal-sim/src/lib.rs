@@ -13,8 +13,10 @@
 //! - [`swarm`]: file distribution in virtual time (one seed, N peers, upload caps, the real piece
 //!   scheduler), against the textbook bounds.
 //! - [`results`] and [`plot`]: the standard experiments behind `docs/RESULTS.md`, with CSV and SVG charts.
+//! - [`heap`]: the process's live heap bytes (a counting allocator), for memory per peer.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod heap;
 pub mod plot;
 pub mod real;
 pub mod report;

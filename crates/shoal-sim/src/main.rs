@@ -1,6 +1,7 @@
 //! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario (in virtual time, or as real nodes with
 //! `mode = "real"`) and prints its figures as JSON.
-//! `shoal-sim results [--full] [--out DIR]`: runs the standard experiments and writes `DIR/RESULTS.md`.
+//! `shoal-sim results [--full] [--reuse-real] [--out DIR]`: runs the standard experiments and writes
+//! `DIR/RESULTS.md` (`--reuse-real`: the real-peer figures of the last run, from `DIR/results/real.json`).
 //!
 //! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); any other is a
 //! search scenario (see `shoal_sim::scenario`).
@@ -12,10 +13,11 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("results") {
         args.next();
-        let mut opts = shoal_sim::results::Options { full: false, out: "docs".into() };
+        let mut opts = shoal_sim::results::Options { full: false, out: "docs".into(), reuse_real: false };
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--full" => opts.full = true,
+                "--reuse-real" => opts.reuse_real = true,
                 "--out" => opts.out = args.next().context("--out needs a directory")?.into(),
                 other => bail!("unknown option {other:?} for results (try --help)"),
             }
@@ -31,7 +33,7 @@ fn main() -> anyhow::Result<()> {
             "-h" | "--help" => {
                 println!("usage: shoal-sim SCENARIO.toml [--csv FILE]   (examples in crates/shoal-sim/scenarios/)");
                 println!(
-                    "       shoal-sim results [--full] [--out DIR]   (writes DIR/RESULTS.md and DIR/results/; DIR: docs)"
+                    "       shoal-sim results [--full] [--reuse-real] [--out DIR]   (writes DIR/RESULTS.md and DIR/results/; DIR: docs)"
                 );
                 return Ok(());
             }

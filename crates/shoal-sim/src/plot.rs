@@ -49,22 +49,63 @@ pub fn line_chart(
 ) -> Result<(), PlotError> {
     let (x0, x1) = bounds(series, |p| p.0);
     let (y0, y1) = bounds(series, |p| p.1);
-    let x = (x0 / 1.3..x1 * 1.3).log_scale();
+    let (xa, xb) = (x0 / 1.3, x1 * 1.3);
+    let fx = |v: f64| (v.ln() - xa.ln()) / (xb.ln() - xa.ln());
     if log_y {
-        draw(path, title, x_label, y_label, x, (y0 / 2.0..y1 * 2.0).log_scale(), series)
+        let (ya, yb) = (y0 / 2.0, y1 * 2.0);
+        let legend = legend_corner(series, fx, |v| (v.ln() - ya.ln()) / (yb.ln() - ya.ln()));
+        draw(path, [title, x_label, y_label], (xa..xb).log_scale(), (ya..yb).log_scale(), series, legend)
     } else {
-        draw(path, title, x_label, y_label, x, 0.0..(y1 * 1.1).max(1e-9), series)
+        let yb = (y1 * 1.1).max(1e-9);
+        let legend = legend_corner(series, fx, |v| v / yb);
+        draw(path, [title, x_label, y_label], (xa..xb).log_scale(), 0.0..yb, series, legend)
     }
 }
 
+/// The corner where the legend hides the least of the lines: each line is sampled along its segments in
+/// chart coordinates (0..1 both ways, through the axes' scales `fx`, `fy`), and the corner box with the fewest
+/// samples wins (upper left on a tie).
+fn legend_corner(series: &[Series], fx: impl Fn(f64) -> f64, fy: impl Fn(f64) -> f64) -> SeriesLabelPosition {
+    const W: f64 = 0.55;
+    const H: f64 = 0.3;
+    let mut samples = Vec::new();
+    for s in series {
+        let pts: Vec<(f64, f64)> =
+            s.points.iter().filter(|p| p.0 > 0.0 && p.1.is_finite()).map(|p| (fx(p.0), fy(p.1))).collect();
+        samples.extend(pts.iter().copied());
+        for w in pts.windows(2) {
+            for k in 1..20 {
+                let t = f64::from(k) / 20.0;
+                samples.push((w[0].0 + (w[1].0 - w[0].0) * t, w[0].1 + (w[1].1 - w[0].1) * t));
+            }
+        }
+    }
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - H),
+        (SeriesLabelPosition::UpperRight, 1.0 - W, 1.0 - H),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+        (SeriesLabelPosition::LowerRight, 1.0 - W, 0.0),
+    ];
+    let hidden =
+        |x0: f64, y0: f64| samples.iter().filter(|(x, y)| *x >= x0 && *x <= x0 + W && *y >= y0 && *y <= y0 + H).count();
+    let mut best = (SeriesLabelPosition::UpperLeft, usize::MAX);
+    for (pos, x0, y0) in corners {
+        let n = hidden(x0, y0);
+        if n < best.1 {
+            best = (pos, n);
+        }
+    }
+    best.0
+}
+
+/// `labels`: title, x axis, y axis.
 fn draw<X, Y>(
     path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
+    labels: [&str; 3],
     x: X,
     y: Y,
     series: &[Series],
+    legend: SeriesLabelPosition,
 ) -> Result<(), PlotError>
 where
     X: AsRangedCoord<Value = f64>,
@@ -72,6 +113,7 @@ where
     X::CoordDescType: ValueFormatter<f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
+    let [title, x_label, y_label] = labels;
     let err = |e: &dyn std::fmt::Display| PlotError { path: path.display().to_string(), message: e.to_string() };
     let root = SVGBackend::new(path, (760, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -108,7 +150,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

@@ -87,7 +87,7 @@ pub struct RealQuery {
 }
 
 /// The summary of a real run.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RealSummary {
     /// Scenario name.
     pub name: String,
@@ -107,7 +107,8 @@ pub struct RealSummary {
     pub announced: u64,
     /// Announcements that failed and were tried again.
     pub announce_failures: u64,
-    /// Resident memory of the started network per peer, MiB.
+    /// Resident memory of the whole process once every peer has started and shared, per peer, MiB (an upper
+    /// bound: it includes the process's own memory, and what an earlier run in the same process left).
     pub rss_mib_per_peer: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mib: f64,
@@ -244,7 +245,6 @@ async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
     let wall = Instant::now();
     let dir = tempfile::Builder::new().prefix("shoal-sim-").tempdir()?;
     let mut rng = Rng::new(sc.seed);
-    let rss_before = status_kib("VmRSS:");
     let peers: Peers = Arc::new(Mutex::new(
         (0..sc.peers)
             .map(|i| Peer {
@@ -310,7 +310,9 @@ async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
     let ids = share_all(&peers, &by_peer, &words, sc.seed).await?;
     wait_quiet(&peers).await;
     let settle_seconds = settle_from.elapsed().as_secs_f64();
-    let rss_mib_per_peer = status_kib("VmRSS:").saturating_sub(rss_before) as f64 / 1024.0 / sc.peers as f64;
+    // The whole process's resident memory, not the growth during this run: freed memory of an earlier run in
+    // the same process is reused without raising RSS, which made a growth figure far too small.
+    let rss_mib_per_peer = status_kib("VmRSS:") as f64 / 1024.0 / sc.peers as f64;
     let (mean_routing_table, announced, announce_failures) = {
         let nodes = online_nodes(&peers);
         let states = futures::future::join_all(nodes.iter().map(|(_, n)| n.network().dht_state(Vec::new()))).await;

@@ -55,8 +55,8 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Peak resident memory of this process, MiB.
     pub peak_rss_mib: f64,
-    /// Resident memory the simulation holds at the end of the run, per peer, KiB.
-    pub rss_kib_per_peer: f64,
+    /// Heap the simulation holds at the end of the run (cores, links, queues), per peer, KiB.
+    pub heap_kib_per_peer: f64,
 }
 
 /// A run's figures.
@@ -109,7 +109,7 @@ pub fn status_kib(key: &str) -> u64 {
 /// Runs a scenario: builds the network, lets it settle (supernode elections, churn), runs the queries.
 pub fn run(sc: Scenario) -> Report {
     let wall = Instant::now();
-    let rss_before = status_kib("VmRSS:");
+    let heap_before = crate::heap::live_bytes();
     let warmup = match (sc.warmup_s, sc.topology, &sc.churn) {
         (Some(w), _, _) => Duration::from_secs_f64(w),
         // Supernodes: elections, then underused supernodes stepping down (a few gossip periods).
@@ -128,7 +128,7 @@ pub fn run(sc: Scenario) -> Report {
     let ok = |q: &&QueryRecord| q.success;
     let online: Vec<&QueryRecord> = queries.iter().filter(|q| q.copies_online > 0).collect();
     let peak = status_kib("VmHWM:");
-    let rss_now = status_kib("VmRSS:");
+    let heap_now = crate::heap::live_bytes();
     let summary = Summary {
         name: sc.name.clone(),
         topology: sc.topology,
@@ -163,7 +163,7 @@ pub fn run(sc: Scenario) -> Report {
         virtual_seconds: sim.now().as_secs_f64(),
         wall_seconds: wall.elapsed().as_secs_f64(),
         peak_rss_mib: peak as f64 / 1024.0,
-        rss_kib_per_peer: rss_now.saturating_sub(rss_before) as f64 / sc.peers as f64,
+        heap_kib_per_peer: heap_now.saturating_sub(heap_before) as f64 / 1024.0 / sc.peers as f64,
     };
     Report { summary, queries }
 }

@@ -6,8 +6,9 @@
 //! as the node does. Uploads: each peer sends one piece at a time at its upload cap; answers on one
 //! downloader's stream go in request order, and among the streams' heads the uploader picks with the
 //! node's own [`UploadQueue`] (least-sent piece first; `serve = "fifo"` for plain arrival order, what the
-//! node did before). Requests are never withdrawn from an uploader: the node has no cancel on the wire, so
-//! a piece that came from elsewhere meanwhile is still sent (and thrown away). Downloads are not capped. A
+//! node did before). When a piece comes from elsewhere, the downloader's scheduler cancels its other
+//! requests for it and the `Cancel` reaches each uploader one link latency later, which drops it if it is
+//! still waiting (as the node's provider does; a piece already being sent goes on). Downloads are not capped. A
 //! piece completed by a peer is announced to its neighbours at once (the node re-asks providers what they
 //! have every second; that delay is not modelled).
 //!
@@ -40,7 +41,7 @@ pub struct Distribution {
     /// Peers each peer knows and trades with (BitTorrent's peer set), at most `peers`.
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
-    /// Requests outstanding per provider (the node's default: 4).
+    /// Most requests outstanding per provider (the node's default: 4; the scheduler adapts below it).
     #[serde(default = "default_in_flight")]
     pub in_flight: usize,
     /// Piece size, KiB (absent: the node's own layout for this file size).
@@ -55,6 +56,9 @@ pub struct Distribution {
     /// Which queued request an uploader serves next.
     #[serde(default)]
     pub serve: Serve,
+    /// The scheduler's `queue_slack`, seconds (absent: the node's, 0.05).
+    #[serde(default)]
+    pub queue_slack_s: Option<f64>,
     /// Seconds a request may wait before the downloader also asks another peer that has the piece (the
     /// node's default: 8).
     #[serde(default = "default_slow_after")]
@@ -62,9 +66,10 @@ pub struct Distribution {
     /// Also run these peer counts (for the distribution-time-vs-N plot).
     #[serde(default)]
     pub sweep: Vec<usize>,
-    /// Model a cancel message on the wire, which the node does not have: an uploader drops the requests a
-    /// downloader cancelled (moved elsewhere when slow) or no longer needs (the piece came from elsewhere).
-    #[serde(default)]
+    /// Downloaders send `Cancel` for requests they no longer need (the piece came from elsewhere), and
+    /// uploaders drop them if still waiting, as the node does (default); false: the node before it had
+    /// `Cancel`, which sent every request it had taken.
+    #[serde(default = "default_cancel")]
     pub cancel_on_wire: bool,
 }
 
@@ -82,6 +87,10 @@ pub enum Serve {
 
 fn default_slow_after() -> f64 {
     8.0
+}
+
+fn default_cancel() -> bool {
+    true
 }
 
 fn default_neighbours() -> usize {
@@ -153,7 +162,7 @@ enum Kind {
     Arrive { up: u32, from: u32, piece: u32 },
     /// The uploader has sent its current piece.
     Sent { up: u32 },
-    /// A cancel reaches the uploader (`cancel_on_wire` only).
+    /// A cancel reaches the uploader (unless `cancel_on_wire` is off).
     Cancel { up: u32, from: u32, piece: u32 },
     /// A piece reaches the downloader.
     Deliver { to: u32, from: u32, piece: u32 },
@@ -261,7 +270,11 @@ pub fn distribute(d: &Distribution) -> DistResult {
         }
     }
     let base = Instant::now();
-    let cfg = scheduler::Config::default()
+    let mut cfg = scheduler::Config::default();
+    if let Some(q) = d.queue_slack_s {
+        cfg = cfg.with_queue_slack(Duration::from_secs_f64(q));
+    }
+    let cfg = cfg
         .with_max_in_flight(d.in_flight)
         .with_slow_after(Duration::from_secs_f64(d.slow_after_s))
         // A seed asked by everyone answers late: that is not a fault to drop it for.
@@ -390,15 +403,6 @@ impl Swarm {
     }
 
     fn start_next(&mut self, up: u32) {
-        if self.cancel_on_wire {
-            // Requests for pieces their downloader has by now were cancelled; drop them before choosing.
-            let have = &self.have;
-            let u = &mut self.ups[up as usize];
-            let waiting: Vec<u32> = u.streams.keys().copied().chain(u.fifo.iter().map(|(t, _)| *t)).collect();
-            for to in waiting {
-                u.withdraw(to, |p| have[to as usize].get(p));
-            }
-        }
         let u = &mut self.ups[up as usize];
         if u.busy.is_some() {
             return;
@@ -473,7 +477,7 @@ impl Swarm {
                     let lat = self.link_latency(i, peer);
                     self.push(lat, Kind::Cancel { up: peer, from: i, piece });
                 }
-                // The node forgets a cancelled request locally; the uploader still sends it.
+                // Without `Cancel` on the wire the uploader still sends it.
                 Action::Cancel { .. } => {}
                 Action::DropPeer { .. } => {}
             }
