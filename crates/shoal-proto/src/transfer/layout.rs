@@ -5,8 +5,8 @@
 //! unit the scheduler requests: a power of two between 16 KiB and 1 MiB, chosen so that a file has 128 to
 //! 256 pieces when the bounds allow, while a large one keeps per-request overhead low (1 MiB pieces from
 //! 256 MiB up). Why that many: in a swarm, a peer can pass a piece on only once it has all of it, and the
-//! simulator measured the distribution of 64 MiB to 100 peers at 2.4x the textbook bound with 64 pieces of
-//! 1 MiB and 1.4x with 256 pieces of 256 KiB (docs/RESULTS.md).
+//! simulator measures the distribution of 64 MiB to 100 peers at 1.46x the textbook bound with 64 pieces of
+//! 1 MiB against 1.20x with 256 pieces of 256 KiB, all else being the node's (docs/RESULTS.md).
 //! Each downloader picks its own piece size; peers only ever exchange chunk ranges, so they need not agree.
 
 use serde::{Deserialize, Serialize};
