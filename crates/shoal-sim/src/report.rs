@@ -51,6 +51,8 @@ pub struct Summary {
     pub events: u64,
     /// Virtual seconds simulated.
     pub virtual_seconds: f64,
+    /// Virtual seconds the network ran before the first query (elections, churn settling).
+    pub warmup_seconds: f64,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
     /// Peak resident memory of this process, MiB.
@@ -161,6 +163,7 @@ pub fn run(sc: Scenario) -> Report {
         online_at_end: sim.online(),
         events: sim.events,
         virtual_seconds: sim.now().as_secs_f64(),
+        warmup_seconds: warmup.as_secs_f64(),
         wall_seconds: wall.elapsed().as_secs_f64(),
         peak_rss_mib: peak as f64 / 1024.0,
         heap_kib_per_peer: heap_now.saturating_sub(heap_before) as f64 / 1024.0 / sc.peers as f64,
