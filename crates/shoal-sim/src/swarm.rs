@@ -339,12 +339,12 @@ pub fn distribute(d: &Distribution) -> DistResult {
 }
 
 impl Uploader {
-    /// Drops the waiting requests of downloader `from` whose piece `drop` picks.
-    fn withdraw(&mut self, from: u32, drop: impl Fn(u32) -> bool) {
-        self.fifo.retain(|(t, p)| !(*t == from && drop(*p)));
+    /// Drops the waiting request of downloader `from` for `piece` (its `Cancel` arrived).
+    fn withdraw(&mut self, from: u32, piece: u32) {
+        self.fifo.retain(|&(t, p)| (t, p) != (from, piece));
         let Some(stream) = self.streams.get_mut(&from) else { return };
         let head = stream.front().copied();
-        stream.retain(|p| !drop(*p));
+        stream.retain(|&p| p != piece);
         if stream.front().copied() != head {
             self.heads.remove(|_, to| *to == from);
             match stream.front() {
@@ -394,7 +394,7 @@ impl Swarm {
                 self.start_next(up);
             }
             Kind::Deliver { to, from, piece } => self.deliver(to, from, piece),
-            Kind::Cancel { up, from, piece } => self.ups[up as usize].withdraw(from, |p| p == piece),
+            Kind::Cancel { up, from, piece } => self.ups[up as usize].withdraw(from, piece),
             Kind::Poll(i) => {
                 self.poll_pending[i as usize] = false;
                 self.poll(i);

@@ -157,8 +157,8 @@ impl Unanswered {
     }
 }
 
-/// Requests one stream may have read and not yet answered. The downloader keeps far fewer in flight (8 by
-/// default); a peer that sends more is simply not read until answers catch up.
+/// Requests one stream may have read and not yet answered. The downloader keeps far fewer in flight (at
+/// most 4 by default); a peer that sends more is simply not read until answers catch up.
 const MAX_UNANSWERED: usize = 32;
 
 /// Answers the requests of one stream in order, in three stages: the reader takes requests (and cancels)
