@@ -13,6 +13,13 @@
 //! it). Every case runs `--runs` times, interleaved with the baseline; medians are printed. CPU seconds and peak RSS of the
 //! downloader come from `wait4`, CPU seconds of the sources from `/proc/<pid>/stat`. The output is checked
 //! against the BLAKE3 of the input.
+//!
+//! Just before each transfer, the baseline's and Shoal's alike, the bench writes and deletes a scratch file
+//! of the file's size (`--cold` turns that off). Why: on a virtual machine whose balloon driver returns
+//! freed memory to the host after about two seconds (free page reporting, as on the development machine),
+//! the first write into such pages costs far more kernel CPU (there: `dd` of 1 GiB took 0.19 s right after
+//! a delete and 0.8-1.8 s after a pause of 3-6 s). Without the warm-up that cost lands on whichever case
+//! happens to follow a pause, which is Shoal's (its sources hash the file first), not the baseline's.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,10 +38,11 @@ struct Args {
     sources: Vec<usize>,
     dir: Option<PathBuf>,
     runs: usize,
+    cold: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { size_mib: 1024, sources: vec![1, 4], dir: None, runs: 3 };
+    let mut a = Args { size_mib: 1024, sources: vec![1, 4], dir: None, runs: 3, cold: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -49,8 +57,10 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--dir" => a.dir = Some(PathBuf::from(val()?)),
             "--runs" => a.runs = val()?.parse::<usize>().context("--runs takes a number")?.max(1),
+            "--cold" => a.cold = true,
             "-h" | "--help" => {
-                println!("usage: shoal-bench [--size-mib N] [--sources 1,4] [--runs N] [--dir DIR]");
+                println!("usage: shoal-bench [--size-mib N] [--sources 1,4] [--runs N] [--dir DIR] [--cold]");
+                println!("--cold: no page-cache warm-up before each transfer (see the source's module docs)");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -68,6 +78,23 @@ fn cpu_self() -> f64 {
 
 fn tv(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// Writes and deletes `size` bytes next to the outputs so that the transfer that follows writes into
+/// page-cache pages the guest has just used (see the module docs). Not synced: only memory matters here.
+fn warm_page_cache(work: &Path, size: u64) -> anyhow::Result<()> {
+    let path = work.join("warm-up.bin");
+    let mut f = std::fs::File::create(&path).context("creating the warm-up file")?;
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n]).context("writing the warm-up file")?;
+        left -= n as u64;
+    }
+    drop(f);
+    std::fs::remove_file(&path).context("removing the warm-up file")?;
+    Ok(())
 }
 
 /// Baseline: file -> TCP socket on 127.0.0.1 -> file, with plain blocking I/O on two threads.
@@ -129,7 +156,7 @@ struct Case {
     contributors: usize,
 }
 
-fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str) -> anyhow::Result<Case> {
+fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm: bool) -> anyhow::Result<Case> {
     let mut sharers = Vec::new();
     let mut ticket: Option<Ticket> = None;
     for i in 0..n {
@@ -158,6 +185,9 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str) -> an
     let ticket = ticket.context("no sources")?;
     let cpu0: f64 = sharers.iter().map(|p| proc_cpu(p.0.id())).sum();
     let out = work.join(format!("out{n}.bin"));
+    if warm {
+        warm_page_cache(work, std::fs::metadata(input)?.len())?;
+    }
     let child = Command::new(shoal)
         .arg("--home")
         .arg(work.join(format!("dst{n}")))
@@ -227,15 +257,26 @@ fn main() -> anyhow::Result<()> {
         "each figure: median of {} runs (min-max in brackets); cases interleave so that drift hits all alike",
         args.runs
     );
+    println!(
+        "{}",
+        if args.cold {
+            "page cache: cold (no warm-up before transfers)"
+        } else {
+            "page cache: warmed before every transfer, baseline and Shoal alike (--cold: off)"
+        }
+    );
     let mut base_runs = Vec::new();
     let mut cases: Vec<Vec<Case>> = args.sources.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.runs {
         let base_out = work.join("tcp.bin");
+        if !args.cold {
+            warm_page_cache(work, size)?;
+        }
         let (secs, cpu) = tcp_copy(&input, &base_out)?;
         std::fs::remove_file(&base_out)?;
         base_runs.push((size as f64 / secs / 1e6, secs, cpu));
         for (k, &n) in args.sources.iter().enumerate() {
-            cases[k].push(shoal_case(&shoal, work, &input, n, &id)?);
+            cases[k].push(shoal_case(&shoal, work, &input, n, &id, !args.cold)?);
         }
     }
     let med = |mut v: Vec<f64>| {

@@ -12,6 +12,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp, yamux};
 
+use crate::secure::SecureUpgrade;
 use crate::{NetConfig, NetError, TransportKind};
 
 /// Kademlia protocol id: Shoal's DHT is separate from IPFS's.
@@ -29,17 +30,19 @@ pub(crate) struct Behaviour {
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
-/// Read buffer under Noise on TCP connections. libp2p-noise reads its frames 8 KiB at a time; straight from
-/// the socket that is one `recvfrom` per 8 KiB (131,072 per GiB, over a second of system CPU on the 2-core
-/// development machine). A buffer below it turns those into memory copies and a few large reads.
+/// Read buffer under the security layer on TCP connections. libp2p-noise reads its frames 8 KiB at a time
+/// and rustls its records 4 KiB at a time; straight from the socket that is one `recvfrom` per few KiB
+/// (131,072 per GiB at 8 KiB, over a second of system CPU on the 2-core development machine). A buffer
+/// below it turns those into memory copies and a few large reads.
 const TCP_READ_BUFFER: usize = 256 * 1024;
 
-/// TCP + Noise + Yamux, with a read buffer under Noise (see [`TCP_READ_BUFFER`]).
-fn tcp_transport(noise: noise::Config) -> libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)> {
+/// TCP + TLS 1.3 (Noise as fallback, see [`crate::secure`]) + Yamux, with a read buffer under the
+/// security layer (see [`TCP_READ_BUFFER`]).
+fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)> {
     tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .map(|stream, _| futures::io::BufReader::with_capacity(TCP_READ_BUFFER, stream))
         .upgrade(upgrade::Version::V1)
-        .authenticate(noise)
+        .authenticate(secure)
         .multiplex(yamux::Config::default())
         .timeout(Duration::from_secs(20))
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
@@ -76,11 +79,11 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match config.transport {
         TransportKind::System => {
-            let noise = noise::Config::new(&key).map_err(|e| transport_err(&e))?;
+            let secure = SecureUpgrade::new(&key)?;
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
                 .with_quic()
-                .with_other_transport(move |_| tcp_transport(noise))
+                .with_other_transport(move |_| tcp_transport(secure))
                 .map_err(|e| transport_err(&e))?
                 .with_behaviour(|key| behaviour(key, config))
                 .map_err(|e| transport_err(&e))?

@@ -29,8 +29,10 @@ mod error;
 mod event_loop;
 pub mod identity;
 mod network;
+mod secure;
 
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use libp2p_stream::{Control, IncomingStreams};
 pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};
+pub use secure::SecureError;
