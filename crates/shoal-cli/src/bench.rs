@@ -154,6 +154,8 @@ struct Case {
     cpu_sources: f64,
     rss_mb: f64,
     contributors: usize,
+    /// Payload bytes received (proofs, duplicates and cancelled-too-late pieces included) over file bytes.
+    received_ratio: f64,
 }
 
 fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm: bool) -> anyhow::Result<Case> {
@@ -219,6 +221,7 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm:
     let secs = v["transfer_seconds"].as_f64().unwrap_or(f64::NAN);
     let synced_secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
     let size = v["size"].as_f64().unwrap_or(0.0);
+    let received_ratio = v["received"].as_f64().unwrap_or(f64::NAN) / size;
     let contributors = v["peers"].as_array().map_or(0, |a| a.iter().filter(|p| p["bytes"].as_u64() > Some(0)).count());
     let got = sample::blake3_file(&out)?;
     if got != id {
@@ -232,6 +235,7 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm:
         cpu_sources,
         rss_mb: ru.ru_maxrss as f64 / 1024.0,
         contributors,
+        received_ratio,
     })
 }
 
@@ -286,8 +290,8 @@ fn main() -> anyhow::Result<()> {
     let (base, bmin, bmax) = med(base_runs.iter().map(|r| r.0).collect());
     let (bcpu, _, _) = med(base_runs.iter().map(|r| r.2).collect());
     println!(
-        "{:<36} {:>17} {:>11} {:>9} {:>9} {:>9} {:>7}",
-        "case", "MB/s", "with fsync", "cpu get", "cpu srcs", "peak RSS", "vs TCP"
+        "{:<36} {:>17} {:>11} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "case", "MB/s", "with fsync", "cpu get", "cpu srcs", "peak RSS", "vs TCP", "received"
     );
     println!(
         "{:<36} {:>17} {:>11} {:>8.2}s {:>9} {:>9} {:>7}",
@@ -307,19 +311,22 @@ fn main() -> anyhow::Result<()> {
         let (cs, _, _) = med(c.iter().map(|c| c.cpu_sources).collect());
         let (_, _, rss) = med(c.iter().map(|c| c.rss_mb).collect());
         let contributors = c.iter().map(|c| c.contributors).min().unwrap_or(0);
+        let (recv, _, _) = med(c.iter().map(|c| c.received_ratio).collect());
         println!(
-            "{:<36} {:>17} {:>11.0} {:>8.2}s {:>8.2}s {:>7.1}MB {:>7.2}",
+            "{:<36} {:>17} {:>11.0} {:>8.2}s {:>8.2}s {:>7.1}MB {:>7.2} {:>8.3}x",
             format!("shoal: {n} source{} -> 1 (>= {contributors} sent)", if n == 1 { "" } else { "s" }),
             format!("{mb:.0} [{lo:.0}-{hi:.0}]"),
             synced,
             cg,
             cs,
             rss,
-            mb / base
+            mb / base,
+            recv
         );
     }
     println!("MB/s: file bytes over the downloader's transfer time (first answer to last verified piece);");
     println!("with fsync: until the output is synced to disk and under its final name. Peak RSS: the largest");
-    println!("of the runs; cpu: CPU seconds per run (median), downloader and all sources.");
+    println!("of the runs; cpu: CPU seconds per run (median), downloader and all sources; received: payload");
+    println!("bytes the downloader received (proofs and duplicates included) over the file's size.");
     Ok(())
 }

@@ -42,6 +42,11 @@ pub struct Partial {
     data_path: PathBuf,
     outboard: FileOutboard,
     verified: Mutex<Vec<ChunkSpan>>,
+    /// Held while a verified piece is written. Pieces from several providers are verified in parallel,
+    /// but concurrent `pwrite`s to one file queue on the kernel's inode lock by spinning: with four
+    /// sources on two cores that spinning (`rwsem_spin_on_owner`) was 7% of the downloader's CPU.
+    /// Waiting here sleeps instead.
+    writing: Mutex<()>,
     catalog: Arc<Catalog>,
 }
 
@@ -81,7 +86,7 @@ impl Partial {
         verified: Vec<ChunkSpan>,
         catalog: Arc<Catalog>,
     ) -> Self {
-        Self { id, size, data, data_path, outboard, verified: Mutex::new(verified), catalog }
+        Self { id, size, data, data_path, outboard, verified: Mutex::new(verified), writing: Mutex::new(()), catalog }
     }
 
     /// Blob id.
@@ -158,8 +163,11 @@ impl Partial {
         if filled != end - start || (filled == 0 && self.size > 0) {
             return Err(PieceError::Corrupt(format!("answer covers {filled} of {} bytes", end - start)));
         }
-        self.data.write_all_at(data, start).map_err(StoreError::io("writing", &self.data_path))?;
-        self.outboard.write_pairs(&mut pairs).map_err(StoreError::io("writing outboard of", &self.data_path))?;
+        {
+            let _turn = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+            self.data.write_all_at(data, start).map_err(StoreError::io("writing", &self.data_path))?;
+            self.outboard.write_pairs(&mut pairs).map_err(StoreError::io("writing outboard of", &self.data_path))?;
+        }
         insert_span(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner()), span);
         Ok(filled)
     }
