@@ -40,6 +40,8 @@ pub struct Served {
     outboard: ServedOutboard,
     /// `None`: complete.
     verified: Option<Vec<ChunkSpan>>,
+    /// Modification time the complete file had when it was hashed (checked when opened).
+    mtime_ns: Option<i64>,
 }
 
 impl Served {
@@ -49,6 +51,20 @@ impl Served {
             None => vec![ChunkSpan { start: 0, end: self.size.div_ceil(shoal_proto::transfer::CHUNK) }],
             Some(v) => v.clone(),
         }
+    }
+
+    /// True for a complete blob (a partial one grows as its download goes on: open it again for news).
+    pub fn is_complete(&self) -> bool {
+        self.verified.is_none()
+    }
+
+    /// For a complete blob: true while the open file still has the size and modification time it had when
+    /// it was hashed. One `fstat` of the open handle, so a peer serving many pieces of one file need not
+    /// look it up again for each (a changed file still stops being served: the next [`Store::open_served`]
+    /// marks it stale).
+    pub fn unchanged(&self) -> bool {
+        self.verified.is_none()
+            && self.data.metadata().is_ok_and(|m| m.len() == self.size && mtime_ns(&m) == self.mtime_ns)
     }
 
     /// True when all of `span` can be served.
@@ -309,7 +325,7 @@ impl Store {
             let ob = File::open(&ob_path).map_err(StoreError::io("opening", &ob_path))?;
             ServedOutboard::File(FileOutboard { root: id.hash(), tree, file: Arc::new(ob) })
         };
-        Ok(Some(Served { size: row.size, data, outboard, verified }))
+        Ok(Some(Served { size: row.size, data, outboard, verified, mtime_ns: row.mtime_ns }))
     }
 
     /// Where the complete, verified bytes of `id` are, if this peer has them.

@@ -16,7 +16,7 @@ use libp2p::{PeerId, Stream};
 use shoal_proto::transfer::messages::WireId;
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_GET_CHUNKS, MAX_HAVE_SPANS, MAX_PAYLOAD};
 use shoal_proto::transfer::{ChunkSpan, Request, Response};
-use shoal_store::{ContentId, Store};
+use shoal_store::{ContentId, Served, Store};
 
 use super::limit::Limits;
 use super::uplink::{PieceKey, Uplink};
@@ -157,9 +157,10 @@ impl Unanswered {
     }
 }
 
-/// Requests one stream may have read and not yet answered. The downloader keeps far fewer in flight (at
-/// most 4 by default); a peer that sends more is simply not read until answers catch up.
-const MAX_UNANSWERED: usize = 32;
+/// Requests one stream may have read and not yet answered: twice what our downloader keeps in flight at
+/// most, so that its `Cancel`s are read while their `Get`s wait; a peer that sends more is simply not read
+/// until answers catch up.
+const MAX_UNANSWERED: usize = 2 * shoal_proto::transfer::layout::MAX_IN_FLIGHT;
 
 /// Answers the requests of one stream in order, in three stages: the reader takes requests (and cancels)
 /// off the stream as they come, so a `Cancel` is seen while its `Get` still waits; the preparer encodes up to
@@ -190,6 +191,7 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
     };
     let preparer = {
         let (ctx, unanswered) = (ctx.clone(), unanswered.clone());
+        let open = Arc::new(OpenBlob::default());
         async move {
             while let Some((seq, req)) = req_rx.recv().await {
                 // The permit travels with the answer and is released once it is written.
@@ -197,8 +199,10 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
                 let answer = if unanswered.is_cancelled(seq) {
                     ctx.counters.upload_cancelled();
                     Answer::Ready(Prepared::Frame(Response::Cancelled))
+                } else if let Some(ready) = open.encode_small(&req) {
+                    Answer::Ready(ready)
                 } else {
-                    Answer::Pending(tokio::spawn(prepare(req, ctx.clone())))
+                    Answer::Pending(tokio::spawn(prepare(req, ctx.clone(), open.clone())))
                 };
                 if tx.send((seq, answer, permit)).await.is_err() {
                     break;
@@ -279,7 +283,53 @@ async fn send_data<W: futures::AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
+/// Gets spanning at most this many chunks (256 KiB) are encoded on the stream's own task when their blob is
+/// open (see [`OpenBlob`]): a read, usually from the page cache, and a copy, cheaper than a hand-off to a
+/// blocking thread. Larger ones still go to a blocking thread: a read that misses the page cache waits for
+/// the disk, and the longer the read the longer it would hold up the runtime's other tasks.
+const SMALL_GET_CHUNKS: u64 = 256;
+
+/// The complete blob a stream served last, kept open. Looking a blob up for every request (a catalog
+/// query, an `open` and an `fstat`) and handing each to a blocking thread cost more than reading a 64 KiB
+/// piece; with the blob open, a small piece is encoded at once after one `fstat` shows the file unchanged.
+#[derive(Default)]
+struct OpenBlob {
+    slot: std::sync::Mutex<Option<(ContentId, Arc<Served>)>>,
+}
+
+impl OpenBlob {
+    fn keep(&self, id: ContentId, served: Arc<Served>) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, served));
+    }
+
+    /// The answer to a small `Get` of the open blob, if everything about it is ordinary; `None` sends the
+    /// request the careful way (which also gives every refusal and error its answer).
+    fn encode_small(&self, req: &Request) -> Option<Prepared> {
+        let Request::Get { id, span } = req else { return None };
+        if span.end <= span.start || span.end - span.start > SMALL_GET_CHUNKS {
+            return None;
+        }
+        let served = {
+            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some((open, served)) if open.0 == *id && served.unchanged() => served.clone(),
+                Some(_) => {
+                    *slot = None;
+                    return None;
+                }
+                None => return None,
+            }
+        };
+        if !served.can_serve(span) {
+            return None;
+        }
+        let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
+        served.encode(*span, &mut buf).ok()?;
+        (buf.len() as u64 <= MAX_PAYLOAD).then_some(Prepared::Data((*id, span.start), buf))
+    }
+}
+
+async fn prepare(req: Request, ctx: Arc<ServeCtx>, open: Arc<OpenBlob>) -> Prepared {
     match req {
         Request::Have { id } => {
             let id = ContentId(id);
@@ -323,6 +373,9 @@ async fn prepare(req: Request, ctx: Arc<ServeCtx>) -> Prepared {
                 }
                 let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
                 served.encode(span, &mut buf)?;
+                if served.is_complete() {
+                    open.keep(id, Arc::new(served));
+                }
                 Ok::<_, shoal_store::StoreError>(Some(buf))
             })
             .await;

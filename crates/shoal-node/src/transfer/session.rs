@@ -180,18 +180,17 @@ async fn run(
                     if let Some(prev) = verifying.take() {
                         spare = prev.await.ok();
                     }
+                    if len <= INLINE_VERIFY {
+                        let ev = verify(&partial, span, &buf[..len as usize], peer, piece, len);
+                        spare = Some(buf);
+                        if events_r.send(ev).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let events = events_r.clone();
                     verifying = Some(tokio::task::spawn_blocking(move || {
-                        let ev = match partial.write_piece(span, &buf[..len as usize]) {
-                            Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
-                            Err(PieceError::Corrupt(why)) => {
-                                SessionEvent::PieceFailed { peer, piece, failure: Failure::Corrupt, why, received: len }
-                            }
-                            Err(PieceError::Store(error)) => SessionEvent::Fatal { error },
-                            Err(e) => SessionEvent::Fatal {
-                                error: StoreError::Collection(format!("unexpected piece error: {e}")),
-                            },
-                        };
+                        let ev = verify(&partial, span, &buf[..len as usize], peer, piece, len);
                         let _ = events.blocking_send(ev);
                         buf
                     }));
@@ -221,5 +220,25 @@ async fn run(
     tokio::select! {
         r = writer => r,
         r = reader => r,
+    }
+}
+
+/// Pieces up to this size (with their proofs), which is every piece the node's layout makes, are verified
+/// and written on the task that read them. Handing each to a blocking thread and back cost more than the
+/// work (hashing and one `pwrite` into the page cache: about 0.3 ms for 1 MiB): with 64 KiB pieces on
+/// loopback, one source's 64 MiB went from 383 to 480 MB/s when verification moved here. What is given up
+/// is reading the next piece while this one is hashed; on the 2-core development machine the hand-offs
+/// cost more than that overlap gained. A peer that sends larger pieces still gets a blocking thread.
+const INLINE_VERIFY: u64 = 1024 * 1024 + 64 * 1024;
+
+/// Verifies and writes one piece; what happened, as the event for the download loop.
+fn verify(partial: &Partial, span: ChunkSpan, encoded: &[u8], peer: PeerId, piece: u32, len: u64) -> SessionEvent {
+    match partial.write_piece(span, encoded) {
+        Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
+        Err(PieceError::Corrupt(why)) => {
+            SessionEvent::PieceFailed { peer, piece, failure: Failure::Corrupt, why, received: len }
+        }
+        Err(PieceError::Store(error)) => SessionEvent::Fatal { error },
+        Err(e) => SessionEvent::Fatal { error: StoreError::Collection(format!("unexpected piece error: {e}")) },
     }
 }
