@@ -14,7 +14,7 @@ pub mod messages;
 pub mod scheduler;
 pub mod uploads;
 
-pub use bitfield::Bitfield;
+pub use bitfield::{Bitfield, Missing};
 pub use layout::{CHUNK, ChunkSpan, Layout};
 pub use messages::{PROTOCOL, Request, Response};
 pub use scheduler::{Action, Config, DropReason, Failure, Scheduler};

@@ -162,6 +162,7 @@ struct Peer {
 }
 
 impl Peer {
+    #[cfg(test)]
     fn has(&self, piece: u32) -> bool {
         self.have.as_ref().is_none_or(|h| h.get(piece))
     }
@@ -238,6 +239,20 @@ impl<P: Clone + Ord> Scheduler<P> {
         }
         Self::count(&mut self.partial_avail, &mut self.full_peers, have.as_ref(), 1);
         self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0, depth: 1, fastest: None });
+        true
+    }
+
+    /// A known provider now has one more piece (BitTorrent's HAVE): the same as [`Scheduler::add_peer`]
+    /// with its old pieces and this one, without going over all pieces. Returns false if the peer is
+    /// unknown, already complete, or already had it.
+    pub fn peer_has(&mut self, peer: &P, piece: u32) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else { return false };
+        let Some(have) = p.have.as_mut() else { return false };
+        if piece >= have.len() || !have.set(piece) {
+            return false;
+        }
+        let a = &mut self.partial_avail[piece as usize];
+        *a = a.saturating_add(1);
         true
     }
 
@@ -418,7 +433,7 @@ impl<P: Clone + Ord> Scheduler<P> {
     /// requests to the seed all through the download (seen in the simulator: 1.3 copies of the file from
     /// the seed for 10 peers, where one copy is the ideal).
     fn any_free_piece(&self) -> bool {
-        (0..self.done.len()).any(|i| !self.done.get(i) && self.fast[i as usize] == 0)
+        self.done.missing(None, 0).any(|i| self.fast[i as usize] == 0)
     }
 
     fn available(&self, piece: u32) -> bool {
@@ -429,12 +444,12 @@ impl<P: Clone + Ord> Scheduler<P> {
         let mut best: Option<(u32, u32)> = None; // (availability, piece)
         let n = self.done.len();
         let start = if n == 0 { 0 } else { (self.config.tie_break % u64::from(n)) as u32 };
-        for k in 0..n {
-            let i = if k < n - start { start + k } else { k - (n - start) };
+        // Missing pieces this peer has, from the tie-break point on.
+        for i in self.done.missing(p.have.as_ref(), start) {
             let idx = i as usize;
             // `requested` first: a piece nobody asked for cannot be among this peer's requests, and the
             // scan of those (up to 64) for each of a thousand pieces was most of the cost of a poll.
-            if self.done.get(i) || !p.has(i) || (self.requested[idx] > 0 && p.reqs.iter().any(|r| r.piece == i)) {
+            if self.requested[idx] > 0 && p.reqs.iter().any(|r| r.piece == i) {
                 continue;
             }
             // A complete peer (a seed) is not asked for what a partial peer has: its upload is the swarm's

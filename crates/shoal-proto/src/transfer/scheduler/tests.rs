@@ -149,6 +149,24 @@ fn rarest_piece_first() {
 }
 
 #[test]
+fn a_have_for_one_piece_counts_like_the_whole_bitfield() {
+    let now = Instant::now();
+    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(1), 8, []);
+    s.add_peer(1, Some(Bitfield::new(8)), now);
+    s.add_peer(2, None, now);
+    assert!(s.peer_has(&1, 5));
+    assert!(!s.peer_has(&1, 5), "already known");
+    assert!(!s.peer_has(&1, 8), "out of range");
+    assert!(!s.peer_has(&2, 3), "a complete peer has everything already");
+    assert!(!s.peer_has(&9, 3), "unknown peer");
+    check_invariants(&s);
+    // Peer 1 is asked for the one piece it has; the seed keeps to what no partial peer has.
+    let acts = s.poll(now);
+    assert!(acts.contains(&Action::Request { peer: 1, piece: 5 }), "{acts:?}");
+    assert!(!acts.contains(&Action::Request { peer: 2, piece: 5 }), "{acts:?}");
+}
+
+#[test]
 fn corrupt_peer_is_banned_and_its_pieces_move() {
     let now = Instant::now();
     let mut s: Scheduler<u8> = Scheduler::new(Config::default(), 8, []);
