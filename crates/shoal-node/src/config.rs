@@ -155,8 +155,7 @@ impl std::fmt::Display for Topology {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DownloadTuning {
-    /// Requests in flight per peer when pieces are 1 MiB; smaller pieces get proportionally more, so that
-    /// as many bytes may be in flight (`Layout::in_flight`, at most 64 requests).
+    /// Requests in flight per peer (the scheduler adapts below it).
     pub max_in_flight: usize,
     /// A request outstanding this long counts as slow; its piece goes to another peer.
     pub slow_after: Duration,

@@ -342,7 +342,7 @@ pub fn generate(opts: &Options) -> Result<(), ResultsError> {
     // A slack of a thousand seconds never shrinks the depth: a fixed pipeline at the node's maximum.
     let fixed = |d: &swarm::Distribution| swarm::Distribution { queue_slack_s: Some(1000.0), ..d.clone() };
     let variants = [
-        ("the node: 64 KiB pieces (1,024), depth 1 to 64 by answer delay, Cancel, least-sent uploads", d.clone()),
+        ("the node: 64 KiB pieces (1,024), depth 1 to 4 by answer delay, Cancel, least-sent uploads", d.clone()),
         (
             "... with 256 KiB pieces (256; the node before 2026-11-26)",
             swarm::Distribution { piece_kib: Some(256), ..d.clone() },
@@ -352,11 +352,14 @@ pub fn generate(opts: &Options) -> Result<(), ResultsError> {
             "... without Cancel (uploaders send every request they took)",
             swarm::Distribution { cancel_on_wire: false, ..d.clone() },
         ),
-        ("... with a fixed depth (64: it never shrinks)", fixed(&d)),
-        ("... without Cancel and with a fixed depth", swarm::Distribution { cancel_on_wire: false, ..fixed(&d) }),
+        ("... with a fixed depth of 4", fixed(&d)),
+        ("... without Cancel and with a fixed depth of 4", swarm::Distribution { cancel_on_wire: false, ..fixed(&d) }),
         ("... with uploads in arrival order", swarm::Distribution { serve: swarm::Serve::Fifo, ..d.clone() }),
-        ("... with at most 4 requests per peer", swarm::Distribution { max_requests: Some(4), ..d.clone() }),
-        ("... with at most 1 request per peer", swarm::Distribution { max_requests: Some(1), ..d.clone() }),
+        (
+            "... with up to 64 requests in flight (as many bytes as 4 of 1 MiB)",
+            swarm::Distribution { in_flight: 64, ..d.clone() },
+        ),
+        ("... with a fixed depth of 1", swarm::Distribution { in_flight: 1, ..d.clone() }),
     ];
     let ablation: Vec<(&str, DistResult)> = variants
         .into_iter()
@@ -674,6 +677,18 @@ fn markdown(opts: &Options, f: &Figures<'_>, wall_s: f64) -> String {
             } else {
                 " Not investigated yet.".to_string()
             },
+        );
+    }
+    let above: Vec<String> = dist
+        .iter()
+        .filter(|r| r.peers != 100 && r.ratio_to_p2p_bound > 1.15)
+        .map(|r| format!("{:.2}x at {} peers", r.ratio_to_p2p_bound, r.peers))
+        .collect();
+    if !above.is_empty() {
+        let _ = writeln!(
+            m,
+            "- **File distribution at other swarm sizes is above 1.15x the bound**: {}. The target is set at 100 peers; why the tail after the seed's last unique piece is longer at these sizes is not investigated yet.",
+            above.join(", ")
         );
     }
     if let Some(r) = dist.iter().find(|r| r.peers == 100)

@@ -41,15 +41,9 @@ pub struct Distribution {
     /// Peers each peer knows and trades with (BitTorrent's peer set), at most `peers`.
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
-    /// The node's `max_in_flight`: requests outstanding per provider for 1 MiB pieces, scaled up for
-    /// smaller pieces as the node does (`Layout::in_flight`; default 4, so 64 with 64 KiB pieces); the
-    /// scheduler adapts below it.
+    /// Most requests outstanding per provider (the node's default: 4; the scheduler adapts below it).
     #[serde(default = "default_in_flight")]
     pub in_flight: usize,
-    /// Experiments: this many requests at most per provider, whatever the piece size (overrides the
-    /// scaling of `in_flight`).
-    #[serde(default)]
-    pub max_requests: Option<usize>,
     /// Piece size, KiB (absent: the node's own layout for this file size).
     #[serde(default)]
     pub piece_kib: Option<u64>,
@@ -124,12 +118,8 @@ impl Distribution {
         if !(self.file_mib > 0.0 && self.seed_upload_mib_s > 0.0 && lo > 0.0 && hi >= lo) {
             return Err("file_mib, seed_upload_mib_s and upload_mib_s = [min, max] must be positive".into());
         }
-        if self.neighbours == 0
-            || self.in_flight == 0
-            || self.max_requests == Some(0)
-            || self.latency_ms[0] > self.latency_ms[1]
-        {
-            return Err("neighbours, in_flight and max_requests are at least 1; latency_ms is [min, max]".into());
+        if self.neighbours == 0 || self.in_flight == 0 || self.latency_ms[0] > self.latency_ms[1] {
+            return Err("neighbours and in_flight are at least 1; latency_ms is [min, max]".into());
         }
         if self.piece_kib.is_some_and(|k| !(16..=1024).contains(&k) || !k.is_power_of_two()) {
             return Err("piece_kib is a power of two between 16 and 1024".into());
@@ -285,7 +275,7 @@ pub fn distribute(d: &Distribution) -> DistResult {
         cfg = cfg.with_queue_slack(Duration::from_secs_f64(q));
     }
     let cfg = cfg
-        .with_max_in_flight(d.max_requests.unwrap_or_else(|| layout.in_flight(d.in_flight)))
+        .with_max_in_flight(d.in_flight)
         .with_slow_after(Duration::from_secs_f64(d.slow_after_s))
         // A seed asked by everyone answers late: that is not a fault to drop it for.
         .with_max_strikes(u32::MAX);

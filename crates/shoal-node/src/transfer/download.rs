@@ -491,7 +491,7 @@ async fn fetch_blob(
                             let have = layout.pieces_in(&partial.verified());
                             let resumed: u64 = have.iter().map(|i| { let r = layout.piece_bytes(i); r.end - r.start }).sum();
                             totals.resumed += resumed;
-                            let cfg = SchedConfig::default().with_max_in_flight(layout.in_flight(tuning.max_in_flight)).with_slow_after(tuning.slow_after).with_tie_break(crate::node::rand_seed());
+                            let cfg = SchedConfig::default().with_max_in_flight(tuning.max_in_flight).with_slow_after(tuning.slow_after).with_tie_break(crate::node::rand_seed());
                             let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
                             progress.send_modify(|p| { p.size = if p.files_total > 1 { p.size } else { size }; p.verified += resumed; });
                             // A peer that is downloading serves what it has verified: tell the DHT.

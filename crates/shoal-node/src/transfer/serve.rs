@@ -157,10 +157,9 @@ impl Unanswered {
     }
 }
 
-/// Requests one stream may have read and not yet answered: twice what our downloader keeps in flight at
-/// most, so that its `Cancel`s are read while their `Get`s wait; a peer that sends more is simply not read
-/// until answers catch up.
-const MAX_UNANSWERED: usize = 2 * shoal_proto::transfer::layout::MAX_IN_FLIGHT;
+/// Requests one stream may have read and not yet answered. The downloader keeps far fewer in flight (at
+/// most 4 by default); a peer that sends more is simply not read until answers catch up.
+const MAX_UNANSWERED: usize = 32;
 
 /// Answers the requests of one stream in order, in three stages: the reader takes requests (and cancels)
 /// off the stream as they come, so a `Cancel` is seen while its `Get` still waits; the preparer encodes up to
