@@ -1,4 +1,4 @@
-//! How a blob is cut into pieces, and how many requests for them may be in flight.
+//! How a blob is cut into pieces.
 //!
 //! BLAKE3 hashes 1 KiB *chunks*; Shoal's outboards keep one hash pair per 16 KiB *chunk group* (bao-tree
 //! block size 2^4 chunks), so 16 KiB is the smallest unit that can be verified on its own. A *piece* is the
@@ -7,14 +7,15 @@
 //! overhead low (1 MiB pieces from 1 GiB up). Why that many: in a swarm, a peer can pass a piece on only
 //! once it has all of it, so the last pieces to leave the seed take a few piece-times per hop to reach
 //! everyone. The simulator measures the distribution of 64 MiB to 100 peers, all else being the node's, at
-//! 1.46x the textbook bound with 64 pieces of 1 MiB, 1.20x with 256 of 256 KiB and 1.09-1.13x with 1,024
-//! of 64 KiB (docs/RESULTS.md). The price is per-request work: on loopback, where the CPU is the limit, one
-//! source sends a 64 MiB file at about 360 MB/s with 64 KiB pieces against 600 with 256 KiB ones (README);
-//! over a real link per-request work is a small share.
+//! 1.46x the textbook bound with 64 pieces of 1 MiB, 1.20x with 256 of 256 KiB and 1.10x with 1,024 of
+//! 64 KiB (1.10-1.13x over other random seeds; docs/RESULTS.md). The price is work per request; with the
+//! per-piece costs cut (docs/ARCHITECTURE.md, Transfer), one source sends a 64 MiB file over loopback at
+//! about 650 MB/s with 64 KiB pieces, where 256 KiB pieces gave 600 before (README).
 //! Each downloader picks its own piece size; peers only ever exchange chunk ranges, so they need not agree.
-//! Requests in flight stay 4 per provider whatever the piece size: with the per-piece costs cut, 64 KiB
-//! pieces run as fast on loopback with 4 in flight as with 64 (README), and fewer requests at a seed keep
-//! its queue fresh (the simulator: 1.09x the bound with at most 4, 1.13x with up to 64).
+//!
+//! Requests in flight stay 4 per provider whatever the piece size: 64 KiB pieces ran as fast on loopback
+//! with 4 in flight as with 64, and fewer requests at a seed keep its queue fresh (the simulator: 1.10x the
+//! bound with at most 4, 1.13x with up to 64).
 
 use serde::{Deserialize, Serialize};
 
