@@ -247,6 +247,11 @@ impl Libp2pVerifier {
         Ok(HandshakeSignatureValid::assertion())
     }
 
+    /// The configs allow TLS 1.3 only, so rustls never asks; refuse rather than trust if it ever did.
+    fn refuse_tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("libp2p TLS is TLS 1.3 only".into()))
+    }
+
     fn schemes() -> Vec<SignatureScheme> {
         use SignatureScheme::*;
         vec![
@@ -282,7 +287,7 @@ impl ServerCertVerifier for Libp2pVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("libp2p TLS is TLS 1.3 only".into()))
+        Self::refuse_tls12()
     }
 
     fn verify_tls13_signature(
@@ -324,7 +329,7 @@ impl ClientCertVerifier for Libp2pVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("libp2p TLS is TLS 1.3 only".into()))
+        Self::refuse_tls12()
     }
 
     fn verify_tls13_signature(

@@ -322,10 +322,16 @@ impl OpenBlob {
         if !served.can_serve(span) {
             return None;
         }
-        let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
-        served.encode(*span, &mut buf).ok()?;
+        let buf = encode(&served, *span).ok()?;
         (buf.len() as u64 <= MAX_PAYLOAD).then_some(Prepared::Data((*id, span.start), buf))
     }
+}
+
+/// The bao encoding of `span` of a blob being served, in a buffer sized for it.
+fn encode(served: &Served, span: ChunkSpan) -> Result<Vec<u8>, shoal_store::StoreError> {
+    let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
+    served.encode(span, &mut buf)?;
+    Ok(buf)
 }
 
 async fn prepare(req: Request, ctx: Arc<ServeCtx>, open: Arc<OpenBlob>) -> Prepared {
@@ -370,8 +376,7 @@ async fn prepare(req: Request, ctx: Arc<ServeCtx>, open: Arc<OpenBlob>) -> Prepa
                 if !served.can_serve(&span) {
                     return Ok(None);
                 }
-                let mut buf = Vec::with_capacity((span.end - span.start) as usize * 1024 + 4096);
-                served.encode(span, &mut buf)?;
+                let buf = encode(&served, span)?;
                 if served.is_complete() {
                     open.keep(id, Arc::new(served));
                 }

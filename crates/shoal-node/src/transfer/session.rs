@@ -151,8 +151,9 @@ async fn run(
 
     let events_r = events.clone();
     let reader = async move {
-        let mut spare: Option<Vec<u8>> = None;
-        let mut verifying: Option<tokio::task::JoinHandle<Vec<u8>>> = None;
+        // One buffer per provider, reused: zeroing and faulting in a fresh megabyte per piece costs more
+        // than the copy.
+        let mut buf: Vec<u8> = Vec::new();
         while let Some(exp) = exp_rx.recv().await {
             let resp: Response = read_frame(&mut rd, MAX_FRAME)
                 .await
@@ -169,32 +170,12 @@ async fn run(
                     }
                     // Pace reading under a download cap; TCP back-pressure then slows the sender.
                     limits.acquire(peer, len as usize).await;
-                    // Reuse a buffer: zeroing and faulting in a fresh megabyte per piece costs more than the copy.
-                    let mut buf = spare.take().unwrap_or_default();
                     if buf.len() < len as usize {
                         buf.resize(len as usize, 0);
                     }
                     rd.read_exact(&mut buf[..len as usize]).await.map_err(|e| e.to_string())?;
-                    // At most one piece is being verified while the next one is read: reading overlaps with
-                    // hashing, and memory stays at two buffers per provider.
-                    if let Some(prev) = verifying.take() {
-                        spare = prev.await.ok();
-                    }
-                    if len <= INLINE_VERIFY {
-                        let ev = verify(&partial, span, &buf[..len as usize], peer, piece, len);
-                        spare = Some(buf);
-                        if events_r.send(ev).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    let events = events_r.clone();
-                    verifying = Some(tokio::task::spawn_blocking(move || {
-                        let ev = verify(&partial, span, &buf[..len as usize], peer, piece, len);
-                        let _ = events.blocking_send(ev);
-                        buf
-                    }));
-                    continue;
+                    // Verified and written here, not on a blocking thread (see `verify`).
+                    verify(&partial, span, &buf[..len as usize], peer, piece, len)
                 }
                 // We withdrew it; the scheduler has already forgotten the request.
                 (Expect::Get { .. }, Response::Cancelled) => continue,
@@ -223,15 +204,12 @@ async fn run(
     }
 }
 
-/// Pieces up to this size (with their proofs), which is every piece the node's layout makes, are verified
-/// and written on the task that read them. Handing each to a blocking thread and back cost more than the
-/// work (hashing and one `pwrite` into the page cache: about 0.3 ms for 1 MiB): with 64 KiB pieces on
-/// loopback, one source's 64 MiB went from 383 to 480 MB/s when verification moved here. What is given up
-/// is reading the next piece while this one is hashed; on the 2-core development machine the hand-offs
-/// cost more than that overlap gained. A peer that sends larger pieces still gets a blocking thread.
-const INLINE_VERIFY: u64 = 1024 * 1024 + 64 * 1024;
-
-/// Verifies and writes one piece; what happened, as the event for the download loop.
+/// Verifies and writes one piece (at most [`MAX_PAYLOAD`]: 1 MiB and its proofs); what happened, as the
+/// event for the download loop. It runs on the task that read the piece: handing each piece to a blocking
+/// thread and back cost more than the work (hashing and one `pwrite` into the page cache, about 0.3 ms for
+/// 1 MiB). With 64 KiB pieces on loopback, one source's 64 MiB went from 383 to 480 MB/s when verification
+/// moved here. What is given up is reading the next piece while this one is hashed; on the 2-core
+/// development machine the hand-offs cost more than that overlap gained.
 fn verify(partial: &Partial, span: ChunkSpan, encoded: &[u8], peer: PeerId, piece: u32, len: u64) -> SessionEvent {
     match partial.write_piece(span, encoded) {
         Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
