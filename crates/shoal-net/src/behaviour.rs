@@ -10,8 +10,9 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp};
 
+use crate::mux::Yamux;
 use crate::secure::SecureUpgrade;
 use crate::{NetConfig, NetError, TransportKind};
 
@@ -43,7 +44,7 @@ fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerI
         .map(|stream, _| futures::io::BufReader::with_capacity(TCP_READ_BUFFER, stream))
         .upgrade(upgrade::Version::V1)
         .authenticate(secure)
-        .multiplex(yamux::Config::default())
+        .multiplex(Yamux::default())
         .timeout(Duration::from_secs(20))
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         .boxed()
@@ -61,13 +62,13 @@ fn memory_transport(
     let transport = if encrypted {
         let noise = noise::Config::new(key).map_err(|e| NetError::Transport(e.to_string()))?;
         base.authenticate(noise)
-            .multiplex(yamux::Config::default())
+            .multiplex(Yamux::default())
             .timeout(Duration::from_secs(20))
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed()
     } else {
         base.authenticate(plaintext::Config::new(key))
-            .multiplex(yamux::Config::default())
+            .multiplex(Yamux::default())
             .timeout(Duration::from_secs(20))
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed()

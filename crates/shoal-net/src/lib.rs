@@ -28,6 +28,7 @@ mod behaviour;
 mod error;
 mod event_loop;
 pub mod identity;
+mod mux;
 mod network;
 mod secure;
 
