@@ -23,6 +23,21 @@ async fn one_source() {
     assert_eq!(report.peers[0].bytes, bytes.len() as u64);
 }
 
+/// A file large enough for 256 KiB pieces: those are verified as they arrive and written around the page
+/// cache on blocking threads while the next ones are read (`session.rs`, `Partial::commit`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pieces_from_two_sources() {
+    let bytes = random_bytes(256 * 1024 * 1024 + 4097, 12);
+    let sources = [peer().await, peer().await];
+    let ticket = shared_by(&sources.iter().collect::<Vec<_>>(), "large.bin", &bytes).await;
+    let dst = peer().await;
+    let out = dst.home().join("out.bin");
+    let report = fetch(&dst, &ticket, &out).await;
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    assert_eq!(report.peers.iter().map(|p| p.bytes).sum::<u64>(), bytes.len() as u64);
+    assert_eq!(report.peers.iter().filter(|p| p.bytes > 0).count(), 2, "{:#?}", report.peers);
+}
+
 async fn wait_until_connected(p: &Peer, n: usize) {
     for _ in 0..100 {
         if p.node.network().peers().await.unwrap().len() >= n {

@@ -37,5 +37,5 @@ pub use collection::{Collection, Entry, PathError};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
 pub use index::{LocalHit, MAX_LOCAL_HITS, Registration};
-pub use partial::{Partial, PieceError};
+pub use partial::{Partial, PieceError, VerifiedPiece};
 pub use store::{BlobInfo, Served, Store};

@@ -301,6 +301,19 @@ impl OpenBlob {
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, served));
     }
 
+    /// The open blob if it is `id` and its file has not changed since (else it is closed).
+    fn get(&self, id: &ContentId) -> Option<Arc<Served>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some((open, served)) if open == id && served.unchanged() => Some(served.clone()),
+            Some(_) => {
+                *slot = None;
+                None
+            }
+            None => None,
+        }
+    }
+
     /// The answer to a small `Get` of the open blob, if everything about it is ordinary; `None` sends the
     /// request the careful way (which also gives every refusal and error its answer).
     fn encode_small(&self, req: &Request) -> Option<Prepared> {
@@ -308,17 +321,7 @@ impl OpenBlob {
         if span.end <= span.start || span.end - span.start > SMALL_GET_CHUNKS {
             return None;
         }
-        let served = {
-            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            match slot.as_ref() {
-                Some((open, served)) if open.0 == *id && served.unchanged() => served.clone(),
-                Some(_) => {
-                    *slot = None;
-                    return None;
-                }
-                None => return None,
-            }
-        };
+        let served = self.get(&ContentId(*id))?;
         if !served.can_serve(span) {
             return None;
         }
@@ -370,6 +373,11 @@ async fn prepare(req: Request, ctx: Arc<ServeCtx>, open: Arc<OpenBlob>) -> Prepa
             let id = ContentId(id);
             let store = ctx.store.clone();
             let encoded = tokio::task::spawn_blocking(move || {
+                if let Some(served) = open.get(&id)
+                    && served.can_serve(&span)
+                {
+                    return encode(&served, span).map(Some);
+                }
                 let Some(served) = store.open_served(&id)? else {
                     return Ok(None);
                 };

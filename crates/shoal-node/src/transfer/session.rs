@@ -3,17 +3,19 @@
 //! One long-lived stream per provider and download; requests are pipelined on it (libp2p-stream drops
 //! incoming streams that the other side does not accept in time, so we never open a stream per request).
 //! The writer half sends requests and records, *before* sending, what answer to expect; the reader half
-//! reads answers in that order. A `Data` payload is verified and written on the blocking pool while the
-//! reader goes on with the next answer, so hashing overlaps with the network.
+//! reads answers in that order. A `Data` payload is verified on the reader's task; a large piece is then
+//! written on the blocking pool (the write waits for the disk, see [`Partial::commit`]) while the reader
+//! goes on with the next answer, at most [`WRITES_AHEAD`] of them at a time; a small one is written at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use futures::stream::FuturesOrdered;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_PAYLOAD};
 use shoal_proto::transfer::{ChunkSpan, Failure, Request, Response};
-use shoal_store::{ContentId, Partial, PieceError, StoreError};
+use shoal_store::{ContentId, Partial, PieceError, StoreError, VerifiedPiece};
 use tokio::sync::mpsc;
 
 use crate::framing::{read_frame, write_frame};
@@ -82,6 +84,10 @@ enum Expect {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pieces one session may have verified and not yet written (each waits for the disk on a blocking thread).
+/// Two keep the disk busy while the next piece arrives and bound the memory to two more pieces per source.
+const WRITES_AHEAD: usize = 2;
 
 /// Starts a session with `peer` for blob `id`; it first asks `Have`.
 pub(crate) fn spawn(
@@ -154,7 +160,22 @@ async fn run(
         // One buffer per provider, reused: zeroing and faulting in a fresh megabyte per piece costs more
         // than the copy.
         let mut buf: Vec<u8> = Vec::new();
-        while let Some(exp) = exp_rx.recv().await {
+        let mut writes = FuturesOrdered::new();
+        loop {
+            // Report writes as they finish, also while no answer is expected.
+            let exp = tokio::select! {
+                biased;
+                Some(done) = writes.next(), if !writes.is_empty() => {
+                    if events_r.send(written(done)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                exp = exp_rx.recv() => match exp {
+                    Some(exp) => exp,
+                    None => break,
+                },
+            };
             let resp: Response = read_frame(&mut rd, MAX_FRAME)
                 .await
                 .map_err(|e| e.to_string())?
@@ -174,8 +195,22 @@ async fn run(
                         buf.resize(len as usize, 0);
                     }
                     rd.read_exact(&mut buf[..len as usize]).await.map_err(|e| e.to_string())?;
-                    // Verified and written here, not on a blocking thread (see `verify`).
-                    verify(&partial, span, &buf[..len as usize], peer, piece, len)
+                    // Verified here, not on a blocking thread (see `verify`).
+                    match verify(&partial, span, &buf[..len as usize], peer, piece, len) {
+                        Err(ev) => ev,
+                        Ok(v) if partial.commit_waits_for_disk(&v) => {
+                            if writes.len() >= WRITES_AHEAD
+                                && let Some(done) = writes.next().await
+                                && events_r.send(written(done)).await.is_err()
+                            {
+                                break;
+                            }
+                            writes
+                                .push_back(tokio::task::spawn_blocking(move || commit(&partial, v, peer, piece, len)));
+                            continue;
+                        }
+                        Ok(v) => commit(&partial, v, peer, piece, len),
+                    }
                 }
                 // We withdrew it; the scheduler has already forgotten the request.
                 (Expect::Get { .. }, Response::Cancelled) => continue,
@@ -195,6 +230,11 @@ async fn run(
                 break;
             }
         }
+        while let Some(done) = writes.next().await {
+            if events_r.send(written(done)).await.is_err() {
+                break;
+            }
+        }
         Ok::<(), String>(())
     };
 
@@ -204,19 +244,39 @@ async fn run(
     }
 }
 
-/// Verifies and writes one piece (at most [`MAX_PAYLOAD`]: 1 MiB and its proofs); what happened, as the
-/// event for the download loop. It runs on the task that read the piece: handing each piece to a blocking
-/// thread and back cost more than the work (hashing and one `pwrite` into the page cache, about 0.3 ms for
-/// 1 MiB). With 64 KiB pieces on loopback, one source's 64 MiB went from 383 to 480 MB/s when verification
-/// moved here. What is given up is reading the next piece while this one is hashed; on the 2-core
-/// development machine the hand-offs cost more than that overlap gained.
-fn verify(partial: &Partial, span: ChunkSpan, encoded: &[u8], peer: PeerId, piece: u32, len: u64) -> SessionEvent {
-    match partial.write_piece(span, encoded) {
-        Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
-        Err(PieceError::Corrupt(why)) => {
+/// Verifies one piece (at most [`MAX_PAYLOAD`]: 1 MiB and its proofs); the event to report if it does not.
+/// It runs on the task that read the piece: handing each piece to a blocking thread and back cost more than
+/// hashing it (about 0.3 ms for 1 MiB). With 64 KiB pieces on loopback, one source's 64 MiB went from 383
+/// to 480 MB/s when verification moved here. What is given up is reading the next piece while this one is
+/// hashed; on the 2-core development machine the hand-offs cost more than that overlap gained.
+fn verify(
+    partial: &Partial,
+    span: ChunkSpan,
+    encoded: &[u8],
+    peer: PeerId,
+    piece: u32,
+    len: u64,
+) -> Result<VerifiedPiece, SessionEvent> {
+    partial.verify(span, encoded).map_err(|e| match e {
+        PieceError::Corrupt(why) => {
             SessionEvent::PieceFailed { peer, piece, failure: Failure::Corrupt, why, received: len }
         }
-        Err(PieceError::Store(error)) => SessionEvent::Fatal { error },
-        Err(e) => SessionEvent::Fatal { error: StoreError::Collection(format!("unexpected piece error: {e}")) },
+        PieceError::Store(error) => SessionEvent::Fatal { error },
+        e => SessionEvent::Fatal { error: StoreError::Collection(format!("unexpected piece error: {e}")) },
+    })
+}
+
+/// Writes a verified piece; what happened, as the event for the download loop.
+fn commit(partial: &Partial, v: VerifiedPiece, peer: PeerId, piece: u32, len: u64) -> SessionEvent {
+    match partial.commit(v) {
+        Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
+        Err(error) => SessionEvent::Fatal { error },
     }
+}
+
+/// The event of a write that ran on the blocking pool.
+fn written(done: Result<SessionEvent, tokio::task::JoinError>) -> SessionEvent {
+    done.unwrap_or_else(|e| SessionEvent::Fatal {
+        error: StoreError::Collection(format!("the task writing a piece failed: {e}")),
+    })
 }
