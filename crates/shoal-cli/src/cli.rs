@@ -68,6 +68,11 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_SUPERNODE_CAPABLE", action = clap::ArgAction::Set)]
     pub(crate) supernode_capable: Option<bool>,
 
+    /// Write pieces of 256 KiB and more straight to disk, around the page cache (true/false; default true).
+    /// Say false on a spinning disk fed by several sources, where the page cache orders the writes.
+    #[arg(long, global = true, env = "SHOAL_DIRECT_WRITES", action = clap::ArgAction::Set)]
+    pub(crate) direct_writes: Option<bool>,
+
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,

@@ -14,6 +14,7 @@
 //! max_connections = 200
 //! topology = "structured"          # pure | structured | hybrid | supernode
 //! supernode_capable = true         # supernode: may this peer become one (say false behind a NAT)
+//! direct_writes = true             # large pieces straight to disk (say false on a spinning disk)
 //! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
 //! api_listen = "127.0.0.1:5150"
 //! ```
@@ -58,6 +59,7 @@ struct FileConfig {
     topology: Option<String>,
     index_servers: Option<Vec<String>>,
     supernode_capable: Option<bool>,
+    direct_writes: Option<bool>,
     api_listen: Option<String>,
 }
 
@@ -77,6 +79,7 @@ pub(crate) struct Settings {
     pub(crate) topology: Setting<Option<String>>,
     pub(crate) index_servers: Setting<Vec<String>>,
     pub(crate) supernode_capable: Setting<bool>,
+    pub(crate) direct_writes: Setting<bool>,
     pub(crate) api_listen: Setting<String>,
 }
 
@@ -172,6 +175,7 @@ impl Settings {
             topology: pick(m, "topology", args.topology.clone().map(Some), f.topology.map(Some), None),
             index_servers: pick(m, "index_servers", some_if_nonempty(&args.index_servers), f.index_servers, Vec::new()),
             supernode_capable: pick(m, "supernode_capable", args.supernode_capable, f.supernode_capable, true),
+            direct_writes: pick(m, "direct_writes", args.direct_writes, f.direct_writes, true),
             api_listen: pick(m, "api_listen", api_given, f.api_listen, "127.0.0.1:0".to_string()),
             home,
         };
@@ -212,6 +216,7 @@ impl Settings {
             ("topology", opt(&self.topology.value), self.topology.source),
             ("index_servers", self.index_servers.value.join(","), self.index_servers.source),
             ("supernode_capable", self.supernode_capable.value.to_string(), self.supernode_capable.source),
+            ("direct_writes", self.direct_writes.value.to_string(), self.direct_writes.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
         ];
         crate::commands::print_line(&format!("# config file: {}", self.config_file.display()))?;

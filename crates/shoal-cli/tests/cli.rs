@@ -434,7 +434,7 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(
         home.join("config.toml"),
-        "upload_limit = \"5MB\"\ndownload_limit = \"6MB\"\ntopology = \"pure\"\nmax_connections = 9\n",
+        "upload_limit = \"5MB\"\ndownload_limit = \"6MB\"\ntopology = \"pure\"\nmax_connections = 9\ndirect_writes = false\n",
     )
     .unwrap();
     let o = shoal(&home)
@@ -452,6 +452,8 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     assert_eq!(got("upload_limit"), (serde_json::json!("5MB"), "file".into()));
     assert_eq!(got("topology"), (serde_json::json!("pure"), "file".into()));
     assert_eq!(got("upload_limit_per_peer"), (serde_json::Value::Null, "default".into()));
+    assert_eq!(got("direct_writes"), (serde_json::json!(false), "file".into()));
+    assert_eq!(got("supernode_capable"), (serde_json::json!(true), "default".into()));
     // The topology reaches the daemon's status.
     let (_d, _) = daemon(&home);
     let st: serde_json::Value = serde_json::from_str(run_ok(&home, &["status", "--json"]).trim()).unwrap();

@@ -166,6 +166,9 @@ pub struct DownloadTuning {
     pub gather: Duration,
     /// How often the verified ranges are made durable.
     pub checkpoint_every: Duration,
+    /// Write pieces of 256 KiB and more with `O_DIRECT`, around the page cache (`Partial::commit` says
+    /// why); off, every write goes through the page cache.
+    pub direct_writes: bool,
 }
 
 impl Default for DownloadTuning {
@@ -176,6 +179,7 @@ impl Default for DownloadTuning {
             stall_timeout: Duration::from_secs(60),
             gather: Duration::from_millis(300),
             checkpoint_every: Duration::from_millis(100),
+            direct_writes: true,
         }
     }
 }
@@ -262,6 +266,12 @@ impl DownloadTuning {
     /// Sets the slow-request threshold.
     pub fn with_slow_after(mut self, d: Duration) -> Self {
         self.slow_after = d;
+        self
+    }
+
+    /// Turns writing large pieces around the page cache on or off.
+    pub fn with_direct_writes(mut self, on: bool) -> Self {
+        self.direct_writes = on;
         self
     }
 }

@@ -151,6 +151,12 @@ impl Partial {
         }
     }
 
+    /// From now on every write goes through the page cache (the `direct_writes` setting is off).
+    pub fn without_direct_writes(mut self) -> Self {
+        self.direct = None;
+        self
+    }
+
     /// Blob id.
     pub fn id(&self) -> ContentId {
         self.id

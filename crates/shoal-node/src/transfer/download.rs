@@ -487,7 +487,10 @@ async fn fetch_blob(
                             let (partial_path, final_path) = d(is_coll)?;
                             let store = node.store().clone();
                             let pp = partial_path.clone();
-                            let partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
+                            let mut partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
+                            if !tuning.direct_writes {
+                                partial = partial.without_direct_writes();
+                            }
                             let layout = Layout::new(size);
                             let have = layout.pieces_in(&partial.verified());
                             let resumed: u64 = have.iter().map(|i| { let r = layout.piece_bytes(i); r.end - r.start }).sum();

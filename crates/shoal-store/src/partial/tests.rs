@@ -84,6 +84,26 @@ fn large_aligned_pieces_are_written_directly_and_read_back_intact() {
     assert_eq!(std::fs::read(&e.out).unwrap(), e.bytes);
 }
 
+/// With the `direct_writes` setting off, even a large aligned piece goes through the page cache.
+#[test]
+fn without_direct_writes_every_piece_goes_through_the_page_cache() {
+    let size = 1 << 20;
+    let e = env(size);
+    let partial = e.dst.begin_download(&e.id, size as u64, &e.out.with_extension("part")).unwrap();
+    let partial = partial.without_direct_writes();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    for start in [0, 256, 512, 768] {
+        let span = ChunkSpan { start, end: start + 256 };
+        let mut enc = Vec::new();
+        served.encode(span, &mut enc).unwrap();
+        let piece = partial.verify(span, &enc).unwrap();
+        assert!(!partial.commit_waits_for_disk(&piece));
+        partial.commit(piece).unwrap();
+    }
+    partial.finish(&e.out).unwrap();
+    assert_eq!(std::fs::read(&e.out).unwrap(), e.bytes);
+}
+
 #[test]
 fn corrupt_piece_writes_nothing() {
     let e = env(1 << 20);
