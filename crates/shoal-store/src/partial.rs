@@ -47,10 +47,11 @@ pub struct Partial {
     verified: Mutex<Vec<ChunkSpan>>,
     /// Piece buffers handed back by [`Partial::commit`], reused so that a piece costs no zeroing or faults.
     spare: Mutex<Vec<Vec<u8>>>,
-    /// Held while a verified piece is written. Pieces from several providers are verified in parallel,
-    /// but concurrent `pwrite`s to one file queue on the kernel's inode lock by spinning: with four
-    /// sources on two cores that spinning (`rwsem_spin_on_owner`) was 7% of the downloader's CPU.
-    /// Waiting here sleeps instead.
+    /// Held while a verified piece is written through the page cache. Pieces from several providers are
+    /// verified in parallel, but concurrent buffered `pwrite`s to one file queue on the kernel's inode lock
+    /// by spinning: with four sources on two cores that spinning (`rwsem_spin_on_owner`) was 7% of the
+    /// downloader's CPU. Waiting here sleeps instead. Direct writes do not take it: they wait for the disk,
+    /// which takes several at once. (Hash pairs that two pieces share are the same bytes either way.)
     writing: Mutex<()>,
     catalog: Arc<Catalog>,
 }
