@@ -147,9 +147,22 @@ async fn folder_round_trip() {
     let src = peer().await;
     let root = src.home().join("album");
     std::fs::create_dir_all(root.join("disc 1")).unwrap();
-    let files = [("cover.jpg", 70_000usize), ("disc 1/01 intro.flac", 1_500_000), ("disc 1/empty.txt", 0)];
-    for (i, (name, size)) in files.iter().enumerate() {
-        write_file(&root, name, &random_bytes(*size, 10 + i as u64));
+    std::fs::create_dir_all(root.join("disc 2")).unwrap();
+    // (name, size, seed): more distinct files than are fetched at once, and repeated contents (two empty
+    // files, a copy) that must be fetched once and copied.
+    let files = [
+        ("cover.jpg", 70_000usize, 10u64),
+        ("disc 1/01 intro.flac", 1_500_000, 11),
+        ("disc 1/02 song.flac", 900_000, 12),
+        ("disc 1/03 song.flac", 1_100_000, 13),
+        ("disc 1/empty.txt", 0, 0),
+        ("disc 2/01 song.flac", 700_000, 14),
+        ("disc 2/02 song.flac", 300_000, 15),
+        ("disc 2/empty too.txt", 0, 0),
+        ("disc 2/cover copy.jpg", 70_000, 10),
+    ];
+    for (name, size, seed) in files {
+        write_file(&root, name, &random_bytes(size, seed));
     }
     let info = src.node.share(&root).await.unwrap();
     assert!(info.is_collection);
@@ -157,9 +170,10 @@ async fn folder_round_trip() {
     let dst = peer().await;
     let out = dst.home().join("got");
     let report = fetch(&dst, &ticket, &out).await;
-    assert_eq!(report.files, 3);
-    for (i, (name, size)) in files.iter().enumerate() {
-        assert_eq!(b3(&std::fs::read(out.join(name)).unwrap()), b3(&random_bytes(*size, 10 + i as u64)), "{name}");
+    assert_eq!(report.files, files.len());
+    assert_eq!(report.size, files.iter().map(|f| f.1 as u64).sum::<u64>());
+    for (name, size, seed) in files {
+        assert_eq!(b3(&std::fs::read(out.join(name)).unwrap()), b3(&random_bytes(size, seed)), "{name}");
     }
 }
 
