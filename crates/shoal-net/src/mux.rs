@@ -51,23 +51,32 @@ impl UpgradeInfo for Yamux {
     }
 }
 
+/// What an upgrade in either direction resolves to: the muxer at once (yamux has no handshake).
+type Upgraded<C> = future::Ready<Result<Muxer<C>, std::io::Error>>;
+
+impl Yamux {
+    fn start<C: AsyncRead + AsyncWrite + Unpin>(self, socket: C, mode: yamux::Mode) -> Upgraded<C> {
+        future::ready(Ok(Muxer::new(yamux::Connection::new(socket, self.0, mode))))
+    }
+}
+
 impl<C: AsyncRead + AsyncWrite + Send + Unpin + 'static> InboundConnectionUpgrade<C> for Yamux {
     type Output = Muxer<C>;
     type Error = std::io::Error;
-    type Future = future::Ready<Result<Muxer<C>, std::io::Error>>;
+    type Future = Upgraded<C>;
 
     fn upgrade_inbound(self, socket: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(socket, self.0, yamux::Mode::Server))))
+        self.start(socket, yamux::Mode::Server)
     }
 }
 
 impl<C: AsyncRead + AsyncWrite + Send + Unpin + 'static> OutboundConnectionUpgrade<C> for Yamux {
     type Output = Muxer<C>;
     type Error = std::io::Error;
-    type Future = future::Ready<Result<Muxer<C>, std::io::Error>>;
+    type Future = Upgraded<C>;
 
     fn upgrade_outbound(self, socket: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(socket, self.0, yamux::Mode::Client))))
+        self.start(socket, yamux::Mode::Client)
     }
 }
 
