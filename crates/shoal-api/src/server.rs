@@ -83,7 +83,7 @@ impl ApiState {
     }
 
     fn downloads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.inner.downloads.lock().unwrap_or_else(|p| p.into_inner())
+        shoal_store::lock(&self.inner.downloads)
     }
 }
 

@@ -76,18 +76,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// xorshift64*: the same seed gives the same network and workload.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-    }
-}
-
 const WORDS: &[&str] = &[
     "holiday", "photos", "concert", "lecture", "notes", "garden", "recipe", "travel", "report", "budget", "music",
     "video", "archive", "family", "project", "draft",
@@ -141,7 +129,8 @@ async fn settle(nodes: &[Node], max: Duration) {
 }
 
 async fn run(t: Topology, a: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let mut rng = Rng(a.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    // The same seed gives the same network and workload.
+    let mut rng = shoal_proto::rng::SplitMix64::new(a.seed);
     let mut nodes: Vec<Node> = Vec::new();
     let started = Instant::now();
     let rss_before = rss_kib();

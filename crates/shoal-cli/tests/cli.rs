@@ -625,8 +625,16 @@ fn an_index_server_answers_hybrid_searches() {
     });
     let done = json(out.lines().last().unwrap());
     assert_eq!(done["messages"], 1, "one question to the index server: {done}");
-    // The server's status shows what it holds.
-    let st = json(&run_ok(&dir.path().join("server"), &["status", "--json"]));
+    // The server's status shows what it holds. B's (empty) list may still be on its way when the search
+    // returns (its first list is read off the async threads while the search goes out): ask up to 10 s.
+    let mut st = serde_json::Value::Null;
+    for _ in 0..50 {
+        st = json(&run_ok(&dir.path().join("server"), &["status", "--json"]));
+        if st["search"]["index_peers"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_eq!(st["topology"], "hybrid");
     assert_eq!(st["search"]["index_peers"], 2, "{st}");
     // An index server needs the hybrid topology.

@@ -13,6 +13,7 @@ use shoal_store::{BlobInfo, Store};
 use shoal_store::ContentId;
 use tokio::sync::mpsc;
 
+use crate::blocking::blocking;
 use crate::search::{self, SearchCounters, SearchEvent, SearchRequest, SearchStream};
 use crate::transfer::download::{self, DownloadHandle, DownloadRequest};
 use crate::transfer::limit::Limits;
@@ -33,12 +34,12 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn uploaded(&self, peer: PeerId, n: u64) {
         self.uploaded_total.fetch_add(n, Ordering::Relaxed);
-        self.by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default().0 += n;
+        shoal_store::lock(&self.by_peer).entry(peer).or_default().0 += n;
     }
 
     pub(crate) fn downloaded(&self, peer: PeerId, n: u64) {
         self.downloaded_total.fetch_add(n, Ordering::Relaxed);
-        self.by_peer.lock().unwrap_or_else(|p| p.into_inner()).entry(peer).or_default().1 += n;
+        shoal_store::lock(&self.by_peer).entry(peer).or_default().1 += n;
     }
 
     pub(crate) fn upload_cancelled(&self) {
@@ -125,11 +126,7 @@ impl Node {
         let key = shoal_net::identity::load_or_create(&home.join("identity.key"))?;
         let store = {
             let home = home.clone();
-            Arc::new(
-                tokio::task::spawn_blocking(move || Store::open(&home))
-                    .await
-                    .map_err(|e| NodeError::Task(e.to_string()))??,
-            )
+            Arc::new(blocking(move || Store::open(&home)).await?)
         };
         let net = Network::start(key, config.net.clone()).await?;
         let incoming = net
@@ -154,7 +151,7 @@ impl Node {
             store: store.clone(),
             net: net.clone(),
             incoming: search_incoming,
-            seed: rand_seed(),
+            key: crate::blocking::os_secret(),
             max_connections: config.net.max_connections,
         })
         .await;
@@ -174,9 +171,7 @@ impl Node {
         };
         let ids = {
             let store = node.inner.store.clone();
-            tokio::task::spawn_blocking(move || store.servable_ids())
-                .await
-                .map_err(|e| NodeError::Task(e.to_string()))??
+            blocking(move || store.servable_ids()).await?
         };
         for id in ids {
             node.inner.net.provide(id.as_bytes().to_vec()).await?;
@@ -214,9 +209,7 @@ impl Node {
     pub async fn share(&self, path: &Path) -> Result<BlobInfo, NodeError> {
         let store = self.inner.store.clone();
         let p = path.to_path_buf();
-        let info = tokio::task::spawn_blocking(move || store.share(&p))
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))??;
+        let info = blocking(move || store.share(&p)).await?;
         self.inner.net.provide(info.id.as_bytes().to_vec()).await?;
         for f in &info.files {
             self.inner.net.provide(f.id.as_bytes().to_vec()).await?;
@@ -229,9 +222,7 @@ impl Node {
     pub async fn unshare(&self, id: &shoal_store::ContentId) -> Result<bool, NodeError> {
         let store = self.inner.store.clone();
         let i = *id;
-        let was = tokio::task::spawn_blocking(move || store.remove_share(&i))
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))??;
+        let was = blocking(move || store.remove_share(&i)).await?;
         if was {
             self.inner.net.unprovide(id.as_bytes().to_vec()).await?;
             let _ = self.inner.search.send(search::driver::Cmd::SharesChanged).await;
@@ -296,12 +287,12 @@ impl Node {
 
     /// Search counters since start.
     pub fn search_counters(&self) -> SearchCounters {
-        self.inner.search_shared.counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        shoal_store::lock(&self.inner.search_shared.counters).clone()
     }
 
     /// Peers met that run another topology (peer id, their topology).
     pub fn topology_mismatches(&self) -> Vec<(String, String)> {
-        let m = self.inner.search_shared.mismatches.lock().unwrap_or_else(|p| p.into_inner());
+        let m = shoal_store::lock(&self.inner.search_shared.mismatches);
         m.iter().map(|(p, t)| (p.to_string(), t.clone())).collect()
     }
 
@@ -327,13 +318,7 @@ impl Node {
             downloaded: c.downloaded_total.load(Ordering::Relaxed),
             verification_failures: c.verification_failures.load(Ordering::Relaxed),
             uploads_cancelled: c.uploads_cancelled.load(Ordering::Relaxed),
-            by_peer: c
-                .by_peer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(p, v)| (p.to_string(), *v))
-                .collect(),
+            by_peer: shoal_store::lock(&c.by_peer).iter().map(|(p, v)| (p.to_string(), *v)).collect(),
         }
     }
 
@@ -349,10 +334,4 @@ impl Node {
         }
         self.inner.net.shutdown().await;
     }
-}
-
-/// A seed (query ids, piece tie-breaks): different on every call (time and process id mixed), no RNG crate needed.
-pub(crate) fn rand_seed() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    t ^ (u64::from(std::process::id()) << 32) ^ (std::ptr::addr_of!(t) as u64)
 }

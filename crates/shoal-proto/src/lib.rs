@@ -2,8 +2,9 @@
 //!
 //! Everything here is *sans-IO*: the types take events and the current time and return actions; they never
 //! touch a socket, a file or a clock. The node drives them over libp2p, tests drive them directly, and the
-//! simulator will drive the same code at scale.
+//! simulator (`shoal-sim`) drives the same code at scale.
 //!
+//! - [`rng`]: seeded generators that replay, and secret ids a peer cannot predict.
 //! - [`wire`]: framing shared by Shoal's own protocols (a version byte, a bounded length, a postcard body).
 //! - [`search`]: names folded into words, the `/shoal/search/1` messages, and the flooding router.
 //! - [`transfer`]: the `/shoal/transfer/1` messages, the piece layout of a blob, and the download
@@ -23,6 +24,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod rng;
 pub mod search;
 pub mod transfer;
 pub mod wire;

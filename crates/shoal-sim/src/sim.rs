@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::time::{Duration, Instant};
 
+use shoal_proto::rng::{SplitMix64, pair_hash};
 use shoal_proto::search::digest::Digest;
 use shoal_proto::search::flood::{self, Action, Flood, SearchId};
 use shoal_proto::search::messages::{IndexEntry, WireId};
@@ -19,32 +20,28 @@ use shoal_proto::search::{Hit, Provider, Query, SearchMsg, Want, keywords};
 
 use crate::scenario::{Scenario, Topology};
 
-/// splitmix64: small, fast, and the same sequence for the same seed.
-pub struct Rng(u64);
+/// The simulator's generator: [`SplitMix64`], plus the distributions scenarios use.
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Self(SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
+        self.0.below(n.max(1))
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     /// Exponentially distributed with the given median.
@@ -415,8 +412,7 @@ impl Sim {
     fn latency(&self, a: u32, b: u32) -> Duration {
         let [lo, hi] = self.sc.latency_ms;
         // One latency per link, from the pair: the same both ways and every time.
-        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
-        let h = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17);
+        let h = pair_hash(u64::from(a), u64::from(b));
         Duration::from_millis(lo + h % (hi - lo + 1))
     }
 

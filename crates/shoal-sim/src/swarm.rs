@@ -365,8 +365,7 @@ impl Swarm {
 
     fn link_latency(&self, a: u32, b: u32) -> Duration {
         let [lo, hi] = self.latency;
-        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
-        let h = (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17);
+        let h = shoal_proto::rng::pair_hash(u64::from(a), u64::from(b));
         Duration::from_millis(lo + h % (hi - lo + 1))
     }
 

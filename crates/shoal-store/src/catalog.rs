@@ -167,7 +167,7 @@ impl Catalog {
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         // A poisoned lock means a panic mid-statement; SQLite itself rolled the statement back.
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = crate::lock(&self.conn);
         f(&conn).map_err(|source| StoreError::Catalog { path: self.path.clone(), source })
     }
 

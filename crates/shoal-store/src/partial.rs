@@ -175,7 +175,7 @@ impl Partial {
 
     /// Chunk ranges verified so far (including those not yet checkpointed).
     pub fn verified(&self) -> Vec<ChunkSpan> {
-        self.verified.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::lock(&self.verified).clone()
     }
 
     /// Verifies the bao encoding of `span` as a whole and, only if every byte of it verifies, writes its data
@@ -190,7 +190,7 @@ impl Partial {
         let start = (span.start * shoal_proto::transfer::CHUNK).min(self.size);
         let end = (span.end * shoal_proto::transfer::CHUNK).min(self.size);
         let len = (end - start) as usize;
-        let mut buf = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+        let mut buf = crate::lock(&self.spare).pop().unwrap_or_default();
         if buf.len() < len + DIRECT_ALIGN {
             buf.resize(len + DIRECT_ALIGN, 0);
         }
@@ -266,7 +266,7 @@ impl Partial {
         let direct = if self.commit_waits_for_disk(&piece) { self.direct.as_ref() } else { None };
         {
             // Direct writes do not queue on the page cache's locks, and the disk takes several at once.
-            let _turn = direct.is_none().then(|| self.writing.lock().unwrap_or_else(|p| p.into_inner()));
+            let _turn = direct.is_none().then(|| crate::lock(&self.writing));
             let wrote = match direct {
                 // A file system may still refuse a direct write (EINVAL): the page cache always takes it.
                 Some(d) => d.write_all_at(piece.data(), piece.start).or_else(|e| match e.raw_os_error() {
@@ -280,14 +280,14 @@ impl Partial {
                 .write_pairs(&mut piece.pairs)
                 .map_err(StoreError::io("writing outboard of", &self.data_path))?;
         }
-        insert_span(&mut self.verified.lock().unwrap_or_else(|p| p.into_inner()), piece.span);
+        insert_span(&mut crate::lock(&self.verified), piece.span);
         let len = piece.len();
         self.give_back(piece.buf);
         Ok(len)
     }
 
     fn give_back(&self, buf: Vec<u8>) {
-        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spare = crate::lock(&self.spare);
         if spare.len() < SPARE_BUFFERS {
             spare.push(buf);
         }

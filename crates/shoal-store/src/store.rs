@@ -303,12 +303,12 @@ impl Store {
         let tree = BaoTree::new(row.size, BLOCK_SIZE);
         let ob_path = self.outboard_path(id);
         let outboard = if verified.is_none() {
-            let cached = self.outboards.lock().unwrap_or_else(|p| p.into_inner()).1.get(id).cloned();
+            let cached = crate::lock(&self.outboards).1.get(id).cloned();
             let bytes = match cached {
                 Some(b) => b,
                 None => {
                     let b = bytes::Bytes::from(std::fs::read(&ob_path).map_err(StoreError::io("reading", &ob_path))?);
-                    let mut cache = self.outboards.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut cache = crate::lock(&self.outboards);
                     if cache.0 + b.len() > OUTBOARD_CACHE_BYTES {
                         *cache = Default::default();
                     }

@@ -1,15 +1,12 @@
 //! Helpers shared by Shoal's tests. Only ever a dev-dependency.
 
-/// `n` pseudo-random bytes from `seed` (xorshift64): incompressible enough for transfer tests, and the same
+/// `n` pseudo-random bytes from `seed` (splitmix64): incompressible enough for transfer tests, and the same
 /// on every run so that a failure reproduces.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = shoal_proto::rng::SplitMix64::new(seed);
     let mut out = Vec::with_capacity(n + 8);
     while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     out.truncate(n);
     out

@@ -74,7 +74,8 @@ pub(crate) struct Parts {
     pub(crate) store: Arc<Store>,
     pub(crate) net: Network,
     pub(crate) incoming: shoal_net::IncomingStreams,
-    pub(crate) seed: u64,
+    /// Makes query ids a neighbour cannot predict (from the OS generator).
+    pub(crate) key: shoal_proto::rng::Secret,
     pub(crate) max_connections: Option<u32>,
 }
 
@@ -127,7 +128,7 @@ pub(crate) async fn spawn(
             retry_after: (c.supernode_orphan_wait * 4).clamp(Duration::from_secs(1), Duration::from_secs(10)),
             ..supernode::Config::default()
         };
-        Supernode::new(cfg, parts.net.peer_id(), my_addrs.clone(), parts.seed, Instant::now())
+        Supernode::new(cfg, parts.net.peer_id(), my_addrs.clone(), parts.key.clone(), Instant::now())
     });
     let d = Driver {
         topology: parts.topology,
@@ -136,7 +137,7 @@ pub(crate) async fn spawn(
         links: Links::new(parts.net.streams(), link_tx),
         net_events: parts.net.subscribe(),
         net: parts.net,
-        flood: Flood::new(flood_cfg, parts.seed),
+        flood: Flood::new(flood_cfg, parts.key),
         subs: HashMap::new(),
         introduced: HashSet::new(),
         retry: HashMap::new(),
@@ -465,7 +466,7 @@ impl Driver {
     }
 
     fn share_counters(&self) {
-        let mut c = self.shared.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = shoal_store::lock(&self.shared.counters);
         *c = SearchCounters {
             searches: self.searches,
             hits: self.hits,
@@ -526,7 +527,7 @@ impl Driver {
                 if let Some(theirs) = theirs.filter(|t| *t != ours) {
                     tracing::warn!(%peer, theirs, ours, "peer runs another topology: searches will not reach through it; \
                         every peer of a network must use the same `topology` setting");
-                    self.shared.mismatches.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, theirs.to_string());
+                    shoal_store::lock(&self.shared.mismatches).insert(peer, theirs.to_string());
                 }
             }
             _ => {}

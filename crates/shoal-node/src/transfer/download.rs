@@ -24,6 +24,7 @@ use shoal_store::{Collection, ContentId, DownloadRecord, Partial};
 use tokio::sync::{mpsc, watch};
 
 use super::session::{self, SessionCmd, SessionEvent, SessionHandle};
+use crate::blocking::blocking;
 use crate::{Node, NodeError, Ticket};
 
 /// What to download and where.
@@ -219,12 +220,6 @@ fn partial_path_for(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}.shoal-partial"))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, shoal_store::StoreError> + Send + 'static,
-) -> Result<T, NodeError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| NodeError::Task(e.to_string()))?.map_err(NodeError::from)
-}
-
 #[derive(Default)]
 struct Totals {
     peers: HashMap<PeerId, PeerReport>,
@@ -291,16 +286,15 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
     } else {
         let store = node.store().clone();
         let path = first.path.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let m = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+        let bytes = blocking(move || {
+            let output = |why: String| NodeError::Output { path: path.clone(), why };
+            let m = std::fs::metadata(&path).map_err(|e| output(e.to_string()))?;
             if m.len() > MAX_COLLECTION_BYTES {
-                return Err("collection is too large".to_string());
+                return Err(output("collection is too large".to_string()));
             }
-            std::fs::read(&path).map_err(|e| e.to_string())
+            std::fs::read(&path).map_err(|e| output(e.to_string()))
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
-        .map_err(|why| NodeError::Output { path: first.path.clone(), why })?;
+        .await?;
         drop(store);
         let collection = Collection::decode(&bytes)?;
         if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
@@ -393,7 +387,7 @@ async fn fetch_blob(
 ) -> Result<Fetched, NodeError> {
     // Already here (shared or downloaded before): no network needed.
     let store = node.store().clone();
-    let known = blocking(move || Ok((store.complete_path(&id)?, store.is_collection(&id)?))).await?;
+    let known = blocking(move || Ok::<_, NodeError>((store.complete_path(&id)?, store.is_collection(&id)?))).await?;
     if let (Some(have), is_coll) = known {
         let collection = collection_hint.unwrap_or(is_coll);
         let (partial_path, final_path) = dest(collection)?;
@@ -401,14 +395,13 @@ async fn fetch_blob(
             std::fs::metadata(&have).map_err(|e| NodeError::Output { path: have.clone(), why: e.to_string() })?.len();
         if final_path != have {
             let (from, part, to) = (have.clone(), partial_path.clone(), final_path.clone());
-            tokio::task::spawn_blocking(move || {
-                std::fs::copy(&from, &part)?;
-                std::fs::hard_link(&part, &to)?;
-                std::fs::remove_file(&part)
+            blocking(move || {
+                let copied = std::fs::copy(&from, &part)
+                    .and_then(|_| std::fs::hard_link(&part, &to))
+                    .and_then(|()| std::fs::remove_file(&part));
+                copied.map_err(|e| NodeError::Output { path: to.clone(), why: e.to_string() })
             })
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))?
-            .map_err(|e| NodeError::Output { path: final_path.clone(), why: e.to_string() })?;
+            .await?;
         }
         progress.send_modify(|p| {
             if p.files_total <= 1 {
@@ -495,7 +488,7 @@ async fn fetch_blob(
                             let have = layout.pieces_in(&partial.verified());
                             let resumed: u64 = have.iter().map(|i| { let r = layout.piece_bytes(i); r.end - r.start }).sum();
                             totals.resumed += resumed;
-                            let cfg = SchedConfig::default().with_max_in_flight(tuning.max_in_flight).with_slow_after(tuning.slow_after).with_tie_break(crate::node::rand_seed());
+                            let cfg = SchedConfig::default().with_max_in_flight(tuning.max_in_flight).with_slow_after(tuning.slow_after).with_tie_break(rand::random());
                             let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
                             progress.send_modify(|p| { p.size = if p.files_total > 1 { p.size } else { size }; p.verified += resumed; });
                             // A peer that is downloading serves what it has verified: tell the DHT.

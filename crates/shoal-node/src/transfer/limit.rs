@@ -24,7 +24,7 @@ impl RateLimiter {
     /// the next caller waits longer), so the long-run rate is exact.
     pub(crate) async fn acquire(&self, n: usize) {
         let wait = {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = shoal_store::lock(&self.state);
             let now = Instant::now();
             let refill = now.saturating_duration_since(s.1).as_secs_f64() * self.rate;
             s.0 = (s.0 + refill).min(self.burst) - n as f64;
@@ -64,10 +64,7 @@ impl Limits {
     /// Waits for the cap of `peer` only.
     pub(crate) async fn acquire_peer(&self, peer: libp2p::PeerId, n: usize) {
         if let Some(rate) = self.per_peer_rate {
-            let l = self
-                .per_peer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let l = shoal_store::lock(&self.per_peer)
                 .entry(peer)
                 .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate)))
                 .clone();

@@ -55,7 +55,7 @@ impl ServeCtx {
 
     /// Counts a new stream of `peer`; `None` if it already has the most it may.
     fn open_stream(self: &Arc<Self>, peer: PeerId) -> Option<StreamSlot> {
-        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = shoal_store::lock(&self.streams);
         let n = s.entry(peer).or_default();
         if *n >= MAX_STREAMS_PER_PEER {
             return None;
@@ -73,7 +73,7 @@ struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut s = self.ctx.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = shoal_store::lock(&self.ctx.streams);
         if let Some(n) = s.get_mut(&self.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -133,7 +133,7 @@ struct Unanswered {
 
 impl Unanswered {
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Waiting>> {
-        self.list.lock().unwrap_or_else(|p| p.into_inner())
+        shoal_store::lock(&self.list)
     }
     fn push(&self, seq: u64, req: &Request) {
         let get = match req {
@@ -298,12 +298,12 @@ struct OpenBlob {
 
 impl OpenBlob {
     fn keep(&self, id: ContentId, served: Arc<Served>) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, served));
+        *shoal_store::lock(&self.slot) = Some((id, served));
     }
 
     /// The open blob if it is `id` and its file has not changed since (else it is closed).
     fn get(&self, id: &ContentId) -> Option<Arc<Served>> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = shoal_store::lock(&self.slot);
         match slot.as_ref() {
             Some((open, served)) if open == id && served.unchanged() => Some(served.clone()),
             Some(_) => {

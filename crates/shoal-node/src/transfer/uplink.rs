@@ -34,7 +34,7 @@ pub(crate) struct Turn {
 
 impl Uplink {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        shoal_store::lock(&self.state)
     }
 
     /// Waits for the turn to send `key`.

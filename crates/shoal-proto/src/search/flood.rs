@@ -20,6 +20,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use super::messages::{Hit, MAX_HITS_PER_MSG, MAX_TTL, Query, SearchMsg, Want, WireId};
+use crate::rng::{Secret, SecretIds};
 
 /// Tuning of the router.
 #[derive(Clone, Debug)]
@@ -260,13 +261,14 @@ pub struct Flood<P> {
     searches: BTreeMap<SearchId, Search>,
     by_qid: HashMap<u64, SearchId>,
     next_search: SearchId,
-    rng: u64,
+    ids: SecretIds,
     counters: Counters,
 }
 
 impl<P: Clone + Ord + Hash> Flood<P> {
-    /// A router with no neighbours. `seed` makes query ids; give each peer a different random seed.
-    pub fn new(cfg: Config, seed: u64) -> Self {
+    /// A router with no neighbours. `key` makes query ids (see [`crate::rng`]): a node gives a key from the OS
+    /// generator; the simulator and tests a `u64` seed, so that runs replay.
+    pub fn new(cfg: Config, key: impl Into<Secret>) -> Self {
         let seen = Seen::new(cfg.seen_capacity, cfg.seen_for);
         Self {
             cfg,
@@ -277,7 +279,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
             searches: BTreeMap::new(),
             by_qid: HashMap::new(),
             next_search: 1,
-            rng: seed,
+            ids: SecretIds::new(key.into()),
             counters: Counters::default(),
         }
     }
@@ -323,12 +325,7 @@ impl<P: Clone + Ord + Hash> Flood<P> {
     }
 
     fn next_qid(&mut self) -> u64 {
-        // splitmix64: deterministic for a given seed (the simulator replays runs), well spread.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.ids.next_id()
     }
 
     /// Makes `peer` a neighbour without the `Join` handshake (a leaf's supernodes); false if full.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::digest::Digest;
 use super::flood::{self, Action, Flood, SearchId};
 use super::messages::{Hit, Query, SearchMsg};
+use crate::rng::{Secret, SplitMix64};
 
 /// Refusals an orphaned capable leaf takes before it promotes itself although it knows supernodes.
 const REFUSALS_BEFORE_PROMOTING: u32 = 3;
@@ -158,16 +159,18 @@ pub struct Supernode<P> {
     /// Supernode: since when.
     promoted_at: Option<Instant>,
     /// For the demotion coin.
-    rng: u64,
+    rng: SplitMix64,
 }
 
 impl<P: Clone + Ord + Hash> Supernode<P> {
     /// A leaf that has just started.
-    pub fn new(cfg: Config, me: P, my_addrs: Vec<Vec<u8>>, seed: u64, now: Instant) -> Self {
+    /// `key` makes query ids and, through [`Secret::seed`], the promotion jitter and the demotion coin.
+    pub fn new(cfg: Config, me: P, my_addrs: Vec<Vec<u8>>, key: impl Into<Secret>, now: Instant) -> Self {
+        let key = key.into();
+        let mut rng = SplitMix64::new(key.seed());
         // The promotion delay: orphan_wait plus a share of it picked from the seed.
-        let share = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
-        let jitter = cfg.orphan_wait.mul_f64(share);
-        let flood = Flood::new(cfg.flood.clone(), seed);
+        let jitter = cfg.orphan_wait.mul_f64(rng.unit());
+        let flood = Flood::new(cfg.flood.clone(), key);
         Self {
             cfg,
             me,
@@ -192,7 +195,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
             refusals: 0,
             cursor: None,
             promoted_at: None,
-            rng: seed ^ 0xD1B5_4A32_D192_ED03,
+            rng,
         }
     }
 
@@ -644,9 +647,7 @@ impl<P: Clone + Ord + Hash> Supernode<P> {
         {
             return false;
         }
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let z = (self.rng ^ (self.rng >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        (z ^ (z >> 29)).is_multiple_of(4)
+        self.rng.next_u64().is_multiple_of(4)
     }
 
     /// Steps down: our leaves and supernode links are told `Leave` (they re-home or re-link), everyone we
