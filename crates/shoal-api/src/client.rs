@@ -1,10 +1,15 @@
-//! Finding and calling a running daemon.
+//! Finding and calling a running daemon: one typed method per route, with the types of [`crate::types`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::types::{
+    AddShare, ContentId, DownloadInfo, PeerView, SearchBody, SearchLine, ShareRecord, Shared, StartDownload, Status,
+    Stopping,
+};
 
 /// Why a call to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +68,7 @@ impl Client {
         };
         let (Some(addr), Some(token)) = (read("api.addr")?, read("api.token")?) else { return Ok(None) };
         let c = Self::new(&addr, &token);
-        match c.get::<serde_json::Value>("/api/v1/status").await {
+        match c.status().await {
             Ok(_) => Ok(Some(c)),
             Err(ClientError::Unreachable { .. }) => {
                 tracing::info!(addr = %addr.trim(), "ignoring a stale api.addr: no daemon answers there");
@@ -97,19 +102,18 @@ impl Client {
         self.answer(r).await
     }
 
-    /// `POST path` with a JSON body, for an answer of newline-delimited JSON read as it arrives: `each` gets
-    /// every line; returning `false` stops reading. `timeout` bounds the whole exchange.
-    pub async fn post_lines<B: Serialize>(
+    /// `POST /api/v1/search`: `each` gets every line of the answer as it arrives, typed and as sent (for
+    /// `--json`); returning `false` stops reading. `timeout` bounds the whole exchange.
+    pub async fn search(
         &self,
-        path: &str,
-        body: &B,
+        body: &SearchBody,
         timeout: Duration,
-        mut each: impl FnMut(serde_json::Value) -> bool,
+        mut each: impl FnMut(SearchLine, &str) -> bool,
     ) -> Result<(), ClientError> {
         let unreachable = |e: reqwest::Error| ClientError::Unreachable { addr: self.base.clone(), why: e.to_string() };
         let mut r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}/api/v1/search", self.base))
             .bearer_auth(&self.token)
             .timeout(timeout)
             .json(body)
@@ -124,14 +128,55 @@ impl Client {
             buf.extend_from_slice(&chunk);
             while let Some(end) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=end).collect();
-                let v = serde_json::from_slice(&line)
-                    .map_err(|e| ClientError::Api { status: 200, message: format!("malformed event line: {e}") })?;
-                if !each(v) {
+                let raw = String::from_utf8_lossy(&line);
+                let v = serde_json::from_str(raw.trim_end())
+                    .map_err(|e| ClientError::Api { status: 200, message: format!("malformed search line: {e}") })?;
+                if !each(v, raw.trim_end()) {
                     return Ok(());
                 }
             }
         }
         Ok(())
+    }
+
+    /// `GET /api/v1/status`.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.get("/api/v1/status").await
+    }
+
+    /// `POST /api/v1/shares`.
+    pub async fn share(&self, path: &Path) -> Result<Shared, ClientError> {
+        self.post("/api/v1/shares", &AddShare { path: path.to_path_buf() }).await
+    }
+
+    /// `GET /api/v1/shares`.
+    pub async fn shares(&self) -> Result<Vec<ShareRecord>, ClientError> {
+        self.get("/api/v1/shares").await
+    }
+
+    /// `POST /api/v1/downloads`.
+    pub async fn start_download(&self, req: &StartDownload) -> Result<DownloadInfo, ClientError> {
+        self.post("/api/v1/downloads", req).await
+    }
+
+    /// `GET /api/v1/downloads`.
+    pub async fn downloads(&self) -> Result<Vec<DownloadInfo>, ClientError> {
+        self.get("/api/v1/downloads").await
+    }
+
+    /// `GET /api/v1/downloads/{id}`.
+    pub async fn download(&self, id: &ContentId) -> Result<DownloadInfo, ClientError> {
+        self.get(&format!("/api/v1/downloads/{id}")).await
+    }
+
+    /// `GET /api/v1/peers`.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, ClientError> {
+        self.get("/api/v1/peers").await
+    }
+
+    /// `POST /api/v1/stop`.
+    pub async fn stop(&self) -> Result<Stopping, ClientError> {
+        self.post("/api/v1/stop", &serde_json::json!({})).await
     }
 
     /// `POST path` with a JSON body.

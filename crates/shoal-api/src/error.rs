@@ -46,9 +46,11 @@ impl From<shoal_node::NodeError> for ApiError {
     fn from(e: shoal_node::NodeError) -> Self {
         match e {
             shoal_node::NodeError::Store(shoal_store::StoreError::Io { .. })
-            | shoal_node::NodeError::Store(shoal_store::StoreError::NotShareable { .. }) => {
-                Self::bad_request(e.to_string())
-            }
+            | shoal_node::NodeError::Store(shoal_store::StoreError::NotShareable { .. })
+            | shoal_node::NodeError::Ticket(_)
+            | shoal_node::NodeError::Output { .. } => Self::bad_request(e.to_string()),
+            shoal_node::NodeError::NoDownload(_) => Self::not_found(e.to_string()),
+            shoal_node::NodeError::Busy(_) => Self::conflict(e.to_string()),
             other => Self::internal(other),
         }
     }

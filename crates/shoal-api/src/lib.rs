@@ -9,6 +9,9 @@
 //! - [`client`]: finds a running daemon from those files (a stale `api.addr` left by a crashed daemon is
 //!   detected: nothing answers) and calls it.
 //!
+//! - [`types`]: the contract, every request, response and event as a Rust type, shared by the server and the
+//!   client; the OpenAPI description at `/api/v1/openapi.json` is derived from them.
+//!
 //! Routes and examples are in `docs/API.md`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -16,5 +19,6 @@ pub mod client;
 pub mod daemon;
 mod error;
 pub mod server;
+pub mod types;
 
 pub use error::ApiError;

@@ -63,10 +63,15 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
             }
             match remote::daemon(&config.home).await? {
                 Some(client) => {
-                    let body = serde_json::json!({
-                        "text": text, "limit": limit, "timeout_secs": timeout,
-                        "min_size": min_size, "max_size": max_size, "ext": ext,
-                    });
+                    let body = shoal_api::types::SearchBody {
+                        text: Some(text),
+                        limit: Some(limit),
+                        timeout_secs: Some(timeout),
+                        min_size,
+                        max_size,
+                        ext,
+                        ..Default::default()
+                    };
                     search::remote(&client, search::Ask { body, timeout: Duration::from_secs(timeout), json }).await
                 }
                 None => {

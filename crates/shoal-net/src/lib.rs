@@ -1,7 +1,7 @@
 //! Shoal's network layer, on libp2p 0.57.
 //!
 //! The principal type is [`Network`], a cheap, cloneable handle to one swarm. [`Network::start`] builds the
-//! swarm (TCP+Noise+Yamux and QUIC; identify, ping, Kademlia as `/shoal/kad/1.0.0` in server mode, mDNS when
+//! swarm (TCP with TLS 1.3 (Noise as fallback) and our Yamux glue, and QUIC; identify, ping, Kademlia as `/shoal/kad/1.0.0` in server mode, mDNS when
 //! enabled, and `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the
 //! event loop. Every other task talks to the swarm through commands with `oneshot` replies, the way
 //! rust-libp2p's file-sharing example does. Bulk data does not pass through the event loop: protocol streams

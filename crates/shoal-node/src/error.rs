@@ -63,6 +63,15 @@ pub enum NodeError {
         /// What it did.
         why: String,
     },
+    /// No download with this id (the daemon lists them: `shoal ls`).
+    #[error("no download with id {0}")]
+    NoDownload(ContentId),
+    /// The request conflicts with the state of what it names (a download already running, say).
+    #[error("{0}")]
+    Busy(String),
+    /// A service the node does not run was asked for.
+    #[error("the {0} service is not running on this node")]
+    NoService(&'static str),
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),

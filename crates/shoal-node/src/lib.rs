@@ -25,16 +25,23 @@
 mod blocking;
 pub mod config;
 mod error;
+pub mod events;
 mod framing;
 mod node;
+pub mod peers;
 pub mod search;
+pub mod service;
+mod services;
 pub mod ticket;
 pub mod transfer;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
-pub use node::{Node, Traffic};
+pub use events::{Event, Events, Subscription};
+pub use node::Node;
 pub use search::{FoundHit, SearchCounters, SearchEvent, SearchRequest, SearchStream};
-pub use shoal_store::{BlobInfo, ContentId};
+pub use service::{Context, Service, Start};
+pub use shoal_store::{BlobInfo, ContentId, DownloadState};
 pub use ticket::Ticket;
 pub use transfer::download::{DownloadHandle, DownloadReport, DownloadRequest, PeerRate, PeerReport, Progress};
+pub use transfer::{DownloadInfo, Traffic};

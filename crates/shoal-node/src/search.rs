@@ -12,6 +12,7 @@
 //!
 //! Messages travel on `/shoal/search/1` ([`links`](self::links)): one outbound stream per peer written by its
 //! own task, and inbound streams read by one task each, so a slow peer never blocks the driver.
+//! [`Search`] is the service on the node's seam that owns all of it.
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use tokio::sync::mpsc;
 pub(crate) mod dht;
 pub(crate) mod driver;
 pub(crate) mod links;
+pub mod service;
+
+pub use service::Search;
 
 /// The protocol id as a libp2p stream protocol.
 pub(crate) const PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new(shoal_proto::search::PROTOCOL);
@@ -46,7 +50,7 @@ impl SearchRequest {
 }
 
 /// One thing found at one peer.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FoundHit {
     /// Content id (give it to `shoal get`).
     pub id: ContentId,
@@ -56,31 +60,46 @@ pub struct FoundHit {
     pub size: u64,
     /// True for a folder.
     pub collection: bool,
-    /// The peer that has it.
-    #[serde(serialize_with = "crate::search::ser_peer")]
+    /// The peer that has it (libp2p's serde form: the base58 peer id).
+    #[schema(value_type = String)]
     pub peer: PeerId,
-    /// Its addresses, as it gave them.
-    #[serde(serialize_with = "crate::search::ser_addrs")]
+    /// Its addresses, as it gave them (multiaddr strings).
+    #[schema(value_type = Vec<String>)]
     pub addrs: Vec<Multiaddr>,
-}
-
-fn ser_peer<S: serde::Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(p)
-}
-
-fn ser_addrs<S: serde::Serializer>(a: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(a.iter().map(|a| a.to_string()))
 }
 
 /// What a running search reports. As JSON: `{"type":"hit", id, name, size, collection, peer, addrs}` and
 /// `{"type":"done", messages, hits, responders, first_hit_ms, rings, elapsed_ms}`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SearchEvent {
     /// A hit (the same id may come again from another peer).
     Hit(FoundHit),
     /// The search ended; nothing follows.
     Done(SearchStats),
+}
+
+/// A search's events as the node's feed carries them, tagged with the number of the search
+/// (`{"type": "search_hit", "search": 3, "id": ..., ...}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedEvent {
+    /// A hit of search `search`.
+    SearchHit {
+        /// Which search.
+        search: u64,
+        /// What was found.
+        #[serde(flatten)]
+        hit: FoundHit,
+    },
+    /// Search `search` ended.
+    SearchDone {
+        /// Which search.
+        search: u64,
+        /// Its figures.
+        #[serde(flatten)]
+        stats: SearchStats,
+    },
 }
 
 /// A running search: its events, in order. Dropping it cancels the search.
@@ -108,7 +127,7 @@ impl SearchStream {
 }
 
 /// Search counters since start, for `/metrics`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SearchCounters {
     /// Searches started here.
     pub searches: u64,

@@ -193,7 +193,7 @@ struct Peer {
 type Peers = Arc<Mutex<Vec<Peer>>>;
 
 fn lock(peers: &Peers) -> std::sync::MutexGuard<'_, Vec<Peer>> {
-    shoal_store::lock(&peers)
+    shoal_store::lock(peers)
 }
 
 fn online_nodes(peers: &Peers) -> Vec<(usize, Node)> {

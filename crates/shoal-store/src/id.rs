@@ -73,6 +73,20 @@ impl<'de> serde::Deserialize<'de> for ContentId {
     }
 }
 
+impl utoipa::PartialSchema for ContentId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-f]{64}$"))
+            .description(Some(
+                "Content id: the BLAKE3 hash of the bytes in 64 lowercase hex digits (what b3sum prints)",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ContentId {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The local index: the names of what this peer shares, searchable by word prefixes.
+//! The search index (the `names` table): the names of what this peer shares, searchable by word prefixes.
 //!
 //! SQLite FTS5 with the `unicode61` tokenizer folding case and accents, so `holid pho` finds
 //! `Holiday Photos 2024.zip` and `noel` finds `Noël`. A shared file is one row; a shared folder is one row for
@@ -6,7 +6,7 @@
 //! Rows carry the root id of the share they belong to, so unsharing removes them all. A provider lookup by
 //! content id does not use the index: any blob this peer can serve answers it, downloaded ones included.
 
-use rusqlite::{ToSql, params};
+use rusqlite::{Connection, ToSql, params};
 use shoal_proto::search::{Filters, Query, Want, keywords};
 
 use crate::catalog::{Catalog, id_from};
@@ -44,35 +44,31 @@ fn ext_ok(ext: &str) -> bool {
     !ext.is_empty() && ext.len() <= 16 && ext.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// Replaces the rows of share `root` with its name and, for a folder, its files' names (inside the caller's
+/// transaction: sharing is one change).
+pub(crate) fn index_share(
+    c: &Connection,
+    root: &ContentId,
+    name: &str,
+    size: u64,
+    files: &[Entry],
+) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM names WHERE root = ?1", params![root.as_bytes()])?;
+    let mut ins = c.prepare("INSERT INTO names (name, id, size, root, collection) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    ins.execute(params![name, root.as_bytes(), size as i64, root.as_bytes(), !files.is_empty()])?;
+    for f in files {
+        let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+        ins.execute(params![file_name, f.id.as_bytes(), f.size as i64, root.as_bytes(), false])?;
+    }
+    Ok(())
+}
+
+/// Removes share `root`'s rows.
+pub(crate) fn unindex_share(c: &Connection, root: &ContentId) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM names WHERE root = ?1", params![root.as_bytes()]).map(|_| ())
+}
+
 impl Catalog {
-    /// Replaces the rows of share `root` with its name and, for a folder, its files' names.
-    pub(crate) fn index_share(
-        &self,
-        root: &ContentId,
-        name: &str,
-        size: u64,
-        files: &[Entry],
-    ) -> Result<(), StoreError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            tx.execute("DELETE FROM names WHERE root = ?1", params![root.as_bytes()])?;
-            let mut ins =
-                tx.prepare("INSERT INTO names (name, id, size, root, collection) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            ins.execute(params![name, root.as_bytes(), size as i64, root.as_bytes(), !files.is_empty()])?;
-            for f in files {
-                let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
-                ins.execute(params![file_name, f.id.as_bytes(), f.size as i64, root.as_bytes(), false])?;
-            }
-            drop(ins);
-            tx.commit()
-        })
-    }
-
-    /// Removes share `root`'s rows.
-    pub(crate) fn unindex_share(&self, root: &ContentId) -> Result<(), StoreError> {
-        self.with(|c| c.execute("DELETE FROM names WHERE root = ?1", params![root.as_bytes()]).map(|_| ()))
-    }
-
     /// Every indexed name (for publishing keywords).
     pub(crate) fn indexed_names(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
@@ -146,56 +142,7 @@ impl Catalog {
     }
 }
 
-/// An index server's saved registration of one peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Registration {
-    /// Peer id bytes.
-    pub peer: Vec<u8>,
-    /// The encoded registration; `None` when saving means "delete it".
-    pub saved: Option<Vec<u8>>,
-    /// When the peer was last heard from, Unix milliseconds.
-    pub heard_at_ms: i64,
-}
-
-impl Catalog {
-    pub(crate) fn save_registered(&self, rows: &[Registration]) -> Result<(), StoreError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            for Registration { peer, saved, heard_at_ms } in rows {
-                match saved {
-                    Some(s) => tx.execute(
-                        "INSERT OR REPLACE INTO registry (peer, saved, heard_at_ms) VALUES (?1, ?2, ?3)",
-                        params![peer, s, heard_at_ms],
-                    )?,
-                    None => tx.execute("DELETE FROM registry WHERE peer = ?1", params![peer])?,
-                };
-            }
-            tx.commit()
-        })
-    }
-
-    pub(crate) fn load_registered(&self) -> Result<Vec<Registration>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT peer, saved, heard_at_ms FROM registry")?;
-            let rows = st.query_map([], |r| {
-                Ok(Registration { peer: r.get(0)?, saved: Some(r.get(1)?), heard_at_ms: r.get(2)? })
-            })?;
-            rows.collect()
-        })
-    }
-}
-
 impl crate::Store {
-    /// An index server's registrations: saves or deletes (`saved: None`) each, in one transaction.
-    pub fn save_registered(&self, rows: &[Registration]) -> Result<(), StoreError> {
-        self.catalog.save_registered(rows)
-    }
-
-    /// Every saved registration.
-    pub fn load_registered(&self) -> Result<Vec<Registration>, StoreError> {
-        self.catalog.load_registered()
-    }
-
     /// What the local index has for `query` (at most `limit` distinct ids, best matches first).
     pub fn search_local(&self, query: &Query, limit: usize) -> Result<Vec<LocalHit>, StoreError> {
         let limit = limit.min(MAX_LOCAL_HITS);

@@ -3,9 +3,11 @@
 //! The principal type is [`Store`], opened on a data directory. It keeps
 //! - a BLAKE3 Merkle *outboard* (`blobs/<id>.obao`, bao-tree pre-order, 16 KiB chunk groups) for every blob,
 //!   so that any range can be served with its proof and verified on arrival;
-//! - the *catalog* (`shoal.db`, SQLite in WAL mode): blobs and where their bytes live, shares, downloads, and
-//!   the verified ranges of partial downloads (so a download resumes after a crash), and the full-text index
-//!   of shared names that answers searches (`index.rs`);
+//! - the *catalog* (`shoal.db`, SQLite in WAL mode), one module per table and concern: `blobs` (where each
+//!   blob's bytes live and the verified ranges of partial downloads, so a download resumes after a crash),
+//!   `shares`, `downloads`, `index` (the full-text index of shared names that answers searches) and
+//!   `registry` (an index server's copy of other peers' lists), built by the steps in `migrations`, each one
+//!   transaction;
 //! - *shares without copies*: sharing a file records its path, size and mtime; the file is re-checked before
 //!   every request and stops being served under its old id once it changes.
 //!
@@ -23,21 +25,28 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod blobs;
 mod catalog;
 pub mod collection;
+mod downloads;
 mod error;
 mod id;
 mod index;
 mod lock;
+mod migrations;
 mod outboard;
 mod partial;
+mod registry;
+mod shares;
 mod store;
 
-pub use catalog::{DownloadRecord, DownloadRequestRecord, ShareRecord};
 pub use collection::{Collection, Entry, PathError};
+pub use downloads::{DownloadRecord, DownloadRequestRecord, DownloadState};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
-pub use index::{LocalHit, MAX_LOCAL_HITS, Registration};
+pub use index::{LocalHit, MAX_LOCAL_HITS};
 pub use lock::lock;
 pub use partial::{Partial, PieceError, VerifiedPiece};
+pub use registry::Registration;
+pub use shares::ShareRecord;
 pub use store::{BlobInfo, Served, Store};

@@ -19,7 +19,8 @@ use bao_tree::io::sync::DecodeResponseIter;
 use bao_tree::{ChunkNum, ChunkRanges};
 use shoal_proto::transfer::ChunkSpan;
 
-use crate::catalog::{BlobRow, BlobState, Catalog};
+use crate::blobs::{BlobRow, BlobState};
+use crate::catalog::Catalog;
 use crate::outboard::FileOutboard;
 use crate::{ContentId, StoreError};
 

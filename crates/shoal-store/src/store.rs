@@ -1,4 +1,5 @@
-//! The [`Store`]: shares, served blobs and downloads over one data directory.
+//! The [`Store`] over one data directory, and its content: blobs, their outboards, serving ranges of them,
+//! and partial downloads. Shares, downloads, the search index and the registry have their own modules.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,10 +12,11 @@ use bao_tree::io::sync::encode_ranges;
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 use shoal_proto::transfer::ChunkSpan;
 
-use crate::catalog::{BlobRow, BlobState, Catalog};
-use crate::collection::{Collection, Entry, MAX_COLLECTION_BYTES};
+use crate::blobs::{BlobRow, BlobState};
+use crate::catalog::Catalog;
+use crate::collection::Entry;
 use crate::outboard::{self, BLOCK_SIZE, DataFile, FileOutboard, ServedOutboard, WindowData};
-use crate::{ContentId, DownloadRecord, Partial, ShareRecord, StoreError};
+use crate::{ContentId, Partial, StoreError};
 
 /// What was shared or stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -116,10 +118,6 @@ pub(crate) fn mtime_ns(m: &std::fs::Metadata) -> Option<i64> {
     m.modified().ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_nanos() as i64)
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned())
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `home`.
     pub fn open(home: &Path) -> Result<Self, StoreError> {
@@ -133,27 +131,12 @@ impl Store {
         Ok(store)
     }
 
-    /// Fills the name index from the shares (a catalog from before the index existed).
-    fn reindex(&self) -> Result<(), StoreError> {
-        for s in self.catalog.shares()? {
-            let files = match s.is_collection {
-                true => match self.read_blob(&s.id, MAX_COLLECTION_BYTES)? {
-                    Some(bytes) => Collection::decode(&bytes)?.entries,
-                    None => Vec::new(),
-                },
-                false => Vec::new(),
-            };
-            self.catalog.index_share(&s.id, &s.name, s.size, &files)?;
-        }
-        Ok(())
-    }
-
     /// The data directory.
     pub fn home(&self) -> &Path {
         &self.home
     }
 
-    fn outboard_path(&self, id: &ContentId) -> PathBuf {
+    pub(crate) fn outboard_path(&self, id: &ContentId) -> PathBuf {
         self.blobs.join(format!("{id}.obao"))
     }
 
@@ -165,8 +148,9 @@ impl Store {
         std::fs::rename(&tmp, path).map_err(StoreError::io("renaming", path))
     }
 
-    /// Hashes a file in place (no copy) and records it as a complete blob served from where it is.
-    fn import_in_place(&self, path: &Path) -> Result<(ContentId, u64), StoreError> {
+    /// Hashes a file in place (no copy) and writes its outboard; the caller records the returned row (in
+    /// the same transaction as the share that needs it).
+    pub(crate) fn hash_in_place(&self, path: &Path) -> Result<BlobRow, StoreError> {
         let file = File::open(path).map_err(StoreError::io("opening", path))?;
         let before = file.metadata().map_err(StoreError::io("reading metadata of", path))?;
         let size = before.len();
@@ -180,19 +164,25 @@ impl Store {
         }
         let id = ContentId(*root.as_bytes());
         self.write_atomically(&self.outboard_path(&id), &ob)?;
-        self.catalog.put_blob(&BlobRow {
+        Ok(BlobRow {
             id,
             size,
             data_path: path.to_owned(),
             mtime_ns: mtime_ns(&after),
             state: BlobState::Complete,
             verified: Vec::new(),
-        })?;
-        Ok((id, size))
+        })
     }
 
     /// Stores `bytes` (a small blob such as a collection) in the data directory.
     pub fn import_bytes(&self, bytes: &[u8]) -> Result<ContentId, StoreError> {
+        let row = self.write_bytes(bytes)?;
+        self.catalog.put_blob(&row)?;
+        Ok(row.id)
+    }
+
+    /// Writes `bytes` and their outboard into the data directory; the caller records the row.
+    pub(crate) fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRow, StoreError> {
         let (root, ob) =
             outboard::compute(bytes, bytes.len() as u64).map_err(|e| StoreError::io("hashing", "<memory>")(e))?;
         let id = ContentId(*root.as_bytes());
@@ -200,75 +190,14 @@ impl Store {
         self.write_atomically(&data, bytes)?;
         self.write_atomically(&self.outboard_path(&id), &ob)?;
         let m = std::fs::metadata(&data).map_err(StoreError::io("reading metadata of", &data))?;
-        self.catalog.put_blob(&BlobRow {
+        Ok(BlobRow {
             id,
             size: bytes.len() as u64,
             data_path: data,
             mtime_ns: mtime_ns(&m),
             state: BlobState::Complete,
             verified: Vec::new(),
-        })?;
-        Ok(id)
-    }
-
-    /// Shares a file or a folder (as a collection). Nothing is copied.
-    pub fn share(&self, path: &Path) -> Result<BlobInfo, StoreError> {
-        let meta = std::fs::metadata(path).map_err(StoreError::io("opening", path))?;
-        if meta.is_dir() { self.share_dir(path) } else { self.share_file(path) }
-    }
-
-    /// Shares one regular file.
-    pub fn share_file(&self, path: &Path) -> Result<BlobInfo, StoreError> {
-        let path = std::fs::canonicalize(path).map_err(StoreError::io("opening", path))?;
-        let meta = std::fs::metadata(&path).map_err(StoreError::io("opening", &path))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotShareable { path, why: "not a regular file or folder".into() });
-        }
-        let (id, size) = self.import_in_place(&path)?;
-        let name = file_name(&path);
-        self.catalog.put_share(&ShareRecord { id, name: name.clone(), path, size, is_collection: false })?;
-        self.catalog.index_share(&id, &name, size, &[])?;
-        Ok(BlobInfo { id, size, name, is_collection: false, files: Vec::new() })
-    }
-
-    /// Shares a folder: every regular file below it (symlinks are skipped), listed in a collection.
-    pub fn share_dir(&self, dir: &Path) -> Result<BlobInfo, StoreError> {
-        let dir = std::fs::canonicalize(dir).map_err(StoreError::io("opening", dir))?;
-        let mut entries = Vec::new();
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            let rd = std::fs::read_dir(&d).map_err(StoreError::io("listing", &d))?;
-            for item in rd {
-                let item = item.map_err(StoreError::io("listing", &d))?;
-                let p = item.path();
-                let ft = item.file_type().map_err(StoreError::io("reading", &p))?;
-                if ft.is_symlink() {
-                    tracing::warn!(path = %p.display(), "skipping symlink: collections hold regular files only");
-                } else if ft.is_dir() {
-                    stack.push(p);
-                } else if ft.is_file() {
-                    let rel = p.strip_prefix(&dir).unwrap_or(&p);
-                    let Some(rel) = rel.to_str() else {
-                        tracing::warn!(path = %p.display(), "skipping file whose name is not UTF-8");
-                        continue;
-                    };
-                    let (id, size) = self.import_in_place(&p)?;
-                    entries.push(Entry { path: rel.to_string(), id, size });
-                }
-            }
-        }
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let collection = Collection { entries };
-        let bytes = collection.encode();
-        if bytes.len() as u64 > MAX_COLLECTION_BYTES {
-            return Err(StoreError::NotShareable { path: dir, why: "too many files for one collection".into() });
-        }
-        let id = self.import_bytes(&bytes)?;
-        let name = file_name(&dir);
-        let total = collection.total_size();
-        self.catalog.put_share(&ShareRecord { id, name: name.clone(), path: dir, size: total, is_collection: true })?;
-        self.catalog.index_share(&id, &name, total, &collection.entries)?;
-        Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
+        })
     }
 
     /// Opens a blob for serving, or `None` if this peer cannot serve it (unknown, or a shared file changed
@@ -399,18 +328,6 @@ impl Store {
         Ok(Partial::new(*id, size, data, partial_path.to_owned(), outboard, verified, self.catalog.clone()))
     }
 
-    /// Stops sharing `id`: it is no longer listed nor served (unless it was downloaded here, in which case it
-    /// keeps being served like any completed download). The user's file is not touched. Returns whether it
-    /// was shared.
-    pub fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
-        let was = self.catalog.remove_share(id)?;
-        self.catalog.unindex_share(id)?;
-        if was && !self.catalog.was_downloaded(id)? {
-            self.catalog.remove_blob(id)?;
-        }
-        Ok(was)
-    }
-
     /// Throws away a partial download of `id` (a cancelled download): its partial file, its outboard and its
     /// record. Complete blobs and user files are never touched.
     pub fn discard_partial(&self, id: &ContentId) -> Result<(), StoreError> {
@@ -430,41 +347,6 @@ impl Store {
     /// Forgets a blob (e.g. a cancelled download). Does not touch user files.
     pub fn forget(&self, id: &ContentId) -> Result<(), StoreError> {
         self.catalog.remove_blob(id)
-    }
-
-    /// Everything shared, oldest first.
-    pub fn shares(&self) -> Result<Vec<ShareRecord>, StoreError> {
-        self.catalog.shares()
-    }
-
-    /// Records a download job.
-    pub fn put_download(&self, d: &DownloadRecord) -> Result<(), StoreError> {
-        self.catalog.put_download(d)
-    }
-
-    /// Records (or updates) a download the daemon must finish, even across restarts.
-    pub fn put_request(&self, r: &crate::DownloadRequestRecord) -> Result<(), StoreError> {
-        self.catalog.put_request(r)
-    }
-
-    /// Forgets a download request (it finished, failed for good, or was cancelled).
-    pub fn remove_request(&self, id: &ContentId) -> Result<(), StoreError> {
-        self.catalog.remove_request(id)
-    }
-
-    /// Unfinished download requests, oldest first.
-    pub fn requests(&self) -> Result<Vec<crate::DownloadRequestRecord>, StoreError> {
-        self.catalog.requests()
-    }
-
-    /// Download jobs.
-    pub fn downloads(&self) -> Result<Vec<DownloadRecord>, StoreError> {
-        self.catalog.downloads()
-    }
-
-    /// True when `id` is known here as a collection (a folder).
-    pub fn is_collection(&self, id: &ContentId) -> Result<bool, StoreError> {
-        self.catalog.is_collection(id)
     }
 
     /// Ids this peer can serve (complete or partial): what it announces as a provider.

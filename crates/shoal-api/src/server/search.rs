@@ -12,31 +12,20 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use shoal_node::search::FeedEvent;
 use shoal_node::{ContentId, SearchEvent, SearchRequest};
 use shoal_proto::search::{Filters, Query, Want, messages::MAX_QUERY_TEXT};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiState, body};
 use crate::ApiError;
+use crate::types::{ErrorBody, SearchBody, SearchLine};
 
 static NEXT_SEARCH: AtomicU64 = AtomicU64::new(1);
 
 /// Longest search a client may ask for.
 const MAX_TIMEOUT_SECS: u64 = 300;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SearchBody {
-    /// Words (prefixes) to look for.
-    text: Option<String>,
-    /// Or: a content id whose providers to find.
-    id: Option<String>,
-    limit: Option<usize>,
-    timeout_secs: Option<u64>,
-    min_size: Option<u64>,
-    max_size: Option<u64>,
-    ext: Option<String>,
-}
 
 fn request(b: SearchBody) -> Result<SearchRequest, ApiError> {
     let want = match (b.text, b.id) {
@@ -71,26 +60,29 @@ fn request(b: SearchBody) -> Result<SearchRequest, ApiError> {
     })
 }
 
-pub(super) async fn search(
-    State(s): State<ApiState>,
-    b: Result<Json<SearchBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(search))
+}
+
+/// Runs a search; the answer is newline-delimited JSON (`application/x-ndjson`), one [`SearchLine`] per
+/// hit as it arrives and a last one with the figures.
+#[utoipa::path(post, path = "/api/v1/search", request_body = SearchBody,
+    responses((status = 200, content_type = "application/x-ndjson", body = SearchLine), (status = 400, body = ErrorBody)))]
+async fn search(State(s): State<ApiState>, b: Result<Json<SearchBody>, JsonRejection>) -> Result<Response, ApiError> {
     let req = request(body(b)?)?;
-    let stream = s.inner.node.search(req).await?;
-    let n = NEXT_SEARCH.fetch_add(1, Ordering::Relaxed);
+    let stream = s.node().search(req).await?;
+    let search = NEXT_SEARCH.fetch_add(1, Ordering::Relaxed);
     let lines = futures::stream::unfold((stream, s, false), move |(mut stream, s, done)| async move {
         if done {
             return None;
         }
-        let ev = stream.next().await?;
-        let mut v = serde_json::to_value(&ev).unwrap_or_default();
-        let last = matches!(ev, SearchEvent::Done(_));
-        let mut feed = v.clone();
-        feed["type"] = format!("search_{}", v["type"].as_str().unwrap_or("event")).into();
-        feed["search"] = n.into();
-        s.emit(feed);
-        v["search"] = n.into();
-        let mut line = v.to_string();
+        let event = stream.next().await?;
+        let last = matches!(event, SearchEvent::Done(_));
+        s.node().events().emit(match &event {
+            SearchEvent::Hit(hit) => FeedEvent::SearchHit { search, hit: hit.clone() },
+            SearchEvent::Done(stats) => FeedEvent::SearchDone { search, stats: stats.clone() },
+        });
+        let mut line = serde_json::to_string(&SearchLine { search, event }).unwrap_or_default();
         line.push('\n');
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), (stream, s, last)))
     });

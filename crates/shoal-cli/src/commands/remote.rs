@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use shoal_api::client::Client;
+use shoal_api::types::{ContentId, DownloadState, StartDownload};
 
 /// The daemon of `home`, if one runs.
 pub(crate) async fn daemon(home: &Path) -> anyhow::Result<Option<Client>> {
@@ -27,30 +28,23 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 
 pub(crate) async fn share(c: &Client, path: &Path, json: bool) -> anyhow::Result<()> {
     let path = std::fs::canonicalize(path).with_context(|| format!("{} does not exist", path.display()))?;
-    let v: serde_json::Value = c.post("/api/v1/shares", &serde_json::json!({ "path": path })).await?;
+    let shared = c.share(&path).await?;
     if json {
-        super::print_line(&v.to_string())?;
+        super::print_line(&serde_json::to_string(&shared)?)?;
     } else {
-        super::print_line(v["ticket"].as_str().unwrap_or_default())?;
+        super::print_line(&shared.ticket)?;
     }
-    eprintln!(
-        "shared by the running daemon: {} ({} bytes), id {}",
-        v["name"].as_str().unwrap_or("?"),
-        v["size"],
-        v["id"].as_str().unwrap_or("?")
-    );
+    eprintln!("shared by the running daemon: {} ({} bytes), id {}", shared.name, shared.size, shared.id);
     Ok(())
 }
 
 pub(crate) async fn get(c: &Client, what: &str, output: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let output = output.as_deref().map(absolute).transpose()?;
-    let started: serde_json::Value =
-        c.post("/api/v1/downloads", &serde_json::json!({ "what": what, "output": output })).await?;
-    let id = started["id"].as_str().context("the daemon did not say which download it started")?.to_string();
+    let started = c.start_download(&StartDownload { what: what.to_string(), output, paused: false }).await?;
     // The same display as a one-shot download: a bar on a terminal, plain lines otherwise.
     let (tx, rx) = tokio::sync::watch::channel(shoal_node::Progress::default());
     let display = tokio::spawn(crate::progress::report(rx));
-    let result = follow(c, &id, &tx, json).await;
+    let result = follow(c, &started.id, &tx, json).await;
     drop(tx);
     let _ = display.await;
     result
@@ -58,33 +52,26 @@ pub(crate) async fn get(c: &Client, what: &str, output: Option<PathBuf>, json: b
 
 async fn follow(
     c: &Client,
-    id: &str,
+    id: &ContentId,
     tx: &tokio::sync::watch::Sender<shoal_node::Progress>,
     json: bool,
 ) -> anyhow::Result<()> {
     loop {
-        let v: serde_json::Value = c.get(&format!("/api/v1/downloads/{id}")).await?;
-        match v["state"].as_str() {
-            Some("done") => {
-                let r = &v["report"];
-                eprintln!(
-                    "done: {} ({} bytes), id {} verified",
-                    r["out"].as_str().unwrap_or("?"),
-                    r["size"],
-                    r["id"].as_str().unwrap_or("?")
-                );
+        let d = c.download(id).await?;
+        match d.state {
+            DownloadState::Done => {
+                let r = d.report.context("the daemon says the download is done but sent no report")?;
+                eprintln!("done: {} ({} bytes), id {} verified", r.out.display(), r.size, r.id);
                 if json {
-                    super::print_line(&r.to_string())?;
+                    super::print_line(&serde_json::to_string(&r)?)?;
                 }
                 return Ok(());
             }
-            Some("failed") => bail!("{}", v["error"].as_str().unwrap_or("download failed")),
-            Some("paused") => bail!("the download was paused (shoal ls shows it; resume it through the API)"),
-            Some("cancelled") => bail!("the download was cancelled"),
-            _ => {
-                if let Ok(p) = serde_json::from_value::<shoal_node::Progress>(v["progress"].clone()) {
-                    let _ = tx.send(p);
-                }
+            DownloadState::Failed => bail!("{}", d.error.unwrap_or_else(|| "download failed".into())),
+            DownloadState::Paused => bail!("the download was paused (shoal ls shows it; resume it through the API)"),
+            DownloadState::Cancelled => bail!("the download was cancelled"),
+            DownloadState::Running => {
+                let _ = tx.send(d.progress);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -92,75 +79,58 @@ async fn follow(
 }
 
 pub(crate) async fn status(c: &Client, json: bool) -> anyhow::Result<()> {
-    let v: serde_json::Value = c.get("/api/v1/status").await?;
+    let st = c.status().await?;
     if json {
-        return super::print_line(&v.to_string());
+        return super::print_line(&serde_json::to_string(&st)?);
     }
-    super::print_line(&format!("peer {}", v["peer"].as_str().unwrap_or("?")))?;
-    for a in v["addrs"].as_array().into_iter().flatten() {
-        super::print_line(&format!("listening {}", a.as_str().unwrap_or("?")))?;
+    super::print_line(&format!("peer {}", st.peer))?;
+    for a in &st.addrs {
+        super::print_line(&format!("listening {a}"))?;
     }
-    super::print_line(&format!(
-        "topology {}  search neighbours {}",
-        v["topology"].as_str().unwrap_or("?"),
-        v["search_neighbours"]
-    ))?;
-    for m in v["topology_mismatches"].as_array().into_iter().flatten() {
+    super::print_line(&format!("topology {}  search neighbours {}", st.topology, st.search_neighbours))?;
+    for (peer, theirs) in &st.topology_mismatches {
         super::print_line(&format!(
-            "warning: peer {} runs topology {}, not ours: every peer of a network must use the same one",
-            m[0].as_str().unwrap_or("?"),
-            m[1].as_str().unwrap_or("?")
+            "warning: peer {peer} runs topology {theirs}, not ours: every peer of a network must use the same one"
         ))?;
     }
     super::print_line(&format!(
         "shares {}  active downloads {}  connected peers {}  uploaded {} bytes",
-        v["shares"], v["downloads_active"], v["peers_connected"], v["uploaded_bytes"]
+        st.shares, st.downloads_active, st.peers_connected, st.uploaded_bytes
     ))
 }
 
 pub(crate) async fn ls(c: &Client, json: bool) -> anyhow::Result<()> {
-    let shares: serde_json::Value = c.get("/api/v1/shares").await?;
-    let downloads: serde_json::Value = c.get("/api/v1/downloads").await?;
+    let shares = c.shares().await?;
+    let downloads = c.downloads().await?;
     if json {
         return super::print_line(&serde_json::json!({ "shares": shares, "downloads": downloads }).to_string());
     }
-    for s in shares.as_array().into_iter().flatten() {
-        super::print_line(&format!(
-            "share    {}  {:>12}  {}  {}",
-            s["id"].as_str().unwrap_or("?"),
-            s["size"],
-            s["name"].as_str().unwrap_or("?"),
-            s["path"].as_str().unwrap_or("?")
-        ))?;
+    for s in &shares {
+        super::print_line(&format!("share    {}  {:>12}  {}  {}", s.id, s.size, s.name, s.path.display()))?;
     }
-    for d in downloads.as_array().into_iter().flatten() {
-        super::print_line(&format!(
-            "download {}  {:>12}  {}  {}",
-            d["id"].as_str().unwrap_or("?"),
-            d["progress"]["size"],
-            d["state"].as_str().unwrap_or("?"),
-            d["name"].as_str().unwrap_or("?")
-        ))?;
+    for d in &downloads {
+        let state = serde_json::to_value(d.state)?;
+        let state = state.as_str().unwrap_or_default();
+        super::print_line(&format!("download {}  {:>12}  {}  {}", d.id, d.progress.size, state, d.name))?;
     }
     Ok(())
 }
 
 pub(crate) async fn peers(c: &Client, json: bool) -> anyhow::Result<()> {
-    let v: serde_json::Value = c.get("/api/v1/peers").await?;
+    let peers = c.peers().await?;
     if json {
-        return super::print_line(&v.to_string());
+        return super::print_line(&serde_json::to_string(&peers)?);
     }
-    for p in v.as_array().into_iter().flatten() {
-        let addrs: Vec<&str> = p["addrs"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
-        super::print_line(&format!("{}  {}", p["peer"].as_str().unwrap_or("?"), addrs.join(" ")))?;
+    for p in &peers {
+        super::print_line(&format!("{}  {}", p.peer, p.addrs.join(" ")))?;
     }
     Ok(())
 }
 
 pub(crate) async fn stop(c: &Client, json: bool) -> anyhow::Result<()> {
-    let v: serde_json::Value = c.post("/api/v1/stop", &serde_json::json!({})).await?;
+    let v = c.stop().await?;
     if json {
-        super::print_line(&v.to_string())?;
+        super::print_line(&serde_json::to_string(&v)?)?;
     } else {
         eprintln!("the daemon is stopping");
     }

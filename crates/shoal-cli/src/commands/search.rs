@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shoal_api::client::Client;
+use shoal_api::types::{SearchBody, SearchLine};
 use shoal_node::config::Topology;
-use shoal_node::{Node, NodeConfig, SearchRequest};
+use shoal_node::{ContentId, Node, NodeConfig, SearchEvent, SearchRequest};
 
 /// What the user asked for, as the API takes it.
 pub(crate) struct Ask {
-    pub(crate) body: serde_json::Value,
+    pub(crate) body: SearchBody,
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
 }
@@ -21,51 +22,49 @@ pub(crate) struct Ask {
 struct Printer {
     json: bool,
     /// Peers per result id.
-    peers: HashMap<String, usize>,
-    pairs: HashSet<(String, String)>,
+    peers: HashMap<ContentId, usize>,
+    pairs: HashSet<(ContentId, String)>,
 }
 
 impl Printer {
-    /// Prints one event; false after the last.
-    fn on(&mut self, v: &serde_json::Value) -> anyhow::Result<bool> {
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        match v["type"].as_str() {
-            Some("hit") => {
-                let (id, peer) = (s("id"), s("peer"));
-                if !self.pairs.insert((id.clone(), peer)) {
+    /// Prints one event (`raw` is its JSON, for `--json`); false after the last.
+    fn on(&mut self, ev: &SearchEvent, raw: &str) -> anyhow::Result<bool> {
+        match ev {
+            SearchEvent::Hit(h) => {
+                if !self.pairs.insert((h.id, h.peer.to_string())) {
                     return Ok(true);
                 }
-                let n = self.peers.entry(id.clone()).or_default();
+                let n = self.peers.entry(h.id).or_default();
                 *n += 1;
                 if self.json {
-                    super::print_line(&v.to_string())?;
+                    super::print_line(raw)?;
                 } else if *n == 1 {
-                    let size = indicatif::HumanBytes(v["size"].as_u64().unwrap_or(0));
-                    let folder = if v["collection"].as_bool().unwrap_or(false) { "/" } else { "" };
-                    super::print_line(&format!("{id}  {:>10}  {}{folder}", size.to_string(), s("name")))?;
+                    let size = indicatif::HumanBytes(h.size);
+                    let folder = if h.collection { "/" } else { "" };
+                    super::print_line(&format!("{}  {:>10}  {}{folder}", h.id, size.to_string(), h.name))?;
                 } else {
-                    eprintln!("  {} peers have {}", n, s("name"));
+                    eprintln!("  {} peers have {}", n, h.name);
                 }
                 Ok(true)
             }
-            Some("done") => {
+            SearchEvent::Done(st) => {
                 if self.json {
-                    super::print_line(&v.to_string())?;
+                    super::print_line(raw)?;
                 }
-                let first =
-                    v["first_hit_ms"].as_f64().map_or("no hit".to_string(), |ms| format!("first hit after {ms:.1} ms"));
+                let first = st
+                    .first_hit
+                    .map_or("no hit".to_string(), |d| format!("first hit after {:.1} ms", d.as_secs_f64() * 1000.0));
                 eprintln!(
                     "{} result{} from {} peer{} in {:.0} ms; {first}; {} query messages sent from this peer",
-                    v["hits"],
-                    if v["hits"] == 1 { "" } else { "s" },
-                    v["responders"],
-                    if v["responders"] == 1 { "" } else { "s" },
-                    v["elapsed_ms"].as_f64().unwrap_or(0.0),
-                    v["messages"],
+                    st.hits,
+                    if st.hits == 1 { "" } else { "s" },
+                    st.responders,
+                    if st.responders == 1 { "" } else { "s" },
+                    st.elapsed.as_secs_f64() * 1000.0,
+                    st.messages,
                 );
                 Ok(false)
             }
-            _ => Ok(true),
         }
     }
 }
@@ -74,11 +73,13 @@ impl Printer {
 pub(crate) async fn remote(c: &Client, ask: Ask) -> anyhow::Result<()> {
     let mut p = Printer { json: ask.json, ..Printer::default() };
     let mut err = None;
-    c.post_lines("/api/v1/search", &ask.body, ask.timeout + Duration::from_secs(30), |v| match p.on(&v) {
-        Ok(more) => more,
-        Err(e) => {
-            err = Some(e);
-            false
+    c.search(&ask.body, ask.timeout + Duration::from_secs(30), |line: SearchLine, raw: &str| {
+        match p.on(&line.event, raw) {
+            Ok(more) => more,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
         }
     })
     .await?;
@@ -107,7 +108,7 @@ pub(crate) async fn one_shot(config: NodeConfig, req: SearchRequest, json: bool)
     let mut stream = node.search(req).await?;
     let mut p = Printer { json, ..Printer::default() };
     while let Some(ev) = stream.next().await {
-        if !p.on(&serde_json::to_value(&ev)?)? {
+        if !p.on(&ev, &serde_json::to_string(&ev)?)? {
             break;
         }
     }

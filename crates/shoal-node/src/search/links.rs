@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 use libp2p::PeerId;
-use shoal_net::{Control, IncomingStreams};
+use shoal_net::Control;
 use shoal_proto::search::SearchMsg;
 use shoal_proto::search::messages::MAX_FRAME;
 use tokio::sync::mpsc;
 
 use crate::framing::{read_frame, write_frame};
+use crate::service::Tasks;
 
 /// Messages queued towards one peer before new ones are dropped.
 const OUT_QUEUE: usize = 256;
@@ -32,20 +33,21 @@ pub(crate) struct Links {
     control: Control,
     out: HashMap<PeerId, mpsc::Sender<SearchMsg>>,
     events: mpsc::Sender<LinkEvent>,
+    tasks: Tasks,
     /// Messages dropped because a peer's queue was full.
     pub(crate) dropped: u64,
 }
 
 impl Links {
-    pub(crate) fn new(control: Control, events: mpsc::Sender<LinkEvent>) -> Self {
-        Self { control, out: HashMap::new(), events, dropped: 0 }
+    pub(crate) fn new(control: Control, events: mpsc::Sender<LinkEvent>, tasks: Tasks) -> Self {
+        Self { control, out: HashMap::new(), events, tasks, dropped: 0 }
     }
 
     /// Queues `msg` for `to`, opening a stream (and dialing) if there is none.
     pub(crate) fn send(&mut self, to: PeerId, msg: SearchMsg) {
         let tx = self.out.entry(to).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(OUT_QUEUE);
-            tokio::spawn(write_loop(self.control.clone(), to, rx, self.events.clone()));
+            self.tasks.spawn(write_loop(self.control.clone(), to, rx, self.events.clone()));
             tx
         });
         match tx.try_send(msg) {
@@ -102,14 +104,8 @@ async fn write_loop(
     let _ = stream.close().await;
 }
 
-/// Accepts inbound search streams for as long as the node runs (an unaccepted stream would be dropped).
-pub(crate) async fn accept_loop(mut incoming: IncomingStreams, events: mpsc::Sender<LinkEvent>) {
-    while let Some((peer, stream)) = incoming.next().await {
-        tokio::spawn(read_loop(peer, stream, events.clone()));
-    }
-}
-
-async fn read_loop(peer: PeerId, mut stream: libp2p::Stream, events: mpsc::Sender<LinkEvent>) {
+/// Reads one inbound search stream until it ends or breaks framing.
+pub(crate) async fn read_loop(peer: PeerId, mut stream: libp2p::Stream, events: mpsc::Sender<LinkEvent>) {
     loop {
         match read_frame::<SearchMsg, _>(&mut stream, MAX_FRAME).await {
             Ok(Some(msg)) => {

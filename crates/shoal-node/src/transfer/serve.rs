@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use shoal_proto::transfer::messages::WireId;
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_GET_CHUNKS, MAX_HAVE_SPANS, MAX_PAYLOAD};
@@ -19,9 +19,10 @@ use shoal_proto::transfer::{ChunkSpan, Request, Response};
 use shoal_store::{ContentId, Served, Store};
 
 use super::limit::Limits;
+use super::service::Counters;
 use super::uplink::{PieceKey, Uplink};
 use crate::framing::{FrameError, read_frame, write_frame};
-use crate::node::Counters;
+use crate::service::Tasks;
 
 /// Transfer streams one peer may have open with us at once.
 pub(crate) const MAX_STREAMS_PER_PEER: usize = 16;
@@ -83,23 +84,21 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Accepts transfer streams until the control is dropped.
-pub(crate) async fn accept_loop(mut incoming: shoal_net::IncomingStreams, ctx: Arc<ServeCtx>) {
-    while let Some((peer, stream)) = incoming.next().await {
-        let Some(slot) = ctx.open_stream(peer) else {
-            tracing::warn!(%peer, "peer opened more than {MAX_STREAMS_PER_PEER} transfer streams; closing the new one");
-            drop(stream);
-            continue;
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            match serve_stream(peer, stream, &ctx).await {
-                Ok(()) => tracing::trace!(%peer, "transfer stream closed"),
-                Err(e) => tracing::debug!(%peer, error = %e, "transfer stream ended with an error"),
-            }
-        });
-    }
+/// A transfer stream a peer opened: served on its own task, unless the peer already has the most it may.
+pub(crate) fn accept(ctx: &Arc<ServeCtx>, tasks: &Tasks, peer: PeerId, stream: Stream) {
+    let Some(slot) = ctx.open_stream(peer) else {
+        tracing::warn!(%peer, "peer opened more than {MAX_STREAMS_PER_PEER} transfer streams; closing the new one");
+        drop(stream);
+        return;
+    };
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+        let _slot = slot;
+        match serve_stream(peer, stream, &ctx).await {
+            Ok(()) => tracing::trace!(%peer, "transfer stream closed"),
+            Err(e) => tracing::debug!(%peer, error = %e, "transfer stream ended with an error"),
+        }
+    });
 }
 
 /// An answer ready to be written.

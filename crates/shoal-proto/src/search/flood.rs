@@ -69,7 +69,7 @@ impl Default for Config {
 pub type SearchId = u64;
 
 /// What a finished search measured. Serialized with times in milliseconds (`first_hit_ms`, `elapsed_ms`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SearchStats {
     /// Query messages this peer sent for it.
     pub messages: u64,
@@ -78,18 +78,32 @@ pub struct SearchStats {
     /// Distinct peers that answered.
     pub responders: usize,
     /// Time from start to the first hit.
-    #[serde(rename = "first_hit_ms", serialize_with = "opt_ms")]
+    #[serde(rename = "first_hit_ms", serialize_with = "opt_ms", deserialize_with = "de_opt_ms")]
+    #[schema(value_type = Option<f64>)]
     pub first_hit: Option<Duration>,
     /// Rings of the expanding ring used.
     pub rings: usize,
     /// Time from start to end.
-    #[serde(rename = "elapsed_ms", serialize_with = "ms")]
+    #[serde(rename = "elapsed_ms", serialize_with = "ms", deserialize_with = "de_ms")]
+    #[schema(value_type = f64)]
     pub elapsed: Duration,
 }
 
 /// Milliseconds with microsecond precision: on loopback a first hit can come in well under a millisecond.
 fn millis(d: &Duration) -> f64 {
     (d.as_micros() as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn from_millis(ms: f64) -> Duration {
+    Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9))
+}
+
+fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <f64 as serde::Deserialize>::deserialize(d).map(from_millis)
+}
+
+fn de_opt_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    <Option<f64> as serde::Deserialize>::deserialize(d).map(|v| v.map(from_millis))
 }
 
 fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -145,7 +159,7 @@ pub enum Action<P> {
 }
 
 /// Counters since start (for `/metrics` and the simulator).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Counters {
     /// Queries received from other peers.
     pub queries_received: u64,

@@ -101,7 +101,7 @@ proptest! {
             std::fs::write(&p, format!("{i}")).unwrap();
             let info = store.share(&p).unwrap();
             // Index under the generated name (file names here are just numbers).
-            store.catalog.index_share(&info.id, n, 1, &[]).unwrap();
+            store.catalog.tx(|c| crate::index::index_share(c, &info.id, n, 1, &[])).unwrap();
             if keywords::matches(&query, n) {
                 want.push(n.clone());
             }

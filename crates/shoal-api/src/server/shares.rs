@@ -1,0 +1,61 @@
+//! `GET /api/v1/shares`, `POST /api/v1/shares`, `POST /api/v1/shares/{id}/remove`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiState, body, path_id};
+use crate::ApiError;
+use crate::types::{AddShare, ErrorBody, Removed, ShareRecord, Shared};
+
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(list_shares, add_share)).routes(routes!(remove_share))
+}
+
+/// Everything shared, oldest first.
+#[utoipa::path(get, path = "/api/v1/shares", responses((status = 200, body = Vec<ShareRecord>)))]
+async fn list_shares(State(s): State<ApiState>) -> Result<Json<Vec<ShareRecord>>, ApiError> {
+    Ok(Json(s.node().store().shares().map_err(ApiError::internal)?))
+}
+
+/// Shares a file or folder on the daemon's machine (hashed in place, not copied).
+#[utoipa::path(post, path = "/api/v1/shares", request_body = AddShare,
+    responses((status = 200, body = Shared), (status = 400, body = ErrorBody)))]
+async fn add_share(
+    State(s): State<ApiState>,
+    b: Result<Json<AddShare>, JsonRejection>,
+) -> Result<Json<Shared>, ApiError> {
+    let req = body(b)?;
+    if !req.path.is_absolute() {
+        return Err(ApiError::bad_request(format!("path {} must be absolute", req.path.display())));
+    }
+    if !req.path.exists() {
+        return Err(ApiError::bad_request(format!("{} does not exist", req.path.display())));
+    }
+    let node = s.node();
+    let info = node.share(&req.path).await?;
+    let ticket = node.ticket(&info).await?;
+    Ok(Json(Shared {
+        ticket: ticket.to_string(),
+        id: info.id,
+        name: info.name,
+        size: info.size,
+        collection: info.is_collection,
+        files: info.files.len(),
+        peer: node.peer_id().to_string(),
+        addrs: node.addrs().await?.iter().map(|a| a.to_string()).collect(),
+    }))
+}
+
+/// Stops sharing (the file itself is not touched).
+#[utoipa::path(post, path = "/api/v1/shares/{id}/remove", params(("id" = String, Path, description = "content id")),
+    responses((status = 200, body = Removed), (status = 404, body = ErrorBody)))]
+async fn remove_share(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Removed>, ApiError> {
+    let cid = path_id(&id, "share")?;
+    if !s.node().unshare(&cid).await? {
+        return Err(ApiError::not_found(format!("no share with id {id}")));
+    }
+    Ok(Json(Removed { removed: cid }))
+}

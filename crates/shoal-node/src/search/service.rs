@@ -1,0 +1,116 @@
+//! [`Search`]: the search service on the node's seam (see [`crate::service`]).
+//!
+//! It owns the search driver (one task, [`super::driver`]) and answers `/shoal/search/1` streams: each one
+//! is read on its own task and its messages go to the driver. It finds things in the way the topology
+//! finds them, including the providers of a content id for downloads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use shoal_net::Network;
+use shoal_store::ContentId;
+use tokio::sync::mpsc;
+
+use super::driver::{self, Cmd, Shared};
+use super::links::{self, LinkEvent};
+use super::{SearchCounters, SearchEvent, SearchRequest, SearchStream};
+use crate::NodeError;
+use crate::config::Topology;
+use crate::service::{Context, Service, Start, Tasks};
+
+/// The search service.
+pub struct Search {
+    topology: Topology,
+    net: Network,
+    tasks: Tasks,
+    cmds: mpsc::Sender<Cmd>,
+    shared: Arc<Shared>,
+    links: mpsc::Sender<LinkEvent>,
+}
+
+impl Start for Search {
+    async fn start(ctx: Context) -> Result<Self, NodeError> {
+        let (cmds, shared, links) = driver::spawn(driver::Parts {
+            topology: ctx.config.topology,
+            config: ctx.config.search.clone(),
+            store: ctx.store.clone(),
+            net: ctx.net.clone(),
+            key: crate::blocking::os_secret(),
+            max_connections: ctx.config.net.max_connections,
+            tasks: ctx.tasks.clone(),
+            events: ctx.events.clone(),
+        })
+        .await;
+        Ok(Self { topology: ctx.config.topology, net: ctx.net, tasks: ctx.tasks, cmds, shared, links })
+    }
+}
+
+impl Service for Search {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+
+    fn protocols(&self) -> Vec<StreamProtocol> {
+        vec![super::PROTOCOL]
+    }
+
+    fn accept(&self, _protocol: &StreamProtocol, peer: PeerId, stream: Stream) {
+        self.tasks.spawn(links::read_loop(peer, stream, self.links.clone()));
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.counters()).unwrap_or_default()
+    }
+}
+
+impl Search {
+    /// Starts a search, in the way the topology searches. Dropping the stream cancels it.
+    pub async fn search(&self, req: SearchRequest) -> Result<SearchStream, NodeError> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.cmds.send(Cmd::Start { req, tx }).await.map_err(|_| NodeError::SearchStopped)?;
+        Ok(SearchStream { rx })
+    }
+
+    /// Peers that have `id`, found the way the topology finds things (the DHT's provider records in
+    /// `structured`, a search for the id otherwise), with the addresses they gave when known.
+    pub async fn find_providers(&self, id: ContentId) -> Result<mpsc::Receiver<(PeerId, Vec<Multiaddr>)>, NodeError> {
+        let (tx, rx) = mpsc::channel(64);
+        if self.topology == Topology::Structured {
+            let mut found = self.net.find_providers(id.as_bytes().to_vec()).await?;
+            self.tasks.spawn(async move {
+                while let Some(p) = found.recv().await {
+                    if tx.send((p, Vec::new())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        } else {
+            let req = SearchRequest {
+                query: shoal_proto::search::Query::id(*id.as_bytes()),
+                limit: 32,
+                timeout: Duration::from_secs(8),
+            };
+            let mut stream = self.search(req).await?;
+            self.tasks.spawn(async move {
+                while let Some(SearchEvent::Hit(h)) = stream.next().await {
+                    if h.id == id && tx.send((h.peer, h.addrs)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(rx)
+    }
+
+    /// Search counters since start.
+    pub fn counters(&self) -> SearchCounters {
+        shoal_store::lock(&self.shared.counters).clone()
+    }
+
+    /// Peers met that run another topology (peer id, their topology).
+    pub fn topology_mismatches(&self) -> Vec<(String, String)> {
+        let m = shoal_store::lock(&self.shared.mismatches);
+        m.iter().map(|(p, t)| (p.to_string(), t.clone())).collect()
+    }
+}

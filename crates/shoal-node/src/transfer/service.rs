@@ -1,0 +1,195 @@
+//! [`Transfer`]: the transfer service on the node's seam (see [`crate::service`]).
+//!
+//! It answers `/shoal/transfer/1` streams (the provider side, [`super::serve`]), announces what the store
+//! can serve, shares and unshares, starts downloads ([`super::download`]) and keeps the user's downloads
+//! ([`super::manager`]). Its counters are the node's traffic figures.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use libp2p::{PeerId, Stream, StreamProtocol};
+use shoal_net::Network;
+use shoal_store::{BlobInfo, ContentId, Store};
+
+use super::download::{self, DownloadHandle, DownloadRequest};
+use super::limit::Limits;
+use super::manager::Downloads;
+use super::serve::{self, ServeCtx};
+use crate::blocking::blocking;
+use crate::events::Events;
+use crate::service::{Context, Service, Start, Tasks};
+use crate::{Node, NodeError};
+
+/// Traffic counters of a node.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    uploaded_total: AtomicU64,
+    downloaded_total: AtomicU64,
+    verification_failures: AtomicU64,
+    uploads_cancelled: AtomicU64,
+    /// Per peer: (bytes uploaded to it, bytes downloaded from it).
+    by_peer: Mutex<HashMap<PeerId, (u64, u64)>>,
+}
+
+impl Counters {
+    pub(crate) fn uploaded(&self, peer: PeerId, n: u64) {
+        self.uploaded_total.fetch_add(n, Ordering::Relaxed);
+        shoal_store::lock(&self.by_peer).entry(peer).or_default().0 += n;
+    }
+
+    pub(crate) fn downloaded(&self, peer: PeerId, n: u64) {
+        self.downloaded_total.fetch_add(n, Ordering::Relaxed);
+        shoal_store::lock(&self.by_peer).entry(peer).or_default().1 += n;
+    }
+
+    pub(crate) fn upload_cancelled(&self) {
+        self.uploads_cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn verification_failed(&self) {
+        self.verification_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A node's traffic since it started.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Traffic {
+    /// Bytes sent to other peers (payload of ranges served).
+    pub uploaded: u64,
+    /// Bytes received from other peers (payload of ranges fetched).
+    pub downloaded: u64,
+    /// Pieces that failed verification (each one got its sender dropped).
+    pub verification_failures: u64,
+    /// Pieces not sent because their downloader withdrew the request (it got them elsewhere meanwhile).
+    pub uploads_cancelled: u64,
+    /// Per peer id: (uploaded to it, downloaded from it).
+    pub by_peer: HashMap<String, (u64, u64)>,
+}
+
+/// The transfer service.
+pub struct Transfer {
+    store: Arc<Store>,
+    net: Network,
+    events: Events,
+    tasks: Tasks,
+    serve: Arc<ServeCtx>,
+    counters: Arc<Counters>,
+    download_limits: Arc<Limits>,
+    downloads: Downloads,
+}
+
+impl Start for Transfer {
+    async fn start(ctx: Context) -> Result<Self, NodeError> {
+        let cfg = &ctx.config;
+        let counters = Arc::new(Counters::default());
+        let serve = Arc::new(ServeCtx::new(
+            ctx.store.clone(),
+            Limits::new(cfg.upload_limit, cfg.upload_limit_per_peer),
+            counters.clone(),
+            cfg.corrupt_uploads,
+        ));
+        let store = ctx.store.clone();
+        for id in blocking(move || store.servable_ids()).await? {
+            ctx.net.provide(id.as_bytes().to_vec()).await?;
+        }
+        Ok(Self {
+            downloads: Downloads::new(
+                ctx.store.clone(),
+                ctx.events.clone(),
+                ctx.tasks.clone(),
+                cfg.home.join("downloads"),
+            ),
+            store: ctx.store,
+            net: ctx.net,
+            events: ctx.events,
+            tasks: ctx.tasks,
+            serve,
+            counters,
+            download_limits: Arc::new(Limits::new(cfg.download_limit, cfg.download_limit_per_peer)),
+        })
+    }
+}
+
+impl Service for Transfer {
+    fn name(&self) -> &'static str {
+        "transfer"
+    }
+
+    fn protocols(&self) -> Vec<StreamProtocol> {
+        vec![super::PROTOCOL]
+    }
+
+    fn accept(&self, _protocol: &StreamProtocol, peer: PeerId, stream: Stream) {
+        serve::accept(&self.serve, &self.tasks, peer, stream);
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let t = self.traffic();
+        serde_json::json!({
+            "uploaded": t.uploaded,
+            "downloaded": t.downloaded,
+            "verification_failures": t.verification_failures,
+            "downloads_active": self.downloads.active(),
+        })
+    }
+}
+
+impl Transfer {
+    /// Shares a file or folder (hashed in place, not copied) and announces it (and a folder's files).
+    pub async fn share(&self, path: &Path) -> Result<BlobInfo, NodeError> {
+        let store = self.store.clone();
+        let p = path.to_path_buf();
+        let info = blocking(move || store.share(&p)).await?;
+        self.net.provide(info.id.as_bytes().to_vec()).await?;
+        for f in &info.files {
+            self.net.provide(f.id.as_bytes().to_vec()).await?;
+        }
+        self.events.emit(super::Event::ShareAdded { id: info.id, name: info.name.clone() });
+        Ok(info)
+    }
+
+    /// Stops sharing `id` and withdraws it from the DHT. Returns whether it was shared.
+    pub async fn unshare(&self, id: &ContentId) -> Result<bool, NodeError> {
+        let store = self.store.clone();
+        let i = *id;
+        let was = blocking(move || store.remove_share(&i)).await?;
+        if was {
+            self.net.unprovide(id.as_bytes().to_vec()).await?;
+            self.events.emit(super::Event::ShareRemoved { id: *id });
+        }
+        Ok(was)
+    }
+
+    /// Starts a download that `node` runs (it finds providers through the node's search service).
+    pub fn download(&self, node: Node, req: DownloadRequest) -> DownloadHandle {
+        download::start(node, req)
+    }
+
+    /// The downloads the user asked for (pause, resume, cancel; kept across restarts).
+    pub fn downloads(&self) -> &Downloads {
+        &self.downloads
+    }
+
+    /// Traffic counters since start.
+    pub fn traffic(&self) -> Traffic {
+        let c = &self.counters;
+        Traffic {
+            uploaded: c.uploaded_total.load(Ordering::Relaxed),
+            downloaded: c.downloaded_total.load(Ordering::Relaxed),
+            verification_failures: c.verification_failures.load(Ordering::Relaxed),
+            uploads_cancelled: c.uploads_cancelled.load(Ordering::Relaxed),
+            by_peer: shoal_store::lock(&c.by_peer).iter().map(|(p, v)| (p.to_string(), *v)).collect(),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn download_limits(&self) -> &Arc<Limits> {
+        &self.download_limits
+    }
+}

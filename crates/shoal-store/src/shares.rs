@@ -1,0 +1,201 @@
+//! Shares: the `shares` table, and sharing a file or folder in place (hashed, not copied).
+//!
+//! Each change is one transaction over every table it touches (the blobs of a folder's files and of its
+//! collection, the share row, the name index), so a crash leaves either the old state or the new one: never
+//! a share whose files are not servable, nor servable files of a share that is not listed. The outboard
+//! files are written (atomically) before the transaction; an outboard nobody's row points to is harmless.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, params};
+
+use crate::blobs::{self, BlobRow};
+use crate::catalog::{bytes_path, id_from, now_secs, path_bytes};
+use crate::collection::{Collection, Entry, MAX_COLLECTION_BYTES};
+use crate::{BlobInfo, ContentId, Store, StoreError, downloads, index};
+
+/// Something this peer shares.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ShareRecord {
+    /// Root id (a file's id, or a folder's collection id).
+    pub id: ContentId,
+    /// Display name (file or folder name).
+    pub name: String,
+    /// Where it is on disk.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    /// Bytes (for a folder: the sum of its files).
+    pub size: u64,
+    /// True for a folder.
+    pub is_collection: bool,
+}
+
+fn put(c: &Connection, s: &ShareRecord) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO shares (id, name, path, size, is_collection, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.id.as_bytes(), s.name, path_bytes(&s.path), s.size as i64, s.is_collection, now_secs()],
+    )
+    .map(|_| ())
+}
+
+fn list(c: &Connection) -> rusqlite::Result<Vec<ShareRecord>> {
+    let mut st = c.prepare("SELECT id, name, path, size, is_collection FROM shares ORDER BY added_at, name")?;
+    let rows = st.query_map([], |r| {
+        Ok(ShareRecord {
+            id: id_from(r.get(0)?)?,
+            name: r.get(1)?,
+            path: bytes_path(r.get(2)?),
+            size: r.get::<_, i64>(3)? as u64,
+            is_collection: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Records a share, its blobs and its names: one transaction.
+fn record(c: &Connection, rows: &[BlobRow], share: &ShareRecord, files: &[Entry]) -> rusqlite::Result<()> {
+    for row in rows {
+        blobs::put(c, row)?;
+    }
+    put(c, share)?;
+    index::index_share(c, &share.id, &share.name, share.size, files)
+}
+
+impl Store {
+    /// Shares a file or a folder (as a collection). Nothing is copied.
+    pub fn share(&self, path: &Path) -> Result<BlobInfo, StoreError> {
+        let meta = std::fs::metadata(path).map_err(StoreError::io("opening", path))?;
+        if meta.is_dir() { self.share_dir(path) } else { self.share_file(path) }
+    }
+
+    /// Shares one regular file.
+    pub fn share_file(&self, path: &Path) -> Result<BlobInfo, StoreError> {
+        let path = std::fs::canonicalize(path).map_err(StoreError::io("opening", path))?;
+        let meta = std::fs::metadata(&path).map_err(StoreError::io("opening", &path))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotShareable { path, why: "not a regular file or folder".into() });
+        }
+        let row = self.hash_in_place(&path)?;
+        let (id, size, name) = (row.id, row.size, file_name(&path));
+        let share = ShareRecord { id, name: name.clone(), path, size, is_collection: false };
+        self.catalog.tx(|c| record(c, &[row], &share, &[]))?;
+        Ok(BlobInfo { id, size, name, is_collection: false, files: Vec::new() })
+    }
+
+    /// Shares a folder: every regular file below it (symlinks are skipped), listed in a collection.
+    pub fn share_dir(&self, dir: &Path) -> Result<BlobInfo, StoreError> {
+        let dir = std::fs::canonicalize(dir).map_err(StoreError::io("opening", dir))?;
+        let mut entries = Vec::new();
+        let mut rows = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let rd = std::fs::read_dir(&d).map_err(StoreError::io("listing", &d))?;
+            for item in rd {
+                let item = item.map_err(StoreError::io("listing", &d))?;
+                let p = item.path();
+                let ft = item.file_type().map_err(StoreError::io("reading", &p))?;
+                if ft.is_symlink() {
+                    tracing::warn!(path = %p.display(), "skipping symlink: collections hold regular files only");
+                } else if ft.is_dir() {
+                    stack.push(p);
+                } else if ft.is_file() {
+                    let rel = p.strip_prefix(&dir).unwrap_or(&p);
+                    let Some(rel) = rel.to_str() else {
+                        tracing::warn!(path = %p.display(), "skipping file whose name is not UTF-8");
+                        continue;
+                    };
+                    let row = self.hash_in_place(&p)?;
+                    entries.push(Entry { path: rel.to_string(), id: row.id, size: row.size });
+                    rows.push(row);
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let collection = Collection { entries };
+        let bytes = collection.encode();
+        if bytes.len() as u64 > MAX_COLLECTION_BYTES {
+            return Err(StoreError::NotShareable { path: dir, why: "too many files for one collection".into() });
+        }
+        let root = self.write_bytes(&bytes)?;
+        let id = root.id;
+        rows.push(root);
+        let name = file_name(&dir);
+        let share =
+            ShareRecord { id, name: name.clone(), path: dir, size: collection.total_size(), is_collection: true };
+        self.catalog.tx(|c| record(c, &rows, &share, &collection.entries))?;
+        Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
+    }
+
+    /// Stops sharing `id`: it is no longer listed nor served (unless it was downloaded here, in which case it
+    /// keeps being served like any completed download). The user's file is not touched. Returns whether it
+    /// was shared. One transaction.
+    pub fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
+        self.catalog.tx(|c| {
+            let was = c.execute("DELETE FROM shares WHERE id = ?1", params![id.as_bytes()])? > 0;
+            index::unindex_share(c, id)?;
+            if was && !downloads::was_downloaded(c, id)? {
+                blobs::remove(c, id)?;
+            }
+            Ok(was)
+        })
+    }
+
+    /// Everything shared, oldest first.
+    pub fn shares(&self) -> Result<Vec<ShareRecord>, StoreError> {
+        self.catalog.with(list)
+    }
+
+    /// Fills the name index from the shares (a catalog from before the index existed).
+    pub(crate) fn reindex(&self) -> Result<(), StoreError> {
+        for s in self.shares()? {
+            let files = match s.is_collection {
+                true => match self.read_blob(&s.id, MAX_COLLECTION_BYTES)? {
+                    Some(bytes) => Collection::decode(&bytes)?.entries,
+                    None => Vec::new(),
+                },
+                false => Vec::new(),
+            };
+            self.catalog.tx(|c| index::index_share(c, &s.id, &s.name, s.size, &files))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_that_fails_half_way_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("home")).unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, b"hello").unwrap();
+        let row = store.hash_in_place(&f).unwrap();
+        let share = ShareRecord { id: row.id, name: "a.txt".into(), path: f.clone(), size: 5, is_collection: false };
+        // The name-index step fails inside the transaction (its table is gone): the blob and share rows
+        // written before it must be rolled back with it.
+        store.catalog.with(|c| c.execute_batch("DROP TABLE names")).unwrap();
+        assert!(store.catalog.tx(|c| record(c, std::slice::from_ref(&row), &share, &[])).is_err());
+        assert!(store.shares().unwrap().is_empty());
+        assert!(store.catalog.blob(&row.id).unwrap().is_none());
+    }
+
+    #[test]
+    fn unsharing_removes_the_share_its_names_and_its_blob_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("home")).unwrap();
+        let f = dir.path().join("report.pdf");
+        std::fs::write(&f, b"pdf").unwrap();
+        let info = store.share(&f).unwrap();
+        assert!(store.remove_share(&info.id).unwrap());
+        assert!(store.shares().unwrap().is_empty());
+        assert!(store.indexed_names().unwrap().is_empty());
+        assert!(store.open_served(&info.id).unwrap().is_none());
+        assert!(!store.remove_share(&info.id).unwrap());
+    }
+}
