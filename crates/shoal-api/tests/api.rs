@@ -88,6 +88,12 @@ async fn share_then_status_list_and_metrics() {
     let (s, b) = call(&app, "GET", "/metrics", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.contains("shoal_uploaded_bytes_total 0") && b.contains("# TYPE shoal_connected_peers gauge"), "{b}");
+    assert!(b.contains("shoal_build_info{version=\"0.1.0\",topology=\"structured\"} 1"), "{b}");
+    assert!(b.contains("# TYPE shoal_download_duration_seconds histogram"), "{b}");
+    assert!(b.contains("shoal_search_first_hit_seconds_count 0") && b.contains("shoal_searches_total 0"), "{b}");
+    // libp2p's own metrics are in the same registry.
+    assert!(b.contains("libp2p_swarm_dial_attempt_total"), "{b}");
+    assert!(b.trim_end().ends_with("# EOF"), "{b}");
 }
 
 struct Two {

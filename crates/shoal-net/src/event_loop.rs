@@ -27,6 +27,8 @@ pub(crate) enum Command {
 }
 
 pub(crate) struct EventLoop {
+    /// libp2p's own metrics (connections, Kademlia, identify, ping), when the node exports them.
+    metrics: Option<libp2p::metrics::Metrics>,
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     config: NetConfig,
@@ -83,8 +85,10 @@ impl EventLoop {
         config: NetConfig,
         events: tokio::sync::broadcast::Sender<NetEvent>,
         dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        metrics: Option<libp2p::metrics::Metrics>,
     ) -> Self {
         Self {
+            metrics,
             swarm,
             commands,
             config,
@@ -356,7 +360,20 @@ impl EventLoop {
         }
     }
 
+    fn record(&self, ev: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        let Some(m) = &self.metrics else { return };
+        m.record(ev);
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => m.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => m.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => m.record(e),
+            _ => {}
+        }
+    }
+
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        self.record(&ev);
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => self.on_new_listen_addr(address),
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {

@@ -194,6 +194,16 @@ impl Network {
     /// Builds the swarm, starts listening, dials the bootstrap peers and spawns the event loop.
     /// Returns once every listener has an address (so [`Network::listen_addrs`] is complete).
     pub async fn start(key: Keypair, config: NetConfig) -> Result<Self, NetError> {
+        Self::start_with_metrics(key, config, None).await
+    }
+
+    /// [`Network::start`], recording libp2p's metrics (swarm, Kademlia, identify, ping) into `registry`.
+    pub async fn start_with_metrics(
+        key: Keypair,
+        config: NetConfig,
+        registry: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<Self, NetError> {
+        let metrics = registry.map(libp2p::metrics::Metrics::new);
         let peer_id = key.public().to_peer_id();
         let mut swarm = crate::behaviour::build(key, &config)?;
         let control = swarm.behaviour().stream.new_control();
@@ -205,7 +215,7 @@ impl Network {
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = tokio::sync::broadcast::channel(256);
         let dht_requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone(), dht_requests.clone());
+        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone(), dht_requests.clone(), metrics);
         ev.await_listeners(config.listen.len(), Duration::from_secs(5)).await?;
         for addr in &config.bootstrap {
             ev.dial_addr(addr.clone());

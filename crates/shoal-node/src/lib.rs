@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 pub mod events;
 mod framing;
+pub mod metrics;
 mod node;
 pub mod peers;
 pub mod search;

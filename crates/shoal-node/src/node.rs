@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::blocking::blocking;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::search::{Search, SearchCounters, SearchRequest, SearchStream};
 use crate::service::{Context, Registry, Service};
 use crate::transfer::download::{DownloadHandle, DownloadRequest};
@@ -22,6 +23,7 @@ struct Inner {
     store: Arc<Store>,
     net: Network,
     events: Events,
+    metrics: Arc<Metrics>,
     services: Registry,
 }
 
@@ -75,11 +77,14 @@ impl Node {
             let home = home.clone();
             Arc::new(blocking(move || Store::open(&home)).await?)
         };
-        let net = Network::start(key, config.net.clone()).await?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let net = Network::start_with_metrics(key, config.net.clone(), Some(&mut registry)).await?;
+        let metrics = Arc::new(Metrics::new(registry, &config.topology.to_string()));
         let config = Arc::new(config);
         let (events, services) = (Events::default(), Registry::default());
-        let ctx = Context::new(config.clone(), store.clone(), net.clone(), events.clone(), services.clone());
-        let node = Self { inner: Arc::new(Inner { config, store, net, events, services }) };
+        let ctx =
+            Context::new(config.clone(), store.clone(), net.clone(), events.clone(), metrics.clone(), services.clone());
+        let node = Self { inner: Arc::new(Inner { config, store, net, events, metrics, services }) };
         if let Err(e) = crate::services::start_all(&node.inner.services, &ctx).await {
             node.shutdown().await;
             return Err(e);
@@ -109,6 +114,11 @@ impl Node {
     /// The node's event feed.
     pub fn events(&self) -> &Events {
         &self.inner.events
+    }
+
+    /// The node's metrics (`/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// This peer's id.

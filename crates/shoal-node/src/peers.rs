@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use shoal_net::NetEvent;
 use tokio::sync::broadcast;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
 use crate::NodeError;
 use crate::events::PeerEvent;
+use crate::metrics::gauge;
 use crate::service::{Context, Service, Start};
 
 /// The peers service.
@@ -23,7 +27,7 @@ impl Start for Peers {
         let mut net = ctx.net.subscribe();
         // Peers met before we subscribed (bootstrap dials are quick on loopback).
         connected.store(ctx.net.peers().await?.len(), Ordering::Relaxed);
-        let (events, count) = (ctx.events.clone(), connected.clone());
+        let (events, count, peers_net) = (ctx.events.clone(), connected.clone(), ctx.net.clone());
         ctx.tasks.spawn(async move {
             loop {
                 match net.recv().await {
@@ -35,12 +39,28 @@ impl Start for Peers {
                         let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
                         events.emit(PeerEvent::PeerDisconnected { peer: peer.to_string() });
                     }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    // Missed connections or disconnections: count again from the network's own table.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Ok(p) = peers_net.peers().await {
+                            count.store(p.len(), Ordering::Relaxed);
+                        }
+                    }
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
+        ctx.metrics.register_collector(PeersMetrics(connected.clone()));
         Ok(Self { connected })
+    }
+}
+
+#[derive(Debug)]
+struct PeersMetrics(Arc<AtomicUsize>);
+
+impl Collector for PeersMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        gauge(&mut enc, "shoal_connected_peers", "Peers connected now", self.0.load(Ordering::Relaxed) as i64)
     }
 }
 

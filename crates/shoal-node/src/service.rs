@@ -80,6 +80,8 @@ pub struct Context {
     pub net: Network,
     /// The node's event feed (the API's `/api/v1/events` and in-process subscribers read it).
     pub events: Events,
+    /// The node's metrics: register a collector for the service's figures (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// This service's tasks: aborted when the node stops.
     pub tasks: Tasks,
     registry: Registry,
@@ -92,9 +94,10 @@ impl Context {
         store: Arc<Store>,
         net: Network,
         events: Events,
+        metrics: Arc<crate::metrics::Metrics>,
         registry: Registry,
     ) -> Self {
-        Self { config, store, net, events, tasks: Tasks::default(), registry }
+        Self { config, store, net, events, metrics, tasks: Tasks::default(), registry }
     }
 
     /// A service started before this one.
@@ -202,5 +205,108 @@ impl Registry {
         for s in shoal_store::lock(&self.slots).iter() {
             s.tasks.abort_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use shoal_net::NetConfig;
+
+    use super::*;
+
+    const ECHO: StreamProtocol = StreamProtocol::new("/shoal/test-echo/1");
+
+    /// A service made only of the seam: it echoes one byte per stream and counts the streams.
+    struct Echo {
+        tasks: Tasks,
+        streams: Arc<AtomicUsize>,
+        stopped: Arc<AtomicBool>,
+    }
+
+    impl Start for Echo {
+        async fn start(ctx: Context) -> Result<Self, NodeError> {
+            // Long-lived work on the service's own tasks: aborted at shutdown.
+            ctx.tasks.spawn(futures::future::pending());
+            Ok(Self { tasks: ctx.tasks, streams: Arc::default(), stopped: Arc::default() })
+        }
+    }
+
+    impl Service for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn protocols(&self) -> Vec<StreamProtocol> {
+            vec![ECHO]
+        }
+        fn accept(&self, _: &StreamProtocol, _peer: PeerId, mut stream: Stream) {
+            self.streams.fetch_add(1, Ordering::Relaxed);
+            self.tasks.spawn(async move {
+                let mut b = [0u8; 1];
+                if stream.read_exact(&mut b).await.is_ok() {
+                    let _ = stream.write_all(&b).await;
+                    let _ = stream.close().await;
+                }
+            });
+        }
+        fn status(&self) -> serde_json::Value {
+            serde_json::json!({ "streams": self.streams.load(Ordering::Relaxed) })
+        }
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async { self.stopped.store(true, Ordering::Relaxed) })
+        }
+    }
+
+    async fn context(dir: &std::path::Path) -> Context {
+        let config = Arc::new(NodeConfig::loopback(dir.to_path_buf()));
+        let store = Arc::new(Store::open(dir).unwrap());
+        let net = Network::start(libp2p::identity::Keypair::generate_ed25519(), NetConfig::loopback()).await.unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new(Default::default(), "structured"));
+        Context::new(config, store, net, Events::default(), metrics, Registry::default())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_gets_its_streams_reports_status_and_stops_with_its_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&dir.path().join("a")).await;
+        let registry = ctx.registry.clone();
+        registry.start::<Echo>(&ctx).await.unwrap();
+        let echo = registry.get::<Echo>().unwrap();
+        assert!(registry.get::<crate::transfer::Transfer>().is_err(), "only what was started is there");
+        // The same protocol cannot be claimed twice.
+        assert!(registry.start::<Echo>(&ctx).await.is_err());
+
+        let other = context(&dir.path().join("b")).await;
+        let addr = ctx.net.listen_addrs().await.unwrap().remove(0);
+        other.net.dial(addr).await.unwrap();
+        let mut stream = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            other.net.streams().open_stream(ctx.net.peer_id(), ECHO),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        stream.write_all(&[42]).await.unwrap();
+        let mut back = [0u8; 1];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, [42]);
+        assert_eq!(echo.status()["streams"], 1);
+        assert_eq!(registry.all().iter().map(|s| s.name()).collect::<Vec<_>>(), ["echo"]);
+
+        assert!(!echo.tasks.is_empty(), "the pending task and the accept loop run");
+        registry.shutdown().await;
+        assert!(echo.stopped.load(Ordering::Relaxed), "shutdown was called");
+        // Aborted tasks finish at their next poll: give the runtime a moment, bounded.
+        for _ in 0..100 {
+            if echo.tasks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(echo.tasks.is_empty(), "{} tasks still running after shutdown", echo.tasks.len());
+        ctx.net.shutdown().await;
+        other.net.shutdown().await;
     }
 }

@@ -34,7 +34,7 @@ pub(crate) enum Cmd {
 }
 
 /// What the node reads from the driver.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub(crate) counters: Mutex<SearchCounters>,
     /// Peers that run another topology, with theirs.
@@ -86,6 +86,8 @@ pub(crate) struct Parts {
     pub(crate) tasks: Tasks,
     /// The node's feed: the driver follows share changes on it.
     pub(crate) events: Events,
+    /// Time to first hit of the searches started here.
+    pub(crate) first_hit: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Starts the driver; returns its command channel, what it shares, and where inbound links report.
@@ -142,6 +144,7 @@ pub(crate) async fn spawn(parts: Parts) -> (mpsc::Sender<Cmd>, Arc<Shared>, mpsc
         store: parts.store,
         links: Links::new(parts.net.streams(), link_tx.clone(), parts.tasks.clone()),
         node_events: parts.events.subscribe(),
+        first_hit: parts.first_hit.clone(),
         tasks: parts.tasks.clone(),
         net_events: parts.net.subscribe(),
         net: parts.net,
@@ -232,6 +235,7 @@ struct Driver {
     net: Network,
     net_events: broadcast::Receiver<NetEvent>,
     node_events: Subscription,
+    first_hit: prometheus_client::metrics::histogram::Histogram,
     tasks: Tasks,
     links: Links,
     flood: Flood<PeerId>,
@@ -637,6 +641,9 @@ impl Driver {
                     }
                 }
                 Action::Finished { search, stats } => {
+                    if let Some(d) = stats.first_hit {
+                        self.first_hit.observe(d.as_secs_f64());
+                    }
                     if let Some(tx) = self.subs.remove(&search) {
                         self.tasks.spawn(async move {
                             let _ = tx.send(SearchEvent::Done(stats)).await;

@@ -15,9 +15,42 @@ use tokio::sync::mpsc;
 use super::driver::{self, Cmd, Shared};
 use super::links::{self, LinkEvent};
 use super::{SearchCounters, SearchEvent, SearchRequest, SearchStream};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
 use crate::NodeError;
 use crate::config::Topology;
+use crate::metrics::{counter, gauge};
 use crate::service::{Context, Service, Start, Tasks};
+
+/// The search figures, read at every scrape.
+#[derive(Debug)]
+struct SearchMetrics(Arc<Shared>);
+
+impl Collector for SearchMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let c = shoal_store::lock(&self.0.counters).clone();
+        counter(&mut enc, "shoal_searches", "Searches started on this peer", c.searches)?;
+        counter(&mut enc, "shoal_search_hits", "Hits delivered to searches started here", c.hits)?;
+        gauge(
+            &mut enc,
+            "shoal_search_neighbours",
+            "Overlay neighbours (pure and hybrid topologies)",
+            c.neighbours as i64,
+        )?;
+        let r = &c.router;
+        counter(&mut enc, "shoal_search_queries_received", "Queries received from other peers", r.queries_received)?;
+        counter(&mut enc, "shoal_search_duplicate_queries", "Queries dropped as already seen", r.duplicates)?;
+        counter(&mut enc, "shoal_search_throttled_queries", "Queries dropped: sender over its rate", r.throttled)?;
+        counter(
+            &mut enc,
+            "shoal_search_queries_sent",
+            "Query messages sent (originated or forwarded)",
+            r.queries_sent,
+        )?;
+        counter(&mut enc, "shoal_search_hit_messages_sent", "Hit messages sent (answered or routed back)", r.hits_sent)
+    }
+}
 
 /// The search service.
 pub struct Search {
@@ -40,8 +73,10 @@ impl Start for Search {
             max_connections: ctx.config.net.max_connections,
             tasks: ctx.tasks.clone(),
             events: ctx.events.clone(),
+            first_hit: ctx.metrics.search_first_hit_seconds.clone(),
         })
         .await;
+        ctx.metrics.register_collector(SearchMetrics(shared.clone()));
         Ok(Self { topology: ctx.config.topology, net: ctx.net, tasks: ctx.tasks, cmds, shared, links })
     }
 }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::download::{DownloadReport, DownloadRequest, Progress};
 use crate::blocking::blocking;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::service::Tasks;
 use crate::{Node, NodeError, Ticket};
 
@@ -87,6 +88,7 @@ pub struct Downloads {
     store: Arc<Store>,
     events: Events,
     tasks: Tasks,
+    metrics: Arc<Metrics>,
     /// Where downloads go when no output is given.
     default_dir: PathBuf,
     entries: Arc<Mutex<BTreeMap<ContentId, Entry>>>,
@@ -105,8 +107,14 @@ pub fn parse_target(what: &str, out: Option<PathBuf>) -> Result<(DownloadRequest
 }
 
 impl Downloads {
-    pub(crate) fn new(store: Arc<Store>, events: Events, tasks: Tasks, default_dir: PathBuf) -> Self {
-        Self { store, events, tasks, default_dir, entries: Arc::default() }
+    pub(crate) fn new(
+        store: Arc<Store>,
+        events: Events,
+        tasks: Tasks,
+        metrics: Arc<Metrics>,
+        default_dir: PathBuf,
+    ) -> Self {
+        Self { store, events, tasks, metrics, default_dir, entries: Arc::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ContentId, Entry>> {
@@ -330,10 +338,13 @@ impl Downloads {
                     this.events.emit(super::Event::DownloadProgress { id, progress });
                     tokio::time::sleep(PROGRESS_EVERY).await;
                 }
+                // The download dropped its progress sender: it is ending. Wait for its outcome below, never
+                // end the monitor here (that would leave the entry `running` for good).
+                std::future::pending::<std::convert::Infallible>().await
             };
             let outcome = tokio::select! {
                 r = handle.finish() => r,
-                () = reporter => return,
+                never = reporter => match never {},
             };
             this.finished(id, run, outcome).await;
         });
@@ -351,6 +362,7 @@ impl Downloads {
             e.abort = None;
             let event = match outcome {
                 Ok(report) => {
+                    self.metrics.download_seconds.observe(report.seconds);
                     e.info.state = DownloadState::Done;
                     e.info.out = Some(report.out.clone());
                     e.info.progress = e.progress.borrow().clone();

@@ -18,8 +18,12 @@ use super::download::{self, DownloadHandle, DownloadRequest};
 use super::limit::Limits;
 use super::manager::Downloads;
 use super::serve::{self, ServeCtx};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
 use crate::blocking::blocking;
 use crate::events::Events;
+use crate::metrics::{counter, gauge};
 use crate::service::{Context, Service, Start, Tasks};
 use crate::{Node, NodeError};
 
@@ -69,6 +73,40 @@ pub struct Traffic {
     pub by_peer: HashMap<String, (u64, u64)>,
 }
 
+/// The transfer service's figures, read at every scrape.
+struct TransferMetrics {
+    counters: Arc<Counters>,
+    downloads: Downloads,
+}
+
+impl std::fmt::Debug for TransferMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransferMetrics")
+    }
+}
+
+impl Collector for TransferMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut enc, "shoal_uploaded_bytes", "Bytes uploaded to other peers", load(&c.uploaded_total))?;
+        counter(&mut enc, "shoal_downloaded_bytes", "Bytes downloaded from other peers", load(&c.downloaded_total))?;
+        counter(
+            &mut enc,
+            "shoal_verification_failures",
+            "Pieces that failed verification",
+            load(&c.verification_failures),
+        )?;
+        counter(
+            &mut enc,
+            "shoal_uploads_cancelled",
+            "Pieces not sent because the downloader withdrew the request",
+            load(&c.uploads_cancelled),
+        )?;
+        gauge(&mut enc, "shoal_active_downloads", "Downloads in progress", self.downloads.active() as i64)
+    }
+}
+
 /// The transfer service.
 pub struct Transfer {
     store: Arc<Store>,
@@ -91,17 +129,20 @@ impl Start for Transfer {
             counters.clone(),
             cfg.corrupt_uploads,
         ));
+        let downloads = Downloads::new(
+            ctx.store.clone(),
+            ctx.events.clone(),
+            ctx.tasks.clone(),
+            ctx.metrics.clone(),
+            cfg.home.join("downloads"),
+        );
+        ctx.metrics.register_collector(TransferMetrics { counters: counters.clone(), downloads: downloads.clone() });
         let store = ctx.store.clone();
         for id in blocking(move || store.servable_ids()).await? {
             ctx.net.provide(id.as_bytes().to_vec()).await?;
         }
         Ok(Self {
-            downloads: Downloads::new(
-                ctx.store.clone(),
-                ctx.events.clone(),
-                ctx.tasks.clone(),
-                cfg.home.join("downloads"),
-            ),
+            downloads,
             store: ctx.store,
             net: ctx.net,
             events: ctx.events,
