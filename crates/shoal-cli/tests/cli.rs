@@ -138,6 +138,13 @@ fn share_then_get_prints_a_ticket_and_a_verified_copy() {
     // No partial file is left next to the output.
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!names.iter().any(|n| n.to_string_lossy().contains("partial")), "{names:?}");
+    // The one-shot get went through the same download manager as a daemon's: a daemon started later on
+    // that data directory lists it as done, with its output.
+    let (_daemon, _) = daemon(&dir.path().join("b"));
+    let ls = json(&run_ok(&dir.path().join("b"), &["ls", "--json"]));
+    let d = &ls["downloads"][0];
+    assert_eq!((d["state"].as_str(), d["id"].as_str()), (Some("done"), Some(b3sum(&src).as_str())), "{ls}");
+    assert_eq!(d["report"]["out"].as_str(), out.to_str(), "{ls}");
 }
 
 /// Starts `shoal daemon` and returns it with its first listen address.

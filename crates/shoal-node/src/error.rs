@@ -66,6 +66,9 @@ pub enum NodeError {
     /// No download with this id (the daemon lists them: `shoal ls`).
     #[error("no download with id {0}")]
     NoDownload(ContentId),
+    /// A download failed; the message is its error as it was recorded.
+    #[error("{0}")]
+    Failed(String),
     /// The request conflicts with the state of what it names (a download already running, say).
     #[error("{0}")]
     Busy(String),

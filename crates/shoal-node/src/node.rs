@@ -234,6 +234,20 @@ impl Node {
         self.transfer()?.downloads().get(id)
     }
 
+    /// Waits for a managed download to end (see [`crate::transfer::Downloads::wait`]), its progress on
+    /// the returned watch meanwhile.
+    pub async fn wait_download(&self, id: &ContentId) -> Result<crate::transfer::download::DownloadReport, NodeError> {
+        self.transfer()?.downloads().wait(id).await
+    }
+
+    /// The live progress of a managed download.
+    pub fn download_progress(
+        &self,
+        id: &ContentId,
+    ) -> Result<tokio::sync::watch::Receiver<crate::transfer::download::Progress>, NodeError> {
+        self.transfer()?.downloads().progress(id)
+    }
+
     /// Takes up the downloads a previous run recorded (see [`crate::transfer::Downloads::recover`]).
     pub async fn recover_downloads(&self) -> Result<usize, NodeError> {
         self.transfer()?.downloads().recover(self).await

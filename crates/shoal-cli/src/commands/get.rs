@@ -3,26 +3,25 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use shoal_node::{ContentId, DownloadRequest, Node, NodeConfig, Ticket};
+use shoal_node::{Node, NodeConfig};
 
 pub(crate) async fn run(config: NodeConfig, what: &str, output: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
-    let req = match what.trim().parse::<ContentId>() {
-        Ok(id) => DownloadRequest::from_id(id, output),
-        Err(_) => {
-            let t: Ticket = what.parse().context("reading the ticket")?;
-            DownloadRequest::from_ticket(&t, output)
-        }
-    };
-    if let Some(out) = &req.out
+    // Read the ticket (or id) first: bad input is said before any peer starts.
+    shoal_node::transfer::manager::parse_target(what, None).context("reading the ticket")?;
+    if let Some(out) = &output
         && !out.is_dir()
         && std::fs::symlink_metadata(out).is_ok()
     {
         anyhow::bail!("{} already exists; choose another output path with -o or remove it", out.display());
     }
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let output = Some(output.map_or_else(|| cwd.clone(), |o| cwd.join(o)));
     let node = Node::start(config).await.context("starting the peer")?;
-    let handle = node.download(req).await?;
-    let progress = tokio::spawn(crate::progress::report(handle.progress()));
-    let result = handle.finish().await;
+    // The same download manager as the daemon's: the request is in the catalog like any other (a daemon
+    // started later on this data directory lists it, or takes it up if this process was stopped).
+    let info = node.add_download(what, output, false).await?;
+    let progress = tokio::spawn(crate::progress::report(node.download_progress(&info.id)?));
+    let result = node.wait_download(&info.id).await;
     progress.abort();
     let report = result?;
     let mb_s = report.received as f64 / report.seconds.max(1e-6) / 1e6;

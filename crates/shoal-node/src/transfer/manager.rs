@@ -136,6 +136,33 @@ impl Downloads {
         self.lock().get(id).map(Entry::view).ok_or(NodeError::NoDownload(*id))
     }
 
+    /// The live progress of download `id` (of its current run).
+    pub fn progress(&self, id: &ContentId) -> Result<watch::Receiver<Progress>, NodeError> {
+        self.lock().get(id).map(|e| e.progress.clone()).ok_or(NodeError::NoDownload(*id))
+    }
+
+    /// Waits until download `id` is done (its report) or has failed, was paused or cancelled (an error
+    /// saying so). What a one-shot `shoal get` does with the download it added.
+    pub async fn wait(&self, id: &ContentId) -> Result<DownloadReport, NodeError> {
+        let mut events = self.events.subscribe();
+        loop {
+            let d = self.get(id)?;
+            match d.state {
+                DownloadState::Done => {
+                    return d.report.ok_or_else(|| NodeError::Task("a finished download has no report".into()));
+                }
+                DownloadState::Failed => return Err(NodeError::Failed(d.error.unwrap_or_default())),
+                DownloadState::Paused | DownloadState::Cancelled => {
+                    return Err(NodeError::Busy(format!("the download of {id} was {:?}", d.state).to_lowercase()));
+                }
+                DownloadState::Running => {}
+            }
+            // The state is re-read after every event (and at least every second): an outcome recorded between
+            // the read above and the subscription is not missed.
+            let _ = tokio::time::timeout(Duration::from_secs(1), events.recv()).await;
+        }
+    }
+
     /// Starts downloading `what` (a ticket or an id) to `output` (absolute; default: `<home>/downloads/`),
     /// or only records it when `paused`. Refused while the same id is running.
     pub async fn add(
