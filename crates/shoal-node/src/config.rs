@@ -112,44 +112,8 @@ impl SearchConfig {
     }
 }
 
-/// The variant of the P2P model a network runs: how search finds things (see DESIGN.md §6).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Topology {
-    /// Flooding with a TTL, no index (Gnutella).
-    Pure,
-    /// A Kademlia DHT as the index (eMule Kad). The default.
-    #[default]
-    Structured,
-    /// Index servers keep share lists (Napster, trackers).
-    Hybrid,
-    /// Supernodes index their leaves (Kazaa, Gnutella ultrapeers).
-    Supernode,
-}
-
-impl std::str::FromStr for Topology {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "pure" => Ok(Self::Pure),
-            "structured" => Ok(Self::Structured),
-            "hybrid" => Ok(Self::Hybrid),
-            "supernode" => Ok(Self::Supernode),
-            other => Err(format!("unknown topology {other:?}: use pure, structured, hybrid or supernode")),
-        }
-    }
-}
-
-impl std::fmt::Display for Topology {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Pure => "pure",
-            Self::Structured => "structured",
-            Self::Hybrid => "hybrid",
-            Self::Supernode => "supernode",
-        })
-    }
-}
+/// The variant of the P2P model a network runs (decided in `shoal-proto`, shared with the simulator).
+pub use shoal_proto::search::Topology;
 
 /// How downloads behave.
 #[derive(Clone, Debug)]

@@ -25,19 +25,9 @@
 
 use serde::Deserialize;
 
-/// The P2P variant simulated (the structured topology runs only as real peers: its core is libp2p's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Topology {
-    /// Flooding with a TTL and an expanding ring.
-    Pure,
-    /// Kademlia provider records (real peers only).
-    Structured,
-    /// One index server (peer 0) that every peer registers with.
-    Hybrid,
-    /// Elected supernodes index their leaves' digests.
-    Supernode,
-}
+/// The P2P variant simulated (the structured topology runs only as real peers: its core is libp2p's); the
+/// node's own setting, from `shoal-proto`.
+pub use shoal_proto::search::Topology;
 
 /// How the peers are run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -14,6 +14,7 @@ use shoal_proto::rng::{SplitMix64, pair_hash};
 use shoal_proto::search::digest::Digest;
 use shoal_proto::search::flood::{self, Action, Flood, SearchId};
 use shoal_proto::search::messages::{IndexEntry, WireId};
+use shoal_proto::search::policy::{self, Route};
 use shoal_proto::search::registry::{self, Registry};
 use shoal_proto::search::supernode::{self, Role, SuperAction, Supernode};
 use shoal_proto::search::{Hit, Provider, Query, SearchMsg, Want, keywords};
@@ -386,10 +387,17 @@ impl Sim {
         if let Some(r) = self.registry.as_mut()
             && i != 0
         {
+            // What the node sends an index server it (re)connects to: its whole list, in messages of the
+            // protocol's size.
             let now = self.base + self.now;
-            r.on_publish(i, true, vec![i.to_le_bytes().to_vec()], entries.clone(), now);
-            self.maintenance_messages += 1;
-            *self.maintenance_by_kind.entry("publish").or_default() += 1;
+            let list = entries.iter().map(|e| (e.id, e.clone())).collect();
+            for m in policy::full_list(&[i.to_le_bytes().to_vec()], &list) {
+                if let SearchMsg::Publish { reset, addrs, entries } = m {
+                    r.on_publish(i, reset, addrs, entries, now);
+                    self.maintenance_messages += 1;
+                    *self.maintenance_by_kind.entry("publish").or_default() += 1;
+                }
+            }
         }
         if matches!(self.cores[i as usize], Core::Super(_)) {
             let mut d = Digest::new();
@@ -709,10 +717,10 @@ impl Sim {
         let timeout = Duration::from_millis(self.sc.query_timeout_ms);
         let (before_msgs, started, now) = (self.search_messages, self.now, self.at());
         let query = Query::words(word);
-        let hybrid = self.sc.topology == Topology::Hybrid;
+        // The node's own policy: hybrid asks the index server (peer 0) while it is up, else floods.
+        let route = self.sc.topology.route(self.alive[0]);
         let (sid, acts) = match &mut self.cores[asker as usize] {
-            // Hybrid: one question to the index server (peer 0); flooding only if it were gone.
-            Core::Flood(f) if hybrid && self.alive[0] => {
+            Core::Flood(f) if route == Route::IndexServers => {
                 let sid = f.start_direct(query, 1, timeout, now);
                 (sid, Acts::Flood(f.ask(sid, 0)))
             }

@@ -13,8 +13,9 @@ use libp2p::{Multiaddr, PeerId};
 use shoal_net::{NetEvent, Network};
 use shoal_proto::search::digest::Digest;
 use shoal_proto::search::flood::{Action, Config as FloodConfig};
+use shoal_proto::search::messages::MAX_ADDRS;
 use shoal_proto::search::messages::WireId;
-use shoal_proto::search::messages::{MAX_ADDRS, MAX_PUBLISH_ENTRIES};
+use shoal_proto::search::policy::{self, Route};
 use shoal_proto::search::registry::{self, Registry};
 use shoal_proto::search::supernode::{self, Role, SuperAction, Supernode};
 use shoal_proto::search::{Flood, Hit, IndexEntry, Provider, Query, SearchId, SearchMsg, Want};
@@ -401,7 +402,7 @@ impl Driver {
 
     /// Pure and hybrid keep an overlay (hybrid floods over it when no index server answers).
     fn overlay(&self) -> bool {
-        matches!(self.topology, Topology::Pure | Topology::Hybrid)
+        self.topology.keeps_overlay()
     }
 
     fn on_tick(&mut self) {
@@ -563,51 +564,56 @@ impl Driver {
         self.searches += 1;
         let now = Instant::now();
         let (q, limit, timeout) = (req.query.clone(), req.limit, req.timeout);
-        let direct = match self.topology {
-            Topology::Structured => true,
-            Topology::Hybrid if !self.servers_up.is_empty() => true,
-            Topology::Hybrid => {
-                tracing::warn!("no index server answers: flooding this search to the overlay instead");
-                false
+        let route = self.topology.route(!self.servers_up.is_empty());
+        if self.topology.has_index_servers() && route == Route::Flood {
+            tracing::warn!("no index server answers: flooding this search to the overlay instead");
+        }
+        let sid = match route {
+            Route::Supernode => {
+                let Some(sup) = self.sup.as_mut() else { return };
+                let (sid, acts) = sup.start(q, limit, timeout, now);
+                self.subs.insert(sid, tx.clone());
+                self.exec_super(acts);
+                sid
             }
-            _ => false,
-        };
-        let sid = if let Some(sup) = self.sup.as_mut() {
-            let (sid, acts) = sup.start(q, limit, timeout, now);
-            self.subs.insert(sid, tx.clone());
-            self.exec_super(acts);
-            sid
-        } else if direct {
-            self.flood.start_direct(q, limit, timeout, now)
-        } else {
-            let (sid, acts) = self.flood.start(q, limit, timeout, now);
-            self.exec(acts);
-            sid
+            Route::Dht | Route::IndexServers => self.flood.start_direct(q, limit, timeout, now),
+            Route::Flood => {
+                let (sid, acts) = self.flood.start(q, limit, timeout, now);
+                self.exec(acts);
+                sid
+            }
         };
         self.subs.insert(sid, tx);
-        if direct && self.topology == Topology::Hybrid {
-            let servers: Vec<PeerId> = self.servers_up.iter().copied().collect();
-            for s in servers {
-                let acts = self.flood.ask(sid, s);
-                self.exec(acts);
-            }
-        }
-        if self.topology == Topology::Structured {
-            let key = match &req.query.want {
-                Want::Words(t) => dht::lookup_word(t).map(|w| dht::keyword_key(&w)),
-                Want::Id(id) => Some(id.to_vec()),
-            };
-            let Some(key) = key else { return };
-            let (net, internal) = (self.net.clone(), self.internal.clone());
-            self.tasks.spawn(async move {
-                let Ok(mut rx) = net.find_providers(key).await else { return };
-                while let Some(peer) = rx.recv().await {
-                    if internal.send(Internal::DhtFound { sid, peer }).await.is_err() {
-                        return;
-                    }
+        match route {
+            Route::IndexServers => {
+                let servers: Vec<PeerId> = self.servers_up.iter().copied().collect();
+                for s in servers {
+                    let acts = self.flood.ask(sid, s);
+                    self.exec(acts);
                 }
-            });
+            }
+            Route::Dht => self.ask_dht(sid, &req.query.want),
+            Route::Flood | Route::Supernode => {}
         }
+    }
+
+    /// Structured: finds the peers the DHT names for the query's most selective word (or the id) and asks
+    /// each, one hop.
+    fn ask_dht(&mut self, sid: SearchId, want: &Want) {
+        let key = match want {
+            Want::Words(t) => dht::lookup_word(t).map(|w| dht::keyword_key(&w)),
+            Want::Id(id) => Some(id.to_vec()),
+        };
+        let Some(key) = key else { return };
+        let (net, internal) = (self.net.clone(), self.internal.clone());
+        self.tasks.spawn(async move {
+            let Ok(mut rx) = net.find_providers(key).await else { return };
+            while let Some(peer) = rx.recv().await {
+                if internal.send(Internal::DhtFound { sid, peer }).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     fn exec(&mut self, actions: Vec<Action<PeerId>>) {
@@ -760,38 +766,17 @@ impl Driver {
             return;
         }
         let now: BTreeMap<WireId, IndexEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
-        let full = |to: PeerId, links: &mut Links, addrs: &[Vec<u8>]| {
-            let all: Vec<IndexEntry> = now.values().cloned().collect();
-            let mut chunks = all.chunks(MAX_PUBLISH_ENTRIES).peekable();
-            if chunks.peek().is_none() {
-                links.send(to, SearchMsg::Publish { reset: true, addrs: addrs.to_vec(), entries: Vec::new() });
-            }
-            for (i, c) in chunks.enumerate() {
-                links.send(to, SearchMsg::Publish { reset: i == 0, addrs: addrs.to_vec(), entries: c.to_vec() });
-            }
-        };
-        match why {
-            ListFor::Connected(to) => full(to, &mut self.links, &self.my_addrs),
-            ListFor::Refresh => {
-                for to in self.servers_up.clone() {
-                    full(to, &mut self.links, &self.my_addrs);
-                }
-            }
-            ListFor::Digest => {}
+        let (to, msgs): (Vec<PeerId>, Vec<SearchMsg>) = match why {
+            ListFor::Connected(to) => (vec![to], policy::full_list(&self.my_addrs, &now)),
+            ListFor::Refresh => (self.servers_up.iter().copied().collect(), policy::full_list(&self.my_addrs, &now)),
             ListFor::Changed => {
-                let added: Vec<IndexEntry> =
-                    now.values().filter(|e| self.told.get(&e.id) != Some(e)).cloned().collect();
-                let removed: Vec<WireId> = self.told.keys().filter(|id| !now.contains_key(*id)).copied().collect();
-                for to in self.servers_up.clone() {
-                    for c in added.chunks(MAX_PUBLISH_ENTRIES) {
-                        let msg =
-                            SearchMsg::Publish { reset: false, addrs: self.my_addrs.clone(), entries: c.to_vec() };
-                        self.links.send(to, msg);
-                    }
-                    for c in removed.chunks(shoal_proto::search::messages::MAX_WITHDRAW_IDS) {
-                        self.links.send(to, SearchMsg::Withdraw { ids: c.to_vec() });
-                    }
-                }
+                (self.servers_up.iter().copied().collect(), policy::changes(&self.my_addrs, &self.told, &now))
+            }
+            ListFor::Digest => (Vec::new(), Vec::new()),
+        };
+        for to in to {
+            for m in &msgs {
+                self.links.send(to, m.clone());
             }
         }
         self.told = now;
