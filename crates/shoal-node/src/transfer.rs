@@ -7,7 +7,9 @@
 //! - [`serve`](self::serve): the provider side. Each stream is answered on its own task, its requests in order.
 //! - [`session`](self::session): the downloader's side of one stream to one provider: requests are
 //!   pipelined on a single long-lived stream; answers are read in order and verified off the async threads.
-//! - [`download`]: drives the sans-IO scheduler with session events and owns the partial file.
+//! - [`download`]: a whole download (a file, or a folder's files one after the other): the loop that owns
+//!   the sessions, the partial file and the checkpoints, and carries out what [`fetch`](self::fetch) decides.
+//! - [`fetch`](self::fetch): one blob's download as a state machine around the sans-IO scheduler (no I/O).
 //! - [`limit`](self::limit): token buckets for upload and download caps.
 //! - [`uplink`](self::uplink): under a global upload cap, which waiting answer goes next (least-sent piece
 //!   first, `shoal_proto::transfer::UploadQueue`).
@@ -15,6 +17,7 @@
 use shoal_store::ContentId;
 
 pub mod download;
+pub(crate) mod fetch;
 pub(crate) mod limit;
 pub mod manager;
 pub(crate) mod serve;

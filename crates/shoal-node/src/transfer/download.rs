@@ -1,4 +1,5 @@
-//! The multi-source downloader: the I/O around the sans-IO [`Scheduler`].
+//! The multi-source downloader: the I/O around the download state machine ([`super::fetch`]) and the sans-IO
+//! `shoal_proto::transfer::Scheduler` inside it.
 //!
 //! One driver task per download owns the scheduler and the sessions (one per provider). Providers come from
 //! the request's hints (a ticket) and from the DHT, found while the download runs and again whenever the
@@ -11,21 +12,23 @@
 //! A folder is a collection blob (fetched like any other, into the store) followed by its files, each
 //! fetched from the peers that served the collection (and the DHT).
 //!
-//! Over 600 lines because `fetch_blob` is still one `select!` loop over local state; turning that state into
-//! a struct with methods, unit-tested without sockets, is the next step of the service-seam work.
+//! What a blob's download decides (which provider gets which request, when to look for more, when to give
+//! up) is [`super::fetch::Fetch`], a state machine without I/O; `fetch_blob` here only carries its steps out
+//! and feeds it the sessions' events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
-use shoal_proto::transfer::{Action, Config as SchedConfig, DropReason, Failure, Layout, Scheduler};
+use shoal_proto::transfer::Failure;
 use shoal_store::collection::{MAX_COLLECTION_BYTES, prepare_output, safe_relative_path};
 use shoal_store::{Collection, ContentId, DownloadRecord, Partial};
 use tokio::sync::{mpsc, watch};
 
+use super::fetch::{Answer, Done, Fetch, Step, Tally};
 use super::session::{self, SessionCmd, SessionEvent, SessionHandle};
 use crate::blocking::blocking;
 use crate::{Node, NodeError, Ticket};
@@ -99,21 +102,15 @@ pub struct PeerRate {
 
 /// Per-peer moving average of delivered bytes per second.
 #[derive(Default)]
-struct Rates {
+pub(crate) struct Rates {
     by_peer: HashMap<PeerId, (u64, f64, Instant)>,
 }
-
-/// How often a download's progress watchers are woken. Waking them for every piece is a thread hand-off
-/// per piece, and each snapshot of the rates formats every provider's peer id (`bs58` showed in `perf`
-/// of a 64 KiB-piece download; the throughput change was within noise). Readers that look on their own
-/// schedule see the counts as they are.
-const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 
 impl Rates {
     /// Time constant of the moving average.
     const TAU: f64 = 2.0;
 
-    fn add(&mut self, peer: PeerId, bytes: u64, now: Instant) {
+    pub(crate) fn add(&mut self, peer: PeerId, bytes: u64, now: Instant) {
         let e = self.by_peer.entry(peer).or_insert((0, 0.0, now));
         let dt = now.duration_since(e.2).as_secs_f64();
         e.0 += bytes;
@@ -124,7 +121,7 @@ impl Rates {
         }
     }
 
-    fn snapshot(&self, now: Instant) -> Vec<PeerRate> {
+    pub(crate) fn snapshot(&self, now: Instant) -> Vec<PeerRate> {
         let mut v: Vec<PeerRate> = self
             .by_peer
             .iter()
@@ -234,8 +231,25 @@ struct Totals {
 }
 
 impl Totals {
-    fn peer(&mut self, p: PeerId) -> &mut PeerReport {
-        self.peers.entry(p).or_insert_with(|| PeerReport { peer: p.to_string(), bytes: 0, received: 0, dropped: None })
+    /// Adds one blob's figures (a folder's files each add theirs).
+    fn absorb(&mut self, t: Tally, blob: &Done) {
+        self.received += t.received;
+        self.resumed += t.resumed;
+        self.transfer_secs += blob.transfer_secs;
+        for (p, r) in t.peers {
+            let e = self.peers.entry(p).or_insert_with(|| PeerReport {
+                peer: r.peer.clone(),
+                bytes: 0,
+                received: 0,
+                dropped: None,
+            });
+            e.bytes += r.bytes;
+            e.received += r.received;
+            if r.dropped.is_some() {
+                e.dropped = r.dropped;
+            }
+        }
+        self.working.extend(blob.working.iter().cloned());
     }
 }
 
@@ -368,15 +382,6 @@ struct Fetched {
     path: PathBuf,
 }
 
-struct Active {
-    partial: Arc<Partial>,
-    layout: Layout,
-    sched: Scheduler<PeerId>,
-    final_path: PathBuf,
-    collection: bool,
-    started: Instant,
-}
-
 /// Fetches one blob from every provider it can find.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_blob(
@@ -417,47 +422,29 @@ async fn fetch_blob(
     }
     let transfer = node.transfer()?;
     let tuning = node.config().download.clone();
-    let me = node.peer_id();
     let net = node.network().clone();
     let (ev_tx, mut ev_rx) = mpsc::channel::<SessionEvent>(1024);
+    let (found_tx, mut found_rx) = mpsc::channel::<Found>(64);
     let mut sessions: HashMap<PeerId, SessionHandle> = HashMap::new();
-    let mut tried: HashSet<PeerId> = HashSet::new();
-    let mut answered: HashSet<PeerId> = HashSet::new();
-    let mut partial_peers: HashSet<PeerId> = HashSet::new();
-    let mut hints: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
-    for (p, addrs) in providers {
-        if p != me && tried.insert(p) {
-            hints.insert(p, addrs.clone());
-            sessions.insert(
-                p,
-                session::spawn(transfer.download_limits().clone(), net.clone(), p, addrs, id, ev_tx.clone()),
-            );
+    let (mut fetch, opened) =
+        Fetch::new(id, node.peer_id(), providers, discover, collection_hint, tuning.clone(), Instant::now());
+    let mut dest = Some(dest);
+    let mut active: Option<(Arc<Partial>, PathBuf)> = None;
+    let mut checkpoint: Option<tokio::task::JoinHandle<Result<(), shoal_store::StoreError>>> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // Carries out one step of the state machine; only sessions and lookups are I/O here.
+    let open = |sessions: &mut HashMap<PeerId, SessionHandle>, peer: PeerId, addrs: Vec<Multiaddr>| {
+        let s = session::spawn(transfer.download_limits().clone(), net.clone(), peer, addrs, id, ev_tx.clone());
+        sessions.insert(peer, s);
+    };
+    for step in opened {
+        if let Step::Open { peer, addrs } = step {
+            open(&mut sessions, peer, addrs);
         }
     }
-    let (found_tx, mut found_rx) = mpsc::channel::<Found>(64);
-    let mut dht_running = false;
-    let mut last_dht = None::<Instant>;
-    let mut dest = Some(dest);
-    let mut active: Option<Active> = None;
-    let mut checkpoint: Option<tokio::task::JoinHandle<Result<(), shoal_store::StoreError>>> = None;
-    let mut last_checkpoint = Instant::now();
-    let mut last_have_refresh = Instant::now();
-    let mut last_useful = Instant::now();
-    let mut first_answer: Option<Instant> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut dropped_reason: HashMap<PeerId, String> = HashMap::new();
-    let mut rates = Rates::default();
-    let mut published = Instant::now();
-
-    loop {
-        // Look for (more) providers when we have none that answered, or pieces nobody has.
-        let want_more = answered.is_empty()
-            || active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
-        if discover && want_more && !dht_running && last_dht.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
-            dht_running = true;
-            last_dht = Some(Instant::now());
-            let finder = node.clone();
-            let found_tx = found_tx.clone();
+    let finished = loop {
+        if let Some(Step::Lookup) = fetch.lookup(Instant::now()) {
+            let (finder, found_tx) = (node.clone(), found_tx.clone());
             tokio::spawn(async move {
                 if let Ok(mut rx) = finder.find_providers(id).await {
                     while let Some((p, addrs)) = rx.recv().await {
@@ -469,210 +456,118 @@ async fn fetch_blob(
                 let _ = found_tx.send(Found::Done).await;
             });
         }
-
+        let mut steps = Vec::new();
         tokio::select! {
             ev = ev_rx.recv() => {
-                let Some(ev) = ev else { break };
+                let Some(ev) = ev else { break false };
+                let now = Instant::now();
                 match ev {
                     SessionEvent::Have { peer, size, spans, collection } => {
-                        answered.insert(peer);
-                        first_answer.get_or_insert_with(Instant::now);
-                        if size > (1 << 50) {
-                            sessions.remove(&peer);
-                            continue;
-                        }
-                        if active.is_none() {
-                            let is_coll = collection_hint.unwrap_or(collection);
+                        if let Answer::Begin { size, collection } = fetch.on_have(peer, size, &spans, collection, now) {
                             let Some(d) = dest.take() else { continue };
-                            let (partial_path, final_path) = d(is_coll)?;
+                            let (partial_path, final_path) = d(collection)?;
                             let store = node.store().clone();
                             let pp = partial_path.clone();
                             let mut partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
                             if !tuning.direct_writes {
                                 partial = partial.without_direct_writes();
                             }
-                            let layout = Layout::new(size);
-                            let have = layout.pieces_in(&partial.verified());
-                            let resumed: u64 = have.iter().map(|i| { let r = layout.piece_bytes(i); r.end - r.start }).sum();
-                            totals.resumed += resumed;
-                            let cfg = SchedConfig::default().with_max_in_flight(tuning.max_in_flight).with_slow_after(tuning.slow_after).with_tie_break(rand::random());
-                            let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
-                            progress.send_modify(|p| { p.size = if p.files_total > 1 { p.size } else { size }; p.verified += resumed; });
+                            let resumed = fetch.begin(size, &partial.verified(), collection, Instant::now());
+                            progress.send_modify(|p| {
+                                p.size = if p.files_total > 1 { p.size } else { size };
+                                p.verified += resumed;
+                            });
                             // A peer that is downloading serves what it has verified: tell the DHT.
                             let _ = net.provide(id.as_bytes().to_vec()).await;
-                            last_useful = Instant::now();
-                            active = Some(Active { partial: Arc::new(partial), layout, sched, final_path, collection: is_coll, started: Instant::now() });
+                            active = Some((Arc::new(partial), final_path));
                         }
-                        let Some(a) = active.as_mut() else { continue };
-                        if size != a.layout.size() {
-                            tracing::warn!(%peer, size, expected = a.layout.size(), "provider claims another size; ignoring it");
-                            sessions.remove(&peer);
-                            continue;
+                        if let Answer::Steps(s) = fetch.on_have(peer, size, &spans, collection, Instant::now()) {
+                            steps = s;
                         }
-                        let have = a.layout.pieces_in(&spans);
-                        let full = have.is_full();
-                        if full { partial_peers.remove(&peer); } else { partial_peers.insert(peer); }
-                        a.sched.add_peer(peer, if full { None } else { Some(have) }, Instant::now());
                     }
-                    SessionEvent::NotFound { peer } => {
-                        sessions.remove(&peer);
-                        if let Some(a) = active.as_mut() { a.sched.remove_peer(&peer); }
-                    }
+                    SessionEvent::NotFound { peer } => steps.extend(fetch.on_not_found(peer)),
                     SessionEvent::PieceOk { peer, piece, bytes, received } => {
                         transfer.counters().downloaded(peer, received);
-                        totals.received += received;
-                        totals.peer(peer).received += received;
-                        if let Some(a) = active.as_mut() && a.sched.on_piece_ok(&peer, piece, Instant::now()) {
-                            totals.peer(peer).bytes += bytes;
-                            rates.add(peer, bytes, Instant::now());
-                            last_useful = Instant::now();
-                            // Counted now, announced with the rest below (at most every `PUBLISH_EVERY`).
-                            progress.send_if_modified(|p| { p.verified += bytes; p.received = totals.received; false });
-                        }
+                        let counted = fetch.on_piece_ok(peer, piece, bytes, received, now);
+                        // Counted now, announced with the rest (at most every `fetch::PUBLISH_EVERY`).
+                        let total = fetch.tally.received;
+                        progress.send_if_modified(|p| { p.verified += counted; p.received = total; false });
                     }
                     SessionEvent::PieceFailed { peer, piece, failure, why, received } => {
                         transfer.counters().downloaded(peer, received);
                         if failure == Failure::Corrupt { transfer.counters().verification_failed(); }
-                        totals.received += received;
-                        totals.peer(peer).received += received;
-                        tracing::warn!(%peer, piece, ?failure, %why, "piece failed");
-                        if failure == Failure::Corrupt {
-                            dropped_reason.insert(peer, format!("sent data that failed verification ({why})"));
-                        }
-                        if let Some(a) = active.as_mut() { a.sched.on_piece_failed(&peer, piece, failure, Instant::now()); }
+                        fetch.on_piece_failed(peer, piece, failure, &why, received, now);
                     }
                     SessionEvent::Fatal { error } => return Err(error.into()),
                     SessionEvent::Gone { peer, why } => {
-                        if sessions.remove(&peer).is_some() {
-                            tracing::info!(%peer, %why, "provider left the download");
-                            dropped_reason.entry(peer).or_insert(why);
-                        }
-                        if let Some(a) = active.as_mut() { a.sched.remove_peer(&peer); }
+                        sessions.remove(&peer);
+                        fetch.on_gone(peer, why);
                     }
                 }
             }
-            found = found_rx.recv() => {
-                let Some(Found::Peer(p, addrs)) = found else {
-                    dht_running = false;
-                    continue;
-                };
-                if p != me && tried.insert(p) {
-                    tracing::debug!(peer = %p, "provider found");
-                    sessions.insert(p, session::spawn(transfer.download_limits().clone(), net.clone(), p, addrs, id, ev_tx.clone()));
-                }
-            }
+            found = found_rx.recv() => match found {
+                Some(Found::Peer(p, addrs)) => steps.extend(fetch.on_found(p, addrs)),
+                _ => fetch.on_lookup_done(),
+            },
             _ = tick.tick() => {}
         }
-
-        let now = Instant::now();
-        let Some(a) = active.as_mut() else {
-            if (sessions.is_empty() && !discover) || now.duration_since(last_useful) > tuning.stall_timeout {
-                return Err(NodeError::NoProviders { id, secs: now.duration_since(last_useful).as_secs() });
-            }
-            continue;
-        };
-
-        // Let every provider that is about to answer join before work is handed out.
-        let gathering = first_answer.is_some_and(|t| now.duration_since(t) < tuning.gather)
-            && sessions.keys().any(|p| !answered.contains(p));
-        if !gathering {
-            for action in a.sched.poll(now) {
-                match action {
-                    Action::Request { peer, piece } => {
-                        let span = a.layout.piece_chunks(piece);
-                        let cmd = SessionCmd::Get { piece, span, partial: a.partial.clone() };
-                        if sessions.get(&peer).is_none_or(|s| s.tx.send(cmd).is_err()) {
-                            a.sched.remove_peer(&peer);
-                        }
-                    }
-                    Action::Cancel { peer, piece } => {
-                        // Tell the provider, so that one behind an upload cap does not spend it on a piece
-                        // we have.
-                        if let Some(s) = sessions.get(&peer) {
-                            let _ = s.tx.send(SessionCmd::Cancel { span: a.layout.piece_chunks(piece) });
-                        }
-                    }
-                    Action::DropPeer { peer, reason } => {
-                        let why = match reason {
-                            DropReason::Corrupt => "sent data that failed verification".to_string(),
-                            DropReason::Slow => "too slow".to_string(),
-                            DropReason::Unreliable => "too many failed requests".to_string(),
-                        };
-                        tracing::warn!(%peer, %why, "dropping provider from this download");
-                        dropped_reason.entry(peer).or_insert(why);
-                        sessions.remove(&peer);
+        let idle = checkpoint.as_ref().is_none_or(|h| h.is_finished());
+        if idle && let Some(h) = checkpoint.take() {
+            h.await.map_err(|e| NodeError::Task(e.to_string()))??;
+        }
+        let (polled, done) = fetch.poll(Instant::now(), idle)?;
+        steps.extend(polled);
+        for step in steps {
+            match step {
+                Step::Open { peer, addrs } => open(&mut sessions, peer, addrs),
+                Step::Close(peer) => {
+                    sessions.remove(&peer);
+                }
+                Step::Get { peer, piece, span } => {
+                    let Some((partial, _)) = &active else { continue };
+                    let cmd = SessionCmd::Get { piece, span, partial: partial.clone() };
+                    if sessions.get(&peer).is_none_or(|s| s.tx.send(cmd).is_err()) {
+                        fetch.on_unreachable(&peer);
                     }
                 }
-            }
-        }
-        if a.sched.is_finished() || now.duration_since(published) >= PUBLISH_EVERY {
-            published = now;
-            progress.send_modify(|p| {
-                p.peers = a.sched.peer_count();
-                p.per_peer = rates.snapshot(now);
-            });
-        }
-
-        if a.sched.is_finished() {
-            break;
-        }
-        if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
-            if let Some(h) = checkpoint.take() {
-                h.await.map_err(|e| NodeError::Task(e.to_string()))??;
-            }
-            if now.duration_since(last_checkpoint) >= tuning.checkpoint_every {
-                last_checkpoint = now;
-                let partial = a.partial.clone();
-                checkpoint = Some(tokio::task::spawn_blocking(move || partial.checkpoint()));
-            }
-        }
-        if now.duration_since(last_have_refresh) > Duration::from_secs(1) {
-            last_have_refresh = now;
-            for p in &partial_peers {
-                if let Some(s) = sessions.get(p) {
-                    let _ = s.tx.send(SessionCmd::Have);
+                Step::Cancel { peer, span } => {
+                    if let Some(s) = sessions.get(&peer) {
+                        let _ = s.tx.send(SessionCmd::Cancel { span });
+                    }
                 }
+                Step::AskHave(peer) => {
+                    if let Some(s) = sessions.get(&peer) {
+                        let _ = s.tx.send(SessionCmd::Have);
+                    }
+                }
+                Step::Checkpoint => {
+                    if let Some((partial, _)) = &active {
+                        let partial = partial.clone();
+                        checkpoint = Some(tokio::task::spawn_blocking(move || partial.checkpoint()));
+                    }
+                }
+                Step::Publish { peers, per_peer } => progress.send_modify(|p| {
+                    p.peers = peers;
+                    p.per_peer = per_peer;
+                }),
+                Step::Lookup => {}
             }
         }
-        // No verified piece for a whole `stall_timeout`: whoever is left cannot or will not deliver.
-        if now.duration_since(last_useful) > tuning.stall_timeout {
-            let why = if dropped_reason.is_empty() {
-                format!(
-                    "no piece arrived for {} s from {} provider(s)",
-                    tuning.stall_timeout.as_secs(),
-                    a.sched.peer_count()
-                )
-            } else {
-                dropped_reason.iter().map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
-            };
-            return Err(NodeError::Stalled { id, why });
+        if done {
+            break true;
         }
-    }
-
-    let Some(a) = active else {
+    };
+    let (Some((partial, final_path)), true) = (active, finished) else {
         return Err(NodeError::NoProviders { id, secs: tuning.stall_timeout.as_secs() });
     };
-    totals.transfer_secs += a.started.elapsed().as_secs_f64();
     if let Some(h) = checkpoint.take() {
         h.await.map_err(|e| NodeError::Task(e.to_string()))??;
     }
-    for (p, why) in dropped_reason {
-        totals.peer(p).dropped = Some(why);
-    }
-    for p in answered.iter().filter(|p| sessions.contains_key(p)) {
-        totals.working.push((*p, hints.get(p).cloned().unwrap_or_default()));
-    }
+    let blob = fetch.finish()?;
+    totals.absorb(std::mem::take(&mut fetch.tally), &blob);
     drop(sessions);
-    let partial = a.partial.clone();
-    let final_path = a.final_path.clone();
     let fp = final_path.clone();
-    if a.layout.size() == 0 && id != ContentId::of(b"") {
-        return Err(NodeError::Stalled {
-            id,
-            why: "providers claim the blob is empty, which its id contradicts".into(),
-        });
-    }
     blocking(move || partial.finish(&fp)).await?;
-    tracing::info!(id = %id.short(), secs = a.started.elapsed().as_secs_f64(), "download complete");
-    Ok(Fetched { size: a.layout.size(), collection: a.collection, path: final_path })
+    tracing::info!(id = %id.short(), secs = blob.transfer_secs, "download complete");
+    Ok(Fetched { size: blob.size, collection: blob.collection, path: final_path })
 }

@@ -1,0 +1,426 @@
+//! One blob's download as a state machine: which providers are in it, when to look for more, when work is
+//! handed out, when to checkpoint, ask again, give up. It takes the sessions' events and `now` and returns
+//! [`Step`]s; it holds no socket, file or task. [`super::download`]'s loop owns those: it carries the steps
+//! out (opens and closes sessions, sends them requests, writes checkpoints) and feeds the events back.
+//!
+//! The piece picking itself is the sans-IO [`Scheduler`] of `shoal-proto`; this layer adds what a whole
+//! download needs around it: the first answer fixes the blob's size (a provider that claims another is
+//! dropped), providers that answer soon after the first are waited for (`gather`) so that work is spread
+//! over all of them, providers found later join, partial providers are re-asked what they have, and the
+//! download fails with a reason when nothing useful arrived for `stall_timeout`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use shoal_proto::transfer::{Action, ChunkSpan, Config as SchedConfig, DropReason, Failure, Layout, Scheduler};
+use shoal_store::ContentId;
+
+use super::download::{PeerRate, PeerReport, Rates};
+use crate::NodeError;
+use crate::config::DownloadTuning;
+
+/// The largest blob a provider may claim (1 PiB); anything larger is a lie.
+const MAX_SIZE: u64 = 1 << 50;
+/// How often a provider lookup may start again.
+const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+/// How often providers that are still downloading are asked again what they have.
+const HAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often a download's progress watchers are woken. Waking them for every piece is a thread hand-off
+/// per piece, and each snapshot of the rates formats every provider's peer id (`bs58` showed in `perf`
+/// of a 64 KiB-piece download; the throughput change was within noise). Readers that look on their own
+/// schedule see the counts as they are.
+pub(crate) const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+
+/// What the loop must do.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Step {
+    /// Open a session to a provider (from the request's hints or a lookup).
+    Open { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// End the session to a provider (it lied, failed or was too slow).
+    Close(PeerId),
+    /// Ask a provider for a piece.
+    Get { peer: PeerId, piece: u32, span: ChunkSpan },
+    /// Withdraw a request (the piece came from someone else).
+    Cancel { peer: PeerId, span: ChunkSpan },
+    /// Ask a partial provider again which ranges it has.
+    AskHave(PeerId),
+    /// Start a provider lookup; report what it finds with [`Fetch::on_found`], its end with
+    /// [`Fetch::on_lookup_done`].
+    Lookup,
+    /// Make the verified ranges durable (the previous checkpoint has finished).
+    Checkpoint,
+    /// Tell the progress watchers: providers in the download and their rates.
+    Publish { peers: usize, per_peer: Vec<PeerRate> },
+}
+
+/// What a `Have` answer means for the loop.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Answer {
+    /// The first usable answer: open the partial file for `size` bytes, then call [`Fetch::begin`] and hand
+    /// the same answer to [`Fetch::on_have`] again.
+    Begin { size: u64, collection: bool },
+    /// Carried out.
+    Steps(Vec<Step>),
+}
+
+struct Active {
+    layout: Layout,
+    sched: Scheduler<PeerId>,
+    collection: bool,
+    started: Instant,
+}
+
+/// What this blob's download contributed, for the report.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) peers: HashMap<PeerId, PeerReport>,
+    pub(crate) received: u64,
+    pub(crate) resumed: u64,
+}
+
+impl Tally {
+    pub(crate) fn peer(&mut self, p: PeerId) -> &mut PeerReport {
+        self.peers.entry(p).or_insert_with(|| PeerReport { peer: p.to_string(), bytes: 0, received: 0, dropped: None })
+    }
+}
+
+/// One blob's download.
+pub(crate) struct Fetch {
+    id: ContentId,
+    tuning: DownloadTuning,
+    discover: bool,
+    collection_hint: Option<bool>,
+    /// Providers with an open session.
+    sessions: HashSet<PeerId>,
+    tried: HashSet<PeerId>,
+    answered: HashSet<PeerId>,
+    partial_peers: HashSet<PeerId>,
+    hints: HashMap<PeerId, Vec<Multiaddr>>,
+    looking: bool,
+    last_lookup: Option<Instant>,
+    active: Option<Active>,
+    last_checkpoint: Instant,
+    last_have: Instant,
+    last_useful: Instant,
+    first_answer: Option<Instant>,
+    published: Instant,
+    dropped: HashMap<PeerId, String>,
+    rates: Rates,
+    pub(crate) tally: Tally,
+}
+
+impl Fetch {
+    /// A download of `id` from `providers` (the request's hints; `me` is left out) and, if `discover`,
+    /// from whoever a lookup finds. Returns the sessions to open.
+    pub(crate) fn new(
+        id: ContentId,
+        me: PeerId,
+        providers: Vec<(PeerId, Vec<Multiaddr>)>,
+        discover: bool,
+        collection_hint: Option<bool>,
+        tuning: DownloadTuning,
+        now: Instant,
+    ) -> (Self, Vec<Step>) {
+        let mut f = Self {
+            id,
+            tuning,
+            discover,
+            collection_hint,
+            sessions: HashSet::new(),
+            tried: HashSet::from([me]),
+            answered: HashSet::new(),
+            partial_peers: HashSet::new(),
+            hints: HashMap::new(),
+            looking: false,
+            last_lookup: None,
+            active: None,
+            last_checkpoint: now,
+            last_have: now,
+            last_useful: now,
+            first_answer: None,
+            published: now,
+            dropped: HashMap::new(),
+            rates: Rates::default(),
+            tally: Tally::default(),
+        };
+        let steps = providers.into_iter().filter_map(|(p, addrs)| f.open(p, addrs)).collect();
+        (f, steps)
+    }
+
+    fn open(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> Option<Step> {
+        if !self.tried.insert(peer) {
+            return None;
+        }
+        self.hints.insert(peer, addrs.clone());
+        self.sessions.insert(peer);
+        Some(Step::Open { peer, addrs })
+    }
+
+    fn close(&mut self, peer: &PeerId) -> Option<Step> {
+        self.sessions.remove(peer).then_some(Step::Close(*peer))
+    }
+
+    /// Whether to start a provider lookup now: we look when no provider answered yet, or when pieces are
+    /// missing that no provider has, at most every few seconds and one lookup at a time.
+    pub(crate) fn lookup(&mut self, now: Instant) -> Option<Step> {
+        let want_more = self.answered.is_empty()
+            || self.active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
+        let due = self.last_lookup.is_none_or(|t| now.duration_since(t) > LOOKUP_EVERY);
+        if !(self.discover && want_more && !self.looking && due) {
+            return None;
+        }
+        self.looking = true;
+        self.last_lookup = Some(now);
+        Some(Step::Lookup)
+    }
+
+    /// A lookup found `peer`: it joins unless it is already in.
+    pub(crate) fn on_found(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> Option<Step> {
+        self.open(peer, addrs)
+    }
+
+    /// The lookup ended.
+    pub(crate) fn on_lookup_done(&mut self) {
+        self.looking = false;
+    }
+
+    /// A provider said it has the blob (`spans` of it, or all).
+    pub(crate) fn on_have(
+        &mut self,
+        peer: PeerId,
+        size: u64,
+        spans: &[ChunkSpan],
+        collection: bool,
+        now: Instant,
+    ) -> Answer {
+        self.answered.insert(peer);
+        self.first_answer.get_or_insert(now);
+        if size > MAX_SIZE {
+            return Answer::Steps(self.close(&peer).into_iter().collect());
+        }
+        let Some(a) = self.active.as_mut() else {
+            return Answer::Begin { size, collection: self.collection_hint.unwrap_or(collection) };
+        };
+        if size != a.layout.size() {
+            tracing::warn!(%peer, size, expected = a.layout.size(), "provider claims another size; ignoring it");
+            return Answer::Steps(self.close(&peer).into_iter().collect());
+        }
+        let have = a.layout.pieces_in(spans);
+        let full = have.is_full();
+        if full {
+            self.partial_peers.remove(&peer);
+        } else {
+            self.partial_peers.insert(peer);
+        }
+        a.sched.add_peer(peer, if full { None } else { Some(have) }, now);
+        Answer::Steps(Vec::new())
+    }
+
+    /// The partial file is open with `verified` ranges already there (a resumed download). Returns the
+    /// bytes those cover.
+    pub(crate) fn begin(&mut self, size: u64, verified: &[ChunkSpan], collection: bool, now: Instant) -> u64 {
+        let layout = Layout::new(size);
+        let have = layout.pieces_in(verified);
+        let resumed: u64 = have
+            .iter()
+            .map(|i| {
+                let r = layout.piece_bytes(i);
+                r.end - r.start
+            })
+            .sum();
+        self.tally.resumed += resumed;
+        let cfg = SchedConfig::default()
+            .with_max_in_flight(self.tuning.max_in_flight)
+            .with_slow_after(self.tuning.slow_after)
+            .with_tie_break(rand::random());
+        let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
+        self.last_useful = now;
+        self.active = Some(Active { layout, sched, collection, started: now });
+        resumed
+    }
+
+    /// A provider does not have the blob.
+    pub(crate) fn on_not_found(&mut self, peer: PeerId) -> Option<Step> {
+        if let Some(a) = self.active.as_mut() {
+            a.sched.remove_peer(&peer);
+        }
+        self.close(&peer)
+    }
+
+    /// A piece verified and was written. Returns its bytes if it completed a piece we still needed.
+    pub(crate) fn on_piece_ok(&mut self, peer: PeerId, piece: u32, bytes: u64, received: u64, now: Instant) -> u64 {
+        self.tally.received += received;
+        self.tally.peer(peer).received += received;
+        let Some(a) = self.active.as_mut() else { return 0 };
+        if !a.sched.on_piece_ok(&peer, piece, now) {
+            return 0;
+        }
+        self.tally.peer(peer).bytes += bytes;
+        self.rates.add(peer, bytes, now);
+        self.last_useful = now;
+        bytes
+    }
+
+    /// A piece failed (corrupt data, a refusal, a timeout).
+    pub(crate) fn on_piece_failed(
+        &mut self,
+        peer: PeerId,
+        piece: u32,
+        failure: Failure,
+        why: &str,
+        received: u64,
+        now: Instant,
+    ) {
+        self.tally.received += received;
+        self.tally.peer(peer).received += received;
+        tracing::warn!(%peer, piece, ?failure, %why, "piece failed");
+        if failure == Failure::Corrupt {
+            self.dropped.insert(peer, format!("sent data that failed verification ({why})"));
+        }
+        if let Some(a) = self.active.as_mut() {
+            a.sched.on_piece_failed(&peer, piece, failure, now);
+        }
+    }
+
+    /// A provider's session ended (it left, or its stream broke).
+    pub(crate) fn on_gone(&mut self, peer: PeerId, why: String) {
+        if self.sessions.remove(&peer) {
+            tracing::info!(%peer, %why, "provider left the download");
+            self.dropped.entry(peer).or_insert(why);
+        }
+        if let Some(a) = self.active.as_mut() {
+            a.sched.remove_peer(&peer);
+        }
+    }
+
+    /// A request could not be handed to the provider's session (it ended without saying so).
+    pub(crate) fn on_unreachable(&mut self, peer: &PeerId) {
+        if let Some(a) = self.active.as_mut() {
+            a.sched.remove_peer(peer);
+        }
+    }
+
+    /// Everything due at `now`: requests, withdrawals, drops, a checkpoint if `checkpoint_idle` (the last
+    /// one finished), re-asking partial providers, progress. `Ok(true)` with the steps once every piece is
+    /// verified; an error when the download cannot go on.
+    pub(crate) fn poll(&mut self, now: Instant, checkpoint_idle: bool) -> Result<(Vec<Step>, bool), NodeError> {
+        let mut steps = Vec::new();
+        let Some(a) = self.active.as_mut() else {
+            if (self.sessions.is_empty() && !self.discover)
+                || now.duration_since(self.last_useful) > self.tuning.stall_timeout
+            {
+                return Err(NodeError::NoProviders {
+                    id: self.id,
+                    secs: now.duration_since(self.last_useful).as_secs(),
+                });
+            }
+            return Ok((steps, false));
+        };
+        // Let every provider that is about to answer join before work is handed out.
+        let gathering = self.first_answer.is_some_and(|t| now.duration_since(t) < self.tuning.gather)
+            && self.sessions.iter().any(|p| !self.answered.contains(p));
+        if !gathering {
+            for action in a.sched.poll(now) {
+                match action {
+                    Action::Request { peer, piece } => {
+                        if self.sessions.contains(&peer) {
+                            steps.push(Step::Get { peer, piece, span: a.layout.piece_chunks(piece) });
+                        } else {
+                            a.sched.remove_peer(&peer);
+                        }
+                    }
+                    // Told to the provider, so that one behind an upload cap does not spend it on a piece
+                    // we have.
+                    Action::Cancel { peer, piece } if self.sessions.contains(&peer) => {
+                        steps.push(Step::Cancel { peer, span: a.layout.piece_chunks(piece) });
+                    }
+                    Action::Cancel { .. } => {}
+                    Action::DropPeer { peer, reason } => {
+                        let why = match reason {
+                            DropReason::Corrupt => "sent data that failed verification",
+                            DropReason::Slow => "too slow",
+                            DropReason::Unreliable => "too many failed requests",
+                        };
+                        tracing::warn!(%peer, %why, "dropping provider from this download");
+                        self.dropped.entry(peer).or_insert_with(|| why.to_string());
+                        if self.sessions.remove(&peer) {
+                            steps.push(Step::Close(peer));
+                        }
+                    }
+                }
+            }
+        }
+        let finished = a.sched.is_finished();
+        if finished || now.duration_since(self.published) >= PUBLISH_EVERY {
+            self.published = now;
+            steps.push(Step::Publish { peers: a.sched.peer_count(), per_peer: self.rates.snapshot(now) });
+        }
+        if finished {
+            return Ok((steps, true));
+        }
+        if checkpoint_idle && now.duration_since(self.last_checkpoint) >= self.tuning.checkpoint_every {
+            self.last_checkpoint = now;
+            steps.push(Step::Checkpoint);
+        }
+        if now.duration_since(self.last_have) > HAVE_EVERY {
+            self.last_have = now;
+            steps.extend(self.partial_peers.iter().filter(|p| self.sessions.contains(p)).map(|p| Step::AskHave(*p)));
+        }
+        // No verified piece for a whole `stall_timeout`: whoever is left cannot or will not deliver.
+        if now.duration_since(self.last_useful) > self.tuning.stall_timeout {
+            let why = if self.dropped.is_empty() {
+                format!(
+                    "no piece arrived for {} s from {} provider(s)",
+                    self.tuning.stall_timeout.as_secs(),
+                    a.sched.peer_count()
+                )
+            } else {
+                self.dropped.iter().map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
+            };
+            return Err(NodeError::Stalled { id: self.id, why });
+        }
+        Ok((steps, false))
+    }
+
+    /// The download ended with every piece verified: what the report needs. `Err` if the providers
+    /// claimed an empty blob that the id says is not.
+    pub(crate) fn finish(&mut self) -> Result<Done, NodeError> {
+        let Some(a) = self.active.as_ref() else {
+            return Err(NodeError::NoProviders { id: self.id, secs: self.tuning.stall_timeout.as_secs() });
+        };
+        if a.layout.size() == 0 && self.id != ContentId::of(b"") {
+            return Err(NodeError::Stalled {
+                id: self.id,
+                why: "providers claim the blob is empty, which its id contradicts".into(),
+            });
+        }
+        for (p, why) in self.dropped.drain() {
+            self.tally.peer(p).dropped = Some(why);
+        }
+        let working = self
+            .answered
+            .iter()
+            .filter(|p| self.sessions.contains(p))
+            .map(|p| (*p, self.hints.get(p).cloned().unwrap_or_default()))
+            .collect();
+        Ok(Done {
+            size: a.layout.size(),
+            collection: a.collection,
+            transfer_secs: a.started.elapsed().as_secs_f64(),
+            working,
+        })
+    }
+}
+
+/// A finished blob, as [`Fetch::finish`] sums it up.
+pub(crate) struct Done {
+    pub(crate) size: u64,
+    pub(crate) collection: bool,
+    pub(crate) transfer_secs: f64,
+    /// Providers that answered and stayed: the next files of a folder ask them first.
+    pub(crate) working: Vec<(PeerId, Vec<Multiaddr>)>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The download state machine driven directly: events in, steps out, no socket or file.
+
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use shoal_proto::transfer::{ChunkSpan, Failure, Layout};
+use shoal_store::ContentId;
+
+use super::{Answer, Fetch, Step};
+use crate::NodeError;
+use crate::config::DownloadTuning;
+
+const SIZE: u64 = 4 * 1024 * 1024;
+
+fn tuning() -> DownloadTuning {
+    DownloadTuning::default().with_stall_timeout(Duration::from_secs(10))
+}
+
+fn all(size: u64) -> Vec<ChunkSpan> {
+    vec![ChunkSpan { start: 0, end: size.div_ceil(1024) }]
+}
+
+fn gets(steps: &[Step]) -> Vec<(PeerId, u32)> {
+    steps
+        .iter()
+        .filter_map(|s| if let Step::Get { peer, piece, .. } = s { Some((*peer, *piece)) } else { None })
+        .collect()
+}
+
+/// A fetch with `n` providers from the request, the first of them answered with the whole blob.
+fn started(n: usize, discover: bool) -> (Fetch, Vec<PeerId>, Instant) {
+    let t0 = Instant::now();
+    let peers: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
+    let hints = peers.iter().map(|p| (*p, Vec::new())).collect();
+    let (mut f, opened) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, discover, None, tuning(), t0);
+    assert_eq!(opened.len(), n, "a session per provider");
+    assert_eq!(f.on_have(peers[0], SIZE, &all(SIZE), false, t0), Answer::Begin { size: SIZE, collection: false });
+    assert_eq!(f.begin(SIZE, &[], false, t0), 0);
+    assert_eq!(f.on_have(peers[0], SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    (f, peers, t0)
+}
+
+#[test]
+fn the_request_providers_are_opened_once_and_never_ourselves() {
+    let me = PeerId::random();
+    let a = PeerId::random();
+    let hints = vec![(a, Vec::new()), (a, Vec::new()), (me, Vec::new())];
+    let (mut f, opened) = Fetch::new(ContentId([1; 32]), me, hints, true, None, tuning(), Instant::now());
+    assert_eq!(opened, vec![Step::Open { peer: a, addrs: Vec::new() }]);
+    // A lookup that finds the same peer, or us, opens nothing.
+    assert_eq!(f.on_found(a, Vec::new()), None);
+    assert_eq!(f.on_found(me, Vec::new()), None);
+    let b = PeerId::random();
+    assert_eq!(f.on_found(b, Vec::new()), Some(Step::Open { peer: b, addrs: Vec::new() }));
+}
+
+#[test]
+fn lookups_start_when_nobody_answered_and_not_more_than_every_few_seconds() {
+    let t0 = Instant::now();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), Vec::new(), true, None, tuning(), t0);
+    assert_eq!(f.lookup(t0), Some(Step::Lookup));
+    assert_eq!(f.lookup(t0 + Duration::from_secs(5)), None, "one lookup at a time");
+    f.on_lookup_done();
+    assert_eq!(f.lookup(t0 + Duration::from_secs(1)), None, "not again within 3 s");
+    assert_eq!(f.lookup(t0 + Duration::from_secs(4)), Some(Step::Lookup));
+    // Without discovery, never.
+    let (mut g, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), Vec::new(), false, None, tuning(), t0);
+    assert_eq!(g.lookup(t0), None);
+}
+
+#[test]
+fn with_no_provider_and_no_discovery_it_fails_at_once_and_with_discovery_after_the_stall_timeout() {
+    let t0 = Instant::now();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), Vec::new(), false, None, tuning(), t0);
+    assert!(matches!(f.poll(t0, true), Err(NodeError::NoProviders { .. })));
+    let (mut g, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), Vec::new(), true, None, tuning(), t0);
+    assert!(g.poll(t0 + Duration::from_secs(9), true).is_ok());
+    assert!(matches!(g.poll(t0 + Duration::from_secs(11), true), Err(NodeError::NoProviders { .. })));
+}
+
+#[test]
+fn work_waits_for_the_other_providers_to_answer_then_is_spread_over_them() {
+    let (mut f, peers, t0) = started(2, false);
+    // The second provider has not answered: within `gather`, nothing is requested.
+    let (steps, done) = f.poll(t0 + Duration::from_millis(10), true).unwrap();
+    assert!(gets(&steps).is_empty() && !done, "{steps:?}");
+    assert_eq!(f.on_have(peers[1], SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    let (steps, _) = f.poll(t0 + Duration::from_millis(20), true).unwrap();
+    let asked: std::collections::HashSet<PeerId> = gets(&steps).iter().map(|(p, _)| *p).collect();
+    assert_eq!(asked.len(), 2, "both providers get requests: {steps:?}");
+}
+
+#[test]
+fn a_provider_that_claims_another_size_or_an_absurd_one_is_closed() {
+    let (mut f, peers, t0) = started(3, false);
+    assert_eq!(f.on_have(peers[1], SIZE + 1, &all(SIZE + 1), false, t0), Answer::Steps(vec![Step::Close(peers[1])]));
+    assert_eq!(f.on_have(peers[2], 1 << 51, &[], false, t0), Answer::Steps(vec![Step::Close(peers[2])]));
+    // Neither is asked for anything afterwards.
+    let (steps, _) = f.poll(t0 + Duration::from_secs(1), true).unwrap();
+    assert!(gets(&steps).iter().all(|(p, _)| *p == peers[0]), "{steps:?}");
+}
+
+#[test]
+fn every_piece_verified_finishes_and_the_tally_counts_each_providers_bytes() {
+    let (mut f, peers, t0) = started(1, false);
+    let layout = Layout::new(SIZE);
+    let mut now = t0;
+    let mut finished = false;
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        let (steps, done) = f.poll(now, true).unwrap();
+        if done {
+            finished = true;
+            break;
+        }
+        for (p, piece) in gets(&steps) {
+            let r = layout.piece_bytes(piece);
+            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start + 100, now);
+        }
+    }
+    assert!(finished, "never finished");
+    assert_eq!(f.tally.peers[&peers[0]].bytes, SIZE);
+    assert!(f.tally.received > SIZE, "proof bytes are counted as received");
+    let done = f.finish().unwrap();
+    assert_eq!((done.size, done.working.len()), (SIZE, 1));
+}
+
+#[test]
+fn a_resumed_download_counts_what_it_had_and_asks_only_for_the_rest() {
+    let t0 = Instant::now();
+    let p = PeerId::random();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
+    let layout = Layout::new(SIZE);
+    let first_half = ChunkSpan { start: 0, end: layout.piece_chunks(layout.piece_count() / 2).start };
+    let resumed = f.begin(SIZE, &[first_half], false, t0);
+    assert_eq!(resumed, SIZE / 2);
+    f.on_have(p, SIZE, &all(SIZE), false, t0);
+    let (steps, _) = f.poll(t0 + Duration::from_millis(10), true).unwrap();
+    assert!(gets(&steps).iter().all(|(_, piece)| *piece >= layout.piece_count() / 2), "{steps:?}");
+}
+
+#[test]
+fn nothing_useful_for_the_stall_timeout_fails_with_the_reason() {
+    let (mut f, peers, t0) = started(1, false);
+    f.on_piece_failed(peers[0], 0, Failure::Corrupt, "bad hash", 10, t0);
+    let err = f.poll(t0 + Duration::from_secs(11), true).map(|_| ()).unwrap_err();
+    assert!(matches!(&err, NodeError::Stalled { why, .. } if why.contains("failed verification")), "{err}");
+}
+
+#[test]
+fn partial_providers_are_asked_again_and_checkpoints_wait_for_the_last_one() {
+    let (mut f, peers, t0) = started(2, false);
+    let half = vec![ChunkSpan { start: 0, end: 8 }];
+    f.on_have(peers[1], SIZE, &half, false, t0);
+    let (steps, _) = f.poll(t0 + Duration::from_millis(1500), false).unwrap();
+    assert!(steps.contains(&Step::AskHave(peers[1])) && !steps.contains(&Step::AskHave(peers[0])), "{steps:?}");
+    assert!(!steps.contains(&Step::Checkpoint), "the last checkpoint has not finished");
+    let (steps, _) = f.poll(t0 + Duration::from_millis(1600), true).unwrap();
+    assert!(steps.contains(&Step::Checkpoint), "{steps:?}");
+}
+
+#[test]
+fn an_empty_blob_whose_id_is_not_the_empty_hash_is_refused() {
+    let t0 = Instant::now();
+    let p = PeerId::random();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
+    f.begin(0, &[], false, t0);
+    let err = f.finish().map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}
