@@ -143,11 +143,16 @@ async fn next_event(
     kind: &str,
 ) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
     loop {
-        let (k, v) = tokio::time::timeout_at(deadline, rx.recv()).await.expect("no such event within 30 s").unwrap();
+        let Ok(got) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            panic!("no {kind} event within 30 s; saw {seen:?}");
+        };
+        let (k, v) = got.unwrap();
         if k == kind {
             return v;
         }
+        seen.push(if k == "download_failed" { format!("{k}: {v}") } else { k });
     }
 }
 

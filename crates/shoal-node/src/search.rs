@@ -16,20 +16,41 @@
 
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use shoal_proto::search::Hit;
+use shoal_proto::search::messages::MAX_ADDRS;
 use shoal_proto::search::{Query, SearchStats};
 use shoal_store::ContentId;
 use tokio::sync::mpsc;
 
 pub(crate) mod dht;
 pub(crate) mod driver;
+mod index_client;
+mod index_server;
 pub(crate) mod links;
+mod overlay;
 pub mod service;
+mod supernode;
 
 pub use service::Search;
 
 /// The protocol id as a libp2p stream protocol.
 pub(crate) const PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new(shoal_proto::search::PROTOCOL);
+
+/// Our addresses as hits carry them: without `/p2p`, LAN before loopback, at most [`MAX_ADDRS`].
+pub(crate) fn encode_addrs(addrs: &[Multiaddr]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Multiaddr> =
+        addrs.iter().map(|a| a.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()).collect();
+    v.sort_by_key(|a| a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback())));
+    v.into_iter().take(MAX_ADDRS).map(|a| a.to_vec()).collect()
+}
+
+pub(crate) fn found_hit(h: Hit) -> Option<FoundHit> {
+    let peer = PeerId::from_bytes(&h.provider.peer).ok()?;
+    let addrs = h.provider.addrs.into_iter().filter_map(|a| Multiaddr::try_from(a).ok()).collect();
+    Some(FoundHit { id: ContentId(h.id), name: h.name, size: h.size, collection: h.collection, peer, addrs })
+}
 
 /// A search to run.
 #[derive(Clone, Debug)]

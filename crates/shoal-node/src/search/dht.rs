@@ -10,6 +10,7 @@
 //! keys selective enough for the provider to filter the rest.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use shoal_proto::search::keywords;
 
@@ -35,6 +36,46 @@ pub(crate) fn lookup_word(text: &str) -> Option<String> {
     let words = keywords::words(text);
     let best = words.iter().filter(|w| keywords::is_keyword(w)).max_by_key(|w| w.chars().count()).cloned();
     best.or_else(|| words.into_iter().max_by_key(|w| w.chars().count()))
+}
+
+/// The keyword keys this peer announces, kept current as its shares change.
+#[derive(Default)]
+pub(crate) struct Keywords {
+    published: Arc<tokio::sync::Mutex<BTreeSet<Vec<u8>>>>,
+}
+
+impl Keywords {
+    /// Announces the keys of the names shared now and withdraws those of names no longer shared, one
+    /// update at a time and in order (the lock is held across the announcements).
+    pub(crate) fn publish(
+        &self,
+        store: Arc<shoal_store::Store>,
+        net: shoal_net::Network,
+        tasks: &crate::service::Tasks,
+    ) {
+        let published = self.published.clone();
+        tasks.spawn(async move {
+            let mut published = published.lock().await;
+            let names = match crate::blocking::blocking(move || store.indexed_names()).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the local index to publish keywords");
+                    return;
+                }
+            };
+            let want = keys_for_names(&names);
+            for gone in published.difference(&want) {
+                let _ = net.unprovide(gone.clone()).await;
+            }
+            for new in want.difference(&published) {
+                if let Err(e) = net.provide(new.clone()).await {
+                    tracing::warn!(error = %e, "cannot announce a keyword in the DHT");
+                }
+            }
+            tracing::debug!(keys = want.len(), "keywords announced in the DHT");
+            *published = want;
+        });
+    }
 }
 
 #[cfg(test)]

@@ -1,29 +1,35 @@
 //! The search driver: the one task that owns the router and carries out its actions.
 //!
-//! Over 600 lines because it still interleaves five roles (overlay, index client, index server, supernode,
-//! DHT) in one struct; splitting it by role, with the topology policy moved into `shoal-proto` so that the
-//! simulator runs the same decision code, is the next step of the service-seam work (see `docs/ARCHITECTURE.md`).
+//! The driver is the executor: it owns the flooding router (or the supernode core that wraps it), the links
+//! and the searches started here, and carries out their actions. What each role of the topology keeps
+//! lives in its own module: [`overlay`](super::overlay) (neighbour candidates and back-off, `pure` and
+//! `hybrid`), [`index_client`](super::index_client) (our index servers and the list they have from us),
+//! [`index_server`](super::index_server) (other peers' lists, when we are one), [`supernode`](super::supernode)
+//! (the core's settings and our capacity), [`dht`](super::dht) (keyword keys, `structured`). How a search
+//! starts is `shoal_proto::search::policy`, shared with the simulator.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use shoal_net::{NetEvent, Network};
 use shoal_proto::search::digest::Digest;
 use shoal_proto::search::flood::{Action, Config as FloodConfig};
-use shoal_proto::search::messages::MAX_ADDRS;
-use shoal_proto::search::messages::WireId;
-use shoal_proto::search::policy::{self, Route};
-use shoal_proto::search::registry::{self, Registry};
-use shoal_proto::search::supernode::{self, Role, SuperAction, Supernode};
+use shoal_proto::search::policy::Route;
+use shoal_proto::search::supernode::{Role, SuperAction, Supernode};
 use shoal_proto::search::{Flood, Hit, IndexEntry, Provider, Query, SearchId, SearchMsg, Want};
-use shoal_store::{ContentId, MAX_LOCAL_HITS, Store};
+use shoal_store::{MAX_LOCAL_HITS, Store};
 use tokio::sync::{broadcast, mpsc};
 
+use super::dht::Keywords;
+use super::index_client::{IndexClient, ListFor};
+use super::index_server::IndexServer;
 use super::links::{LinkEvent, Links};
-use super::{FoundHit, SearchCounters, SearchEvent, SearchRequest, dht};
+use super::overlay::Overlay;
+use super::supernode::Capacity;
+use super::{SearchCounters, SearchEvent, SearchRequest, dht, encode_addrs, found_hit};
+use crate::blocking::blocking;
 use crate::config::{SearchConfig, Topology};
 use crate::events::{Event, Events, FeedEvent, Subscription};
 use crate::service::Tasks;
@@ -58,22 +64,6 @@ enum Internal {
     },
 }
 
-/// Why the share list was read.
-#[derive(Clone, Copy, Debug)]
-enum ListFor {
-    /// An index server just connected: it gets the full list.
-    Connected(PeerId),
-    /// Our shares changed: every server gets the difference.
-    Changed,
-    /// The refresh interval passed: every server gets the full list again.
-    Refresh,
-    /// Our supernodes need our keyword digest.
-    Digest,
-}
-
-/// How often index servers that are down are dialed again.
-const REDIAL_EVERY: Duration = Duration::from_secs(5);
-
 /// Everything the driver needs from the node.
 pub(crate) struct Parts {
     pub(crate) topology: Topology,
@@ -99,46 +89,15 @@ pub(crate) async fn spawn(parts: Parts) -> (mpsc::Sender<Cmd>, Arc<Shared>, mpsc
     let my_addrs = parts.net.listen_addrs().await.unwrap_or_default();
     let flood_cfg =
         FloodConfig { degree: parts.config.degree, ring: parts.config.ring.clone(), ..FloodConfig::default() };
-    let servers = parts
-        .config
-        .index_servers
-        .iter()
-        .filter_map(|a| match a.iter().last() {
-            Some(Protocol::P2p(p)) => Some((p, a.clone())),
-            _ => None,
-        })
-        .collect();
-    let mut registry = parts
-        .config
-        .index_server
-        .then(|| Registry::new(registry::Config { expire_after: parts.config.expire, ..registry::Config::default() }));
-    // An index server picks up the share lists it had before a restart (they still expire on time), and
-    // saves changes through one task so that they reach SQLite in order.
-    let mut saver = None;
-    if let Some(r) = registry.as_mut() {
-        restore_registry(r, &parts.store).await;
-        let (tx, rx) = mpsc::channel(64);
-        parts.tasks.spawn(save_registry(parts.store.clone(), rx));
-        saver = Some(tx);
-    }
+    let index = IndexClient::new(&parts.config.index_servers, parts.config.refresh, Instant::now());
+    let server = match parts.config.index_server {
+        true => Some(IndexServer::start(parts.config.expire, &parts.store, &parts.tasks).await),
+        false => None,
+    };
     let (int_tx, int_rx) = mpsc::channel(1024);
     let my_addrs = encode_addrs(&my_addrs);
-    let sup = (parts.topology == Topology::Supernode).then(|| {
-        let c = &parts.config;
-        let cfg = supernode::Config {
-            flood: FloodConfig { ring: c.ring.clone(), ..supernode::Config::default().flood },
-            capable: c.supernode_capable,
-            min_uptime: c.supernode_min_uptime,
-            orphan_wait: c.supernode_orphan_wait,
-            max_leaves: c.supernode_max_leaves,
-            demote_below: c.supernode_max_leaves / 4,
-            // Gossip about supernodes a few times per orphan wait: fast enough to re-home within seconds.
-            gossip_every: (c.supernode_orphan_wait * 4).max(Duration::from_secs(1)),
-            retry_after: (c.supernode_orphan_wait * 4).clamp(Duration::from_secs(1), Duration::from_secs(10)),
-            ..supernode::Config::default()
-        };
-        Supernode::new(cfg, parts.net.peer_id(), my_addrs.clone(), parts.key.clone(), Instant::now())
-    });
+    let sup = (parts.topology == Topology::Supernode)
+        .then(|| super::supernode::core(&parts.config, parts.net.peer_id(), my_addrs.clone(), parts.key.clone()));
     let d = Driver {
         topology: parts.topology,
         me: parts.net.peer_id(),
@@ -151,82 +110,20 @@ pub(crate) async fn spawn(parts: Parts) -> (mpsc::Sender<Cmd>, Arc<Shared>, mpsc
         net: parts.net,
         flood: Flood::new(flood_cfg, parts.key),
         subs: HashMap::new(),
-        introduced: HashSet::new(),
-        retry: HashMap::new(),
+        overlay: Overlay::default(),
         my_addrs,
         sup,
-        super_capable: parts.config.supernode_capable,
-        max_connections: parts.max_connections,
-        connected: HashSet::new(),
-        published: Arc::new(tokio::sync::Mutex::new(BTreeSet::new())),
+        capacity: Capacity::new(parts.config.supernode_capable, parts.max_connections),
+        keywords: Keywords::default(),
         shared: shared.clone(),
         internal: int_tx,
         searches: 0,
         hits: 0,
-        servers,
-        servers_up: HashSet::new(),
-        registry,
-        saver,
-        told: BTreeMap::new(),
-        refresh: parts.config.refresh,
-        last_refresh: Instant::now(),
-        last_redial: Instant::now(),
+        index,
+        server,
     };
     parts.tasks.spawn(d.run(cmd_rx, link_rx, int_rx));
     (cmd_tx, shared, link_tx)
-}
-
-type RegistryRow = shoal_store::Registration;
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-async fn restore_registry(r: &mut Registry<PeerId>, store: &Arc<Store>) {
-    let s = store.clone();
-    let rows = match tokio::task::spawn_blocking(move || s.load_registered()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "index: cannot read the saved registrations; starting empty");
-            return;
-        }
-        Err(_) => return,
-    };
-    let (now, unix) = (Instant::now(), unix_ms());
-    let n = rows.len();
-    for RegistryRow { peer, saved, heard_at_ms } in rows {
-        let saved = saved.unwrap_or_default();
-        let (Ok(peer), Ok(saved)) = (PeerId::from_bytes(&peer), postcard::from_bytes::<registry::Saved>(&saved)) else {
-            continue;
-        };
-        r.restore(peer, saved, Duration::from_millis(unix.saturating_sub(heard_at_ms).max(0) as u64), now);
-    }
-    tracing::info!(saved = n, restored = r.peers(), "index: registrations restored");
-}
-
-async fn save_registry(store: Arc<Store>, mut rx: mpsc::Receiver<Vec<RegistryRow>>) {
-    while let Some(rows) = rx.recv().await {
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.save_registered(&rows)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "index: cannot save registrations"),
-            Err(_) => return,
-        }
-    }
-}
-
-/// Our addresses as hits carry them: without `/p2p`, LAN before loopback, at most [`MAX_ADDRS`].
-fn encode_addrs(addrs: &[Multiaddr]) -> Vec<Vec<u8>> {
-    let mut v: Vec<Multiaddr> =
-        addrs.iter().map(|a| a.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()).collect();
-    v.sort_by_key(|a| a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback())));
-    v.into_iter().take(MAX_ADDRS).map(|a| a.to_vec()).collect()
-}
-
-fn found_hit(h: Hit) -> Option<FoundHit> {
-    let peer = PeerId::from_bytes(&h.provider.peer).ok()?;
-    let addrs = h.provider.addrs.into_iter().filter_map(|a| Multiaddr::try_from(a).ok()).collect();
-    Some(FoundHit { id: ContentId(h.id), name: h.name, size: h.size, collection: h.collection, peer, addrs })
 }
 
 struct Driver {
@@ -241,42 +138,23 @@ struct Driver {
     links: Links,
     flood: Flood<PeerId>,
     subs: HashMap<SearchId, mpsc::Sender<SearchEvent>>,
-    /// Connected peers we were introduced to: overlay neighbour candidates.
-    introduced: HashSet<PeerId>,
-    /// Introduced peers that did not become neighbours: when to ask again, and how many asks failed.
-    retry: HashMap<PeerId, (Instant, u32)>,
+    /// Overlay role: neighbour candidates (`pure`, `hybrid`).
+    overlay: Overlay,
     my_addrs: Vec<Vec<u8>>,
-    published: Arc<tokio::sync::Mutex<BTreeSet<Vec<u8>>>>,
+    /// DHT role: the keyword keys we announce (`structured`).
+    keywords: Keywords,
     shared: Arc<Shared>,
     internal: mpsc::Sender<Internal>,
     searches: u64,
     hits: u64,
-    /// Index servers to register with (`hybrid`), and which are connected.
-    servers: HashMap<PeerId, Multiaddr>,
-    servers_up: HashSet<PeerId>,
-    /// Share lists of other peers, when this peer is an index server.
-    registry: Option<Registry<PeerId>>,
-    /// Where an index server sends registry changes to be saved.
-    saver: Option<mpsc::Sender<Vec<RegistryRow>>>,
-    /// Our share list as the index servers have it.
-    told: BTreeMap<WireId, IndexEntry>,
-    refresh: Duration,
-    last_refresh: Instant,
-    last_redial: Instant,
+    /// Index client role: our index servers (`hybrid`).
+    index: IndexClient,
+    /// Index server role: other peers' share lists, when this peer is an index server.
+    server: Option<IndexServer>,
     /// The supernode layer (`supernode` topology); the router then lives inside it.
     sup: Option<Supernode<PeerId>>,
-    super_capable: bool,
-    max_connections: Option<u32>,
-    connected: HashSet<PeerId>,
-}
-
-/// An introduced peer that did not become a neighbour is asked again after 1 s, then after twice as long
-/// each time, up to this: a link lost to a passing fault (a stream that could not be opened on a busy
-/// machine, say) heals within seconds, and a peer that is full is not asked at every tick.
-const RETRY_MAX: Duration = Duration::from_secs(30);
-
-fn retry_after(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(RETRY_MAX)
+    /// Supernode role: whether this peer could carry the load.
+    capacity: Capacity,
 }
 
 impl Driver {
@@ -286,8 +164,8 @@ impl Driver {
         mut links: mpsc::Receiver<LinkEvent>,
         mut internal: mpsc::Receiver<Internal>,
     ) {
-        if self.topology == Topology::Structured {
-            self.publish_keywords();
+        if self.topology.runs_dht() {
+            self.keywords.publish(self.store.clone(), self.net.clone(), &self.tasks);
         }
         if self.sup.is_some() {
             self.read_list(ListFor::Digest);
@@ -316,15 +194,13 @@ impl Driver {
                 },
                 Some(ev) = links.recv() => match ev {
                     LinkEvent::Msg(from, SearchMsg::Publish { reset, addrs, entries }) => {
-                        if let Some(r) = self.registry.as_mut()
-                            && r.on_publish(from, reset, addrs, entries, Instant::now()) == registry::Outcome::Full
-                        {
-                            tracing::warn!(peer = %from, "index full: a peer's share list was refused");
+                        if let Some(r) = self.server.as_mut() {
+                            r.on_publish(from, reset, addrs, entries);
                         }
                     }
                     LinkEvent::Msg(from, SearchMsg::Withdraw { ids }) => {
-                        if let Some(r) = self.registry.as_mut() {
-                            r.on_withdraw(&from, &ids, Instant::now());
+                        if let Some(r) = self.server.as_mut() {
+                            r.on_withdraw(&from, &ids);
                         }
                     }
                     LinkEvent::Msg(from, SearchMsg::Role { supernode, supers }) => {
@@ -389,10 +265,10 @@ impl Driver {
 
     /// Our shares changed: tell the DHT, the index servers or our supernodes, as the topology wants.
     fn shares_changed(&mut self) {
-        if self.topology == Topology::Structured {
-            self.publish_keywords();
+        if self.topology.runs_dht() {
+            self.keywords.publish(self.store.clone(), self.net.clone(), &self.tasks);
         }
-        if !self.servers.is_empty() {
+        if self.index.has_servers() {
             self.read_list(ListFor::Changed);
         }
         if self.sup.is_some() {
@@ -410,84 +286,32 @@ impl Driver {
         let acts = self.flood.poll(now);
         self.exec(acts);
         // Spare capacity: under half the connection cap.
-        let spare = self.max_connections.is_none_or(|m| (self.connected.len() as u64) * 2 < u64::from(m));
-        let capable = self.super_capable && spare;
+        let capable = self.capacity.capable();
         if let Some(sup) = self.sup.as_mut() {
             sup.set_capable(capable);
             let acts = sup.poll(now);
             self.exec_super(acts);
         }
-        if let Some(r) = self.registry.as_mut() {
-            let gone = r.expire(now);
-            if !gone.is_empty() {
-                tracing::info!(peers = gone.len(), "index: forgot peers not heard from");
-            }
-            let changed = r.take_dirty(now);
-            if !changed.is_empty()
-                && let Some(tx) = &self.saver
-            {
-                let unix_ms = unix_ms();
-                let rows = changed
-                    .into_iter()
-                    .map(|(p, s)| match s {
-                        Some((saved, age)) => RegistryRow {
-                            peer: p.to_bytes(),
-                            saved: postcard::to_stdvec(&saved).ok(),
-                            heard_at_ms: unix_ms - age.as_millis() as i64,
-                        },
-                        None => RegistryRow { peer: p.to_bytes(), saved: None, heard_at_ms: unix_ms },
-                    })
-                    .collect();
-                if tx.try_send(rows).is_err() {
-                    tracing::warn!("index: saving falls behind; a restart may lose recent changes");
-                }
-            }
+        if let Some(r) = self.server.as_mut() {
+            r.tick(now);
         }
-        if !self.servers.is_empty() {
-            if now.duration_since(self.last_refresh) >= self.refresh {
-                self.last_refresh = now;
-                self.read_list(ListFor::Refresh);
-            }
-            if now.duration_since(self.last_redial) >= REDIAL_EVERY && self.servers_up.len() < self.servers.len() {
-                self.last_redial = now;
-                for (p, addr) in &self.servers {
-                    if !self.servers_up.contains(p) {
-                        let (net, addr) = (self.net.clone(), addr.clone());
-                        self.tasks.spawn(async move {
-                            let _ = net.dial(addr).await;
-                        });
-                    }
-                }
-            }
+        let due = self.index.tick(now);
+        if due.refresh {
+            self.read_list(ListFor::Refresh);
         }
-        if self.overlay() && self.flood.wants_neighbours() {
-            let candidates: Vec<PeerId> = self
-                .introduced
-                .iter()
-                .filter(|p| {
-                    !self.flood.is_neighbour(p)
-                        && !self.servers.contains_key(p)
-                        && self.retry.get(p).is_none_or(|(at, _)| now >= *at)
-                })
-                .copied()
-                .collect();
-            for p in candidates {
+        for addr in due.redial {
+            let net = self.net.clone();
+            self.tasks.spawn(async move {
+                let _ = net.dial(addr).await;
+            });
+        }
+        if self.overlay() {
+            let index = &self.index;
+            for p in self.overlay.candidates(&self.flood, |p| index.is_server(p), now) {
                 let acts = self.flood.join(p, now);
                 self.exec(acts);
             }
-        }
-        if self.overlay() {
-            // Introduced peers that are neither neighbours nor being asked refused, or the link failed, or
-            // the ask timed out: back off before asking again (see `retry_after`).
-            let (flood, introduced) = (&self.flood, &self.introduced);
-            self.retry.retain(|p, _| introduced.contains(p) && !flood.is_neighbour(p));
-            for p in introduced.iter().filter(|p| !flood.is_neighbour(p) && !flood.is_joining(p)) {
-                let e = self.retry.entry(*p).or_insert((now, 0));
-                if now >= e.0 {
-                    e.1 += 1;
-                    e.0 = now + retry_after(e.1);
-                }
-            }
+            self.overlay.back_off(&self.flood, now);
         }
     }
 
@@ -503,9 +327,9 @@ impl Driver {
             role: self.sup.as_ref().map(Supernode::role),
             leaves: self.sup.as_ref().map_or(0, |s| s.leaves().count()),
             supers: self.sup.as_ref().map_or_else(Vec::new, |s| s.supers().map(|p| p.to_string()).collect()),
-            index_servers_up: self.servers_up.len(),
-            index_peers: self.registry.as_ref().map_or(0, Registry::peers),
-            index_entries: self.registry.as_ref().map_or(0, Registry::entries),
+            index_servers_up: self.index.up_count(),
+            index_peers: self.server.as_ref().map_or(0, IndexServer::peers),
+            index_entries: self.server.as_ref().map_or(0, IndexServer::entries),
             router: match &self.sup {
                 Some(s) => s.flood().counters().clone(),
                 None => self.flood.counters().clone(),
@@ -516,28 +340,24 @@ impl Driver {
     fn on_net(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::PeerConnected { peer, .. } if self.sup.is_some() => {
-                self.connected.insert(peer);
+                self.capacity.connected(peer);
                 if let Some(sup) = self.sup.as_mut() {
                     let acts = sup.peer_up(peer);
                     self.exec_super(acts);
                 }
             }
-            NetEvent::PeerConnected { peer, .. } if self.servers.contains_key(&peer) => {
-                tracing::info!(%peer, "index server connected: registering our shares");
-                self.servers_up.insert(peer);
-                self.read_list(ListFor::Connected(peer));
-            }
+            NetEvent::PeerConnected { peer, .. } if self.index.is_server(&peer) => self.index_server_up(peer),
             NetEvent::PeerConnected { peer, introduced } if introduced && self.overlay() => {
-                self.introduced.insert(peer);
+                self.overlay.introduced(peer);
                 let acts = self.flood.join(peer, Instant::now());
                 self.exec(acts);
             }
             NetEvent::PeerDisconnected { peer } => {
-                if self.servers_up.remove(&peer) {
+                if self.index.disconnected(&peer) {
                     tracing::warn!(%peer, "index server unreachable: searches fall back to flooding until it is back");
                 }
-                self.introduced.remove(&peer);
-                self.connected.remove(&peer);
+                self.overlay.gone(&peer);
+                self.capacity.gone(&peer);
                 self.links.forget(&peer);
                 if let Some(sup) = self.sup.as_mut() {
                     let acts = sup.peer_gone(&peer, Instant::now());
@@ -560,11 +380,19 @@ impl Driver {
         }
     }
 
+    /// One of our index servers connected: it gets our whole list (once per connection).
+    fn index_server_up(&mut self, peer: PeerId) {
+        if self.index.connected(peer) {
+            tracing::info!(%peer, "index server connected: registering our shares");
+            self.read_list(ListFor::Connected(peer));
+        }
+    }
+
     fn start(&mut self, req: SearchRequest, tx: mpsc::Sender<SearchEvent>) {
         self.searches += 1;
         let now = Instant::now();
         let (q, limit, timeout) = (req.query.clone(), req.limit, req.timeout);
-        let route = self.topology.route(!self.servers_up.is_empty());
+        let route = self.topology.route(self.index.up_count() > 0);
         if self.topology.has_index_servers() && route == Route::Flood {
             tracing::warn!("no index server answers: flooding this search to the overlay instead");
         }
@@ -586,7 +414,7 @@ impl Driver {
         self.subs.insert(sid, tx);
         match route {
             Route::IndexServers => {
-                let servers: Vec<PeerId> = self.servers_up.iter().copied().collect();
+                let servers: Vec<PeerId> = self.index.up().copied().collect();
                 for s in servers {
                     let acts = self.flood.ask(sid, s);
                     self.exec(acts);
@@ -688,18 +516,8 @@ impl Driver {
     /// Looks `query` up in the local index off the async threads (and in the registry, on an index server);
     /// hits go back to the router.
     fn answer(&mut self, qid: u64, query: Query) {
-        if let Some(r) = &self.registry {
-            let hits: Vec<Hit> = r
-                .search(&query, MAX_LOCAL_HITS)
-                .into_iter()
-                .map(|(p, addrs, e)| Hit {
-                    id: e.id,
-                    name: e.name.clone(),
-                    size: e.size,
-                    collection: e.collection,
-                    provider: Provider { peer: p.to_bytes(), addrs: addrs.to_vec() },
-                })
-                .collect();
+        if let Some(r) = &self.server {
+            let hits = r.search(&query);
             if !hits.is_empty() {
                 let acts = self.flood.on_local_hits(qid, hits, Instant::now());
                 self.exec(acts);
@@ -708,9 +526,9 @@ impl Driver {
         let (store, internal) = (self.store.clone(), self.internal.clone());
         let provider = Provider { peer: self.me.to_bytes(), addrs: self.my_addrs.clone() };
         self.tasks.spawn(async move {
-            let found = tokio::task::spawn_blocking(move || store.search_local(&query, MAX_LOCAL_HITS)).await;
+            let found = blocking(move || store.search_local(&query, MAX_LOCAL_HITS)).await;
             let hits: Vec<Hit> = match found {
-                Ok(Ok(v)) => v
+                Ok(v) => v
                     .into_iter()
                     .map(|h| Hit {
                         id: *h.id.as_bytes(),
@@ -720,11 +538,10 @@ impl Driver {
                         provider: provider.clone(),
                     })
                     .collect(),
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "local search failed");
                     return;
                 }
-                Err(_) => return,
             };
             if !hits.is_empty() {
                 let _ = internal.send(Internal::Answer { qid, hits }).await;
@@ -736,16 +553,15 @@ impl Driver {
     fn read_list(&self, why: ListFor) {
         let (store, internal) = (self.store.clone(), self.internal.clone());
         self.tasks.spawn(async move {
-            let entries = match tokio::task::spawn_blocking(move || store.indexed_entries()).await {
-                Ok(Ok(v)) => v
+            let entries = match blocking(move || store.indexed_entries()).await {
+                Ok(v) => v
                     .into_iter()
                     .map(|h| IndexEntry { id: *h.id.as_bytes(), name: h.name, size: h.size, collection: h.collection })
                     .collect(),
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "cannot read the local index for the index servers");
                     return;
                 }
-                Err(_) => return,
             };
             let _ = internal.send(Internal::Entries { entries, why }).await;
         });
@@ -765,48 +581,8 @@ impl Driver {
             }
             return;
         }
-        let now: BTreeMap<WireId, IndexEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
-        let (to, msgs): (Vec<PeerId>, Vec<SearchMsg>) = match why {
-            ListFor::Connected(to) => (vec![to], policy::full_list(&self.my_addrs, &now)),
-            ListFor::Refresh => (self.servers_up.iter().copied().collect(), policy::full_list(&self.my_addrs, &now)),
-            ListFor::Changed => {
-                (self.servers_up.iter().copied().collect(), policy::changes(&self.my_addrs, &self.told, &now))
-            }
-            ListFor::Digest => (Vec::new(), Vec::new()),
-        };
-        for to in to {
-            for m in &msgs {
-                self.links.send(to, m.clone());
-            }
+        for (to, msg) in self.index.messages(&self.my_addrs, entries, why) {
+            self.links.send(to, msg);
         }
-        self.told = now;
-    }
-
-    /// Announces the keys of the names shared now and withdraws those of names no longer shared.
-    fn publish_keywords(&self) {
-        let (store, net, published) = (self.store.clone(), self.net.clone(), self.published.clone());
-        self.tasks.spawn(async move {
-            // One update at a time, in order: the lock is held across the announcements.
-            let mut published = published.lock().await;
-            let names = match tokio::task::spawn_blocking(move || store.indexed_names()).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot read the local index to publish keywords");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let want = dht::keys_for_names(&names);
-            for gone in published.difference(&want) {
-                let _ = net.unprovide(gone.clone()).await;
-            }
-            for new in want.difference(&published) {
-                if let Err(e) = net.provide(new.clone()).await {
-                    tracing::warn!(error = %e, "cannot announce a keyword in the DHT");
-                }
-            }
-            tracing::debug!(keys = want.len(), "keywords announced in the DHT");
-            *published = want;
-        });
     }
 }

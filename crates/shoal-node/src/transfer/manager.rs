@@ -7,8 +7,9 @@
 //! state is written to the catalog before it is reported, so what `GET /api/v1/downloads` shows is what a
 //! restart finds.
 //!
-//! A monitor knows which run of its entry it watches (`run`): after a pause and a quick resume, the first
-//! run's monitor sees its task aborted and leaves the entry, now on its second run, alone.
+//! A monitor knows which run of its entry it watches (`run`, bumped when a run starts and when one is
+//! paused or cancelled): after a pause and a quick resume, the first run's monitor sees its task aborted
+//! and leaves the entry, now on its second run, alone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -225,6 +226,9 @@ impl Downloads {
                 return Err(NodeError::Busy(format!("{id} is not running")));
             }
             e.info.state = DownloadState::Paused;
+            // The stopped run's monitor must not take this entry for its own any more, even after a
+            // resume that sets it running again before that monitor has seen its task end.
+            e.run += 1;
             if let Some(a) = e.abort.take() {
                 a.abort();
             }
@@ -262,6 +266,7 @@ impl Downloads {
                 return Err(NodeError::Busy(format!("{id} has already ended")));
             }
             e.info.state = DownloadState::Cancelled;
+            e.run += 1;
             if let Some(a) = e.abort.take() {
                 a.abort();
             }
