@@ -111,14 +111,21 @@ async fn api_and_sharer(upload_limit: u64) -> Two {
     Two { app: router(ApiState::new(node, TOKEN.into())), sharer, dir }
 }
 
-/// Subscribes to the event feed; returns a channel of (event type, data).
-async fn subscribe(app: &axum::Router) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
-    use futures::StreamExt;
+/// Subscribes to the event feed from now on; returns a channel of (id, event type, data).
+async fn subscribe(app: &axum::Router) -> Feed {
     let req =
         Request::get("/api/v1/events").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    read_events(resp)
+}
+
+type Feed = tokio::sync::mpsc::UnboundedReceiver<(u64, String, serde_json::Value)>;
+
+/// Parses server-sent events (id, event, data) off a response body as they arrive.
+fn read_events(resp: axum::response::Response) -> Feed {
+    use futures::StreamExt;
     let mut body = resp.into_body().into_data_stream();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -127,9 +134,11 @@ async fn subscribe(app: &axum::Router) -> tokio::sync::mpsc::UnboundedReceiver<(
             buf.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buf.find("\n\n") {
                 let msg: String = buf.drain(..end + 2).collect();
-                let kind = msg.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
-                let data = msg.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
-                if tx.send((kind, serde_json::from_str(data).unwrap_or(serde_json::Value::Null))).is_err() {
+                let field = |k: &str| msg.lines().find_map(|l| l.strip_prefix(k)).map(str::to_string);
+                // Keep-alive comments have no id.
+                let Some(id) = field("id: ").and_then(|i| i.parse().ok()) else { continue };
+                let data = serde_json::from_str(&field("data: ").unwrap_or_default()).unwrap_or_default();
+                if tx.send((id, field("event: ").unwrap_or_default(), data)).is_err() {
                     return;
                 }
             }
@@ -138,17 +147,14 @@ async fn subscribe(app: &axum::Router) -> tokio::sync::mpsc::UnboundedReceiver<(
     rx
 }
 
-async fn next_event(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
-    kind: &str,
-) -> serde_json::Value {
+async fn next_event(rx: &mut Feed, kind: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = Vec::new();
     loop {
         let Ok(got) = tokio::time::timeout_at(deadline, rx.recv()).await else {
             panic!("no {kind} event within 30 s; saw {seen:?}");
         };
-        let (k, v) = got.unwrap();
+        let (_, k, v) = got.unwrap();
         if k == kind {
             return v;
         }
@@ -340,41 +346,17 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
     }
 }
 
-async fn recv(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, String, serde_json::Value)>,
-) -> (u64, String, serde_json::Value) {
+async fn recv(rx: &mut Feed) -> (u64, String, serde_json::Value) {
     tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap()
 }
 
-/// Reads raw SSE messages (id, event, data) from the feed, sending `last` as `Last-Event-ID`.
-async fn feed(
-    app: &axum::Router,
-    last: Option<u64>,
-) -> tokio::sync::mpsc::UnboundedReceiver<(u64, String, serde_json::Value)> {
-    use futures::StreamExt;
+/// The event feed, resuming after event `last` when given (`Last-Event-ID`).
+async fn feed(app: &axum::Router, last: Option<u64>) -> Feed {
     let mut req = Request::get("/api/v1/events").header("authorization", format!("Bearer {TOKEN}"));
     if let Some(n) = last {
         req = req.header("last-event-id", n.to_string());
     }
-    let resp = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-    let mut body = resp.into_body().into_data_stream();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let msg: String = buf.drain(..end + 2).collect();
-                let field = |k: &str| msg.lines().find_map(|l| l.strip_prefix(k)).map(str::to_string);
-                let Some(id) = field("id: ").and_then(|i| i.parse().ok()) else { continue };
-                let data = serde_json::from_str(&field("data: ").unwrap_or_default()).unwrap_or_default();
-                if tx.send((id, field("event: ").unwrap_or_default(), data)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+    read_events(app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

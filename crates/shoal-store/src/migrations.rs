@@ -12,6 +12,20 @@
 
 use rusqlite::Connection;
 
+/// The `requests` table as versions 1-3 had it: step 1 creates it, and step 4 creates it too if a catalog
+/// from before the list of steps lacks it, before rebuilding it.
+macro_rules! requests_v1 {
+    () => {
+        "CREATE TABLE IF NOT EXISTS requests (
+            id BLOB PRIMARY KEY,
+            what TEXT NOT NULL,
+            output BLOB,
+            state TEXT NOT NULL CHECK (state IN ('running', 'paused')),
+            updated_at INTEGER NOT NULL
+        );"
+    };
+}
+
 /// One step: SQL, or SQL plus a flag for work the store does after it (see [`Migration::reindex`]).
 pub(crate) struct Migration {
     pub(crate) sql: &'static str,
@@ -24,7 +38,8 @@ pub(crate) struct Migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: blobs, shares, download requests, downloads.
     Migration {
-        sql: "
+        sql: concat!(
+            "
         CREATE TABLE IF NOT EXISTS blobs (
             id BLOB PRIMARY KEY,
             size INTEGER NOT NULL,
@@ -42,13 +57,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             is_collection INTEGER NOT NULL,
             added_at INTEGER NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS requests (
-            id BLOB PRIMARY KEY,
-            what TEXT NOT NULL,
-            output BLOB,
-            state TEXT NOT NULL CHECK (state IN ('running', 'paused')),
-            updated_at INTEGER NOT NULL
-        );
+",
+            requests_v1!(),
+            "
         CREATE TABLE IF NOT EXISTS downloads (
             id BLOB PRIMARY KEY,
             name TEXT NOT NULL,
@@ -57,7 +68,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             is_collection INTEGER NOT NULL,
             state TEXT NOT NULL,
             updated_at INTEGER NOT NULL
-        );",
+        );"
+        ),
         reindex: false,
     },
     // 2: the full-text index of shared names (`index.rs`), filled from the shares.
@@ -81,14 +93,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     // 4: download requests keep how they ended (done, failed), so the list survives a restart.
     Migration {
-        sql: "
-        CREATE TABLE IF NOT EXISTS requests (
-            id BLOB PRIMARY KEY,
-            what TEXT NOT NULL,
-            output BLOB,
-            state TEXT NOT NULL CHECK (state IN ('running', 'paused')),
-            updated_at INTEGER NOT NULL
-        );
+        sql: concat!(
+            requests_v1!(),
+            "
+
         CREATE TABLE requests_v4 (
             id BLOB PRIMARY KEY,
             what TEXT NOT NULL,
@@ -102,7 +110,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         INSERT INTO requests_v4 (id, what, output, state, updated_at)
             SELECT id, what, output, state, updated_at FROM requests;
         DROP TABLE requests;
-        ALTER TABLE requests_v4 RENAME TO requests;",
+        ALTER TABLE requests_v4 RENAME TO requests;"
+        ),
         reindex: false,
     },
 ];

@@ -169,12 +169,18 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_share_that_fails_half_way_records_nothing() {
+    /// A store in a temporary directory and a file `name` holding `bytes` beside it.
+    fn store_and_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, Store, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("home")).unwrap();
-        let f = dir.path().join("a.txt");
-        std::fs::write(&f, b"hello").unwrap();
+        let f = dir.path().join(name);
+        std::fs::write(&f, bytes).unwrap();
+        (dir, store, f)
+    }
+
+    #[test]
+    fn a_share_that_fails_half_way_records_nothing() {
+        let (_dir, store, f) = store_and_file("a.txt", b"hello");
         let row = store.hash_in_place(&f).unwrap();
         let share = ShareRecord { id: row.id, name: "a.txt".into(), path: f.clone(), size: 5, is_collection: false };
         // The name-index step fails inside the transaction (its table is gone): the blob and share rows
@@ -187,10 +193,7 @@ mod tests {
 
     #[test]
     fn unsharing_removes_the_share_its_names_and_its_blob_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("home")).unwrap();
-        let f = dir.path().join("report.pdf");
-        std::fs::write(&f, b"pdf").unwrap();
+        let (_dir, store, f) = store_and_file("report.pdf", b"pdf");
         let info = store.share(&f).unwrap();
         assert!(store.remove_share(&info.id).unwrap());
         assert!(store.shares().unwrap().is_empty());

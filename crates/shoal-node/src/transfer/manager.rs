@@ -217,23 +217,36 @@ impl Downloads {
         self.get(&id)
     }
 
-    /// Stops a running download; what is verified stays, and [`Downloads::resume`] goes on from there.
-    pub async fn pause(&self, id: &ContentId) -> Result<DownloadInfo, NodeError> {
-        let record = {
-            let mut d = self.lock();
-            let e = d.get_mut(id).ok_or(NodeError::NoDownload(*id))?;
-            if e.info.state != DownloadState::Running {
-                return Err(NodeError::Busy(format!("{id} is not running")));
-            }
-            e.info.state = DownloadState::Paused;
-            // The stopped run's monitor must not take this entry for its own any more, even after a
-            // resume that sets it running again before that monitor has seen its task end.
+    /// Moves entry `id` from a state `from` allows to `to` under the lock; a run being stopped is aborted
+    /// and its monitor disowned (the run number moves on, so that a resume that sets the entry running
+    /// again before that monitor has seen its task end is never taken for the old run). Returns the
+    /// entry's record and view as they are now.
+    fn transition(
+        &self,
+        id: &ContentId,
+        from: impl Fn(DownloadState) -> bool,
+        refused: &str,
+        to: DownloadState,
+    ) -> Result<(DownloadRequestRecord, DownloadInfo), NodeError> {
+        let mut d = self.lock();
+        let e = d.get_mut(id).ok_or(NodeError::NoDownload(*id))?;
+        if !from(e.info.state) {
+            return Err(NodeError::Busy(format!("{id} {refused}")));
+        }
+        e.info.state = to;
+        if to != DownloadState::Running {
             e.run += 1;
             if let Some(a) = e.abort.take() {
                 a.abort();
             }
-            e.record()
-        };
+        }
+        Ok((e.record(), e.view()))
+    }
+
+    /// Stops a running download; what is verified stays, and [`Downloads::resume`] goes on from there.
+    pub async fn pause(&self, id: &ContentId) -> Result<DownloadInfo, NodeError> {
+        let running = |s| s == DownloadState::Running;
+        let (record, _) = self.transition(id, running, "is not running", DownloadState::Paused)?;
         self.save(record).await?;
         self.events.emit(super::Event::DownloadPaused { id: *id });
         self.get(id)
@@ -241,15 +254,8 @@ impl Downloads {
 
     /// Goes on with a paused download.
     pub async fn resume(&self, node: &Node, id: &ContentId) -> Result<DownloadInfo, NodeError> {
-        let record = {
-            let mut d = self.lock();
-            let e = d.get_mut(id).ok_or(NodeError::NoDownload(*id))?;
-            if e.info.state != DownloadState::Paused {
-                return Err(NodeError::Busy(format!("{id} is not paused")));
-            }
-            e.info.state = DownloadState::Running;
-            e.record()
-        };
+        let paused = |s| s == DownloadState::Paused;
+        let (record, _) = self.transition(id, paused, "is not paused", DownloadState::Running)?;
         self.save(record).await?;
         self.launch(node, *id)?;
         self.events.emit(super::Event::DownloadResumed { id: *id });
@@ -259,19 +265,8 @@ impl Downloads {
     /// Stops a download and deletes its partial file (a finished or shared file is never touched), and
     /// forgets it in the catalog.
     pub async fn cancel(&self, id: &ContentId) -> Result<DownloadInfo, NodeError> {
-        let view = {
-            let mut d = self.lock();
-            let e = d.get_mut(id).ok_or(NodeError::NoDownload(*id))?;
-            if matches!(e.info.state, DownloadState::Done | DownloadState::Failed | DownloadState::Cancelled) {
-                return Err(NodeError::Busy(format!("{id} has already ended")));
-            }
-            e.info.state = DownloadState::Cancelled;
-            e.run += 1;
-            if let Some(a) = e.abort.take() {
-                a.abort();
-            }
-            e.view()
-        };
+        let open = |s| matches!(s, DownloadState::Running | DownloadState::Paused);
+        let (_, view) = self.transition(id, open, "has already ended", DownloadState::Cancelled)?;
         let (store, cid) = (self.store.clone(), *id);
         blocking(move || {
             store.discard_partial(&cid)?;
