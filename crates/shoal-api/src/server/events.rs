@@ -23,11 +23,14 @@ use super::ApiState;
 /// Events kept for clients that reconnect.
 pub(crate) const REPLAY: usize = 1024;
 
+/// An event with its number on this daemon's feed.
+type Numbered = (u64, Arc<Event>);
+
 /// Numbered events: the replay buffer and the live channel.
 #[derive(Clone)]
 pub(super) struct Feed {
-    buffer: Arc<Mutex<VecDeque<(u64, Event)>>>,
-    live: broadcast::Sender<(u64, Event)>,
+    buffer: Arc<Mutex<VecDeque<Numbered>>>,
+    live: broadcast::Sender<Numbered>,
 }
 
 impl Feed {
@@ -54,13 +57,13 @@ impl Feed {
     }
 
     /// What a client that last saw `after` is owed from the buffer: a `lost` first if part of it is gone.
-    fn replay(&self, after: u64) -> Vec<(u64, Event)> {
+    fn replay(&self, after: u64) -> Vec<Numbered> {
         let b = shoal_store::lock(&self.buffer);
         let mut out = Vec::new();
         if let Some((oldest, _)) = b.front()
             && *oldest > after + 1
         {
-            out.push((oldest - 1, Event::Feed(FeedEvent::Lost { missed: oldest - after - 1 })));
+            out.push((oldest - 1, Arc::new(Event::Feed(FeedEvent::Lost { missed: oldest - after - 1 }))));
         }
         out.extend(b.iter().filter(|(n, _)| *n > after).cloned());
         out

@@ -185,7 +185,7 @@ impl Driver {
                     None => break,
                     Some(Cmd::Start { req, tx }) => self.start(req, tx),
                 },
-                ev = self.node_events.recv() => match ev {
+                ev = self.node_events.recv() => match ev.as_deref() {
                     // Missed events may have been share changes: re-read the list to be sure.
                     Some(Event::Transfer(TransferEvent::ShareAdded { .. } | TransferEvent::ShareRemoved { .. }))
                     | Some(Event::Feed(FeedEvent::Lost { .. })) => self.shares_changed(),
