@@ -5,6 +5,9 @@
 //! events delivered after the link's latency; polls happen when a core asks for them; peers leave and come
 //! back with exponential session times. Queries run one after another so that each one's messages can be
 //! counted exactly.
+//!
+//! Over 600 lines: the engine's event queue, the peers' cores and the query runner share one state; the
+//! swarm model is in `swarm.rs`, scenarios in `scenario.rs`. Splitting the query runner out is open work.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashSet};

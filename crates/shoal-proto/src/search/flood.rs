@@ -14,6 +14,9 @@
 //!
 //! The same router serves direct queries: [`Flood::ask`] sends a search's query with TTL 1 to one peer (a
 //! provider found in the DHT, an index server, a supernode), which answers it without forwarding.
+//!
+//! Over 600 lines because the router is one state machine (neighbours, seen-cache, rate limits, searches
+//! and their rings share its state); its tests are in `flood/tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::Hash;

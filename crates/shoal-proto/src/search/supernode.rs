@@ -15,6 +15,9 @@
 //!
 //! The router underneath is [`Flood`]: for a supernode its neighbours are other supernodes; for a leaf they
 //! are its supernodes (added without a handshake), so a leaf's search goes to them with the expanding ring.
+//!
+//! Over 600 lines because roles, election, leaves and supernode links are one state machine over shared
+//! state (a promotion changes all three); its tests are in `supernode/tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
