@@ -101,10 +101,11 @@ async fn scenario(topology: Topology) {
     if topology == Topology::Supernode {
         all_homed(&peers, 30).await;
     } else if topology != Topology::Structured {
-        // Everyone has its two ring neighbours before anything is searched.
+        // Everyone has its two ring neighbours before anything is searched. A join that fails on a loaded
+        // machine is retried with back-off up to 30 s (`search/overlay.rs`), so wait longer than that.
         for p in peers.iter().flatten() {
             let node = p.node.clone();
-            wait_for("ring neighbours", 20, async || node.search_counters().neighbours == 2).await;
+            wait_for("ring neighbours", 60, async || node.search_counters().neighbours == 2).await;
         }
     }
     let bytes = random_bytes(300_000, 7);
