@@ -198,6 +198,7 @@ async fn hostile_collections_are_rejected_and_nothing_is_written_outside() {
         let id = src.node.store().import_bytes(&hostile.encode()).unwrap();
         let mut ticket = src.node.ticket(&m).await.unwrap();
         ticket.id = id;
+        ticket.size = hostile.encode().len() as u64;
         ticket.collection = true;
         ticket.name = "tree".into();
         let out = base.join(dir);

@@ -49,6 +49,10 @@ pub enum StoreError {
     /// A collection is malformed or hostile.
     #[error("invalid collection: {0}")]
     Collection(String),
+    /// Another download of the same blob is writing into this data directory (another command, or the
+    /// daemon): one writer per partial download.
+    #[error("another download of {0} is already writing into this data directory; wait for it to finish or cancel it")]
+    InUse(crate::ContentId),
     /// A destination already exists.
     #[error("{0} already exists; choose another output path or remove it first")]
     Exists(PathBuf),

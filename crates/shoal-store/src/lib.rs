@@ -36,6 +36,7 @@ mod lock;
 mod migrations;
 mod outboard;
 mod partial;
+pub mod proof;
 mod registry;
 mod shares;
 mod store;

@@ -278,6 +278,17 @@ impl Store {
     /// into the same partial file resumes with the ranges verified before.
     pub fn begin_download(&self, id: &ContentId, size: u64, partial_path: &Path) -> Result<Partial, StoreError> {
         let tree = BaoTree::new(size, BLOCK_SIZE);
+        // One writer per blob: the outboard is locked before anything is read or truncated, and stays locked
+        // while the `Partial` lives (another process, or another task here, gets `InUse`).
+        let ob_path = self.outboard_path(id);
+        let ob = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&ob_path)
+            .map_err(StoreError::io("creating", &ob_path))?;
+        lock_writer(&ob, id, &ob_path)?;
         let mut verified = Vec::new();
         if let Some(row) = self.catalog.blob(id)?
             && row.state == BlobState::Partial
@@ -301,14 +312,6 @@ impl Store {
             let _ = std::fs::remove_file(partial_path);
             return Err(e);
         }
-        let ob_path = self.outboard_path(id);
-        let ob = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&ob_path)
-            .map_err(StoreError::io("creating", &ob_path))?;
         ob.set_len(tree.outboard_size()).map_err(StoreError::io("sizing", &ob_path))?;
         if fresh {
             self.catalog.put_blob(&BlobRow {
@@ -390,5 +393,22 @@ fn preallocate(file: &File, size: u64, path: &Path) -> Result<(), StoreError> {
         0 => Ok(()),
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(size).map_err(StoreError::io("sizing", path)),
         e => Err(StoreError::io("reserving space for", path)(std::io::Error::from_raw_os_error(e))),
+    }
+}
+
+/// Takes the exclusive writer's lock on a blob's outboard, without waiting. `flock` locks belong to the open
+/// file, so the lock is held as long as the file is open (by the `Partial`) and goes with the process if it
+/// dies; two opens in one process exclude each other too. Readers (serving) do not lock.
+fn lock_writer(ob: &File, id: &ContentId, path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` on a file descriptor that `ob` owns and keeps open for the whole call.
+    let rc = unsafe { libc::flock(ob.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Err(StoreError::InUse(*id)),
+        _ => Err(StoreError::io("locking", path)(e)),
     }
 }

@@ -1,4 +1,7 @@
-//! Helpers shared by Shoal's tests. Only ever a dev-dependency.
+//! Helpers shared by Shoal's tests: deterministic data, and [`hostile::Hostile`], a real peer that attacks.
+//! Only ever a dev-dependency.
+
+pub mod hostile;
 
 /// `n` pseudo-random bytes from `seed` (splitmix64): incompressible enough for transfer tests, and the same
 /// on every run so that a failure reproduces.

@@ -42,6 +42,9 @@ pub struct DownloadRequest {
     pub name: Option<String>,
     /// `Some(true)` for a folder, `Some(false)` for a file, `None`: as the providers say.
     pub collection: Option<bool>,
+    /// The size a ticket names (of the file, or of a folder's collection); `None`: a provider must prove
+    /// the size it claims before anything is allocated.
+    pub size: Option<u64>,
     /// Known providers and their addresses (from a ticket).
     pub providers: Vec<(PeerId, Vec<Multiaddr>)>,
     /// Output path: the file (or folder) to create; an existing directory means "inside it".
@@ -57,6 +60,7 @@ impl DownloadRequest {
             id: t.id,
             name: Some(t.name.clone()),
             collection: Some(t.collection),
+            size: Some(t.size),
             providers: t.providers.clone(),
             out,
             discover: true,
@@ -65,7 +69,7 @@ impl DownloadRequest {
 
     /// A bare id: providers are looked for the way the topology finds them.
     pub fn from_id(id: ContentId, out: Option<PathBuf>) -> Self {
-        Self { id, name: None, collection: None, providers: Vec::new(), out, discover: true }
+        Self { id, name: None, collection: None, size: None, providers: Vec::new(), out, discover: true }
     }
 }
 
@@ -221,6 +225,14 @@ fn partial_path_for(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}.shoal-partial"))
 }
 
+/// Where a folder's files are written until each is complete: next to the folder, not in it, so that no
+/// entry of a (hostile) collection can name another entry's partial file. Named after the folder, so the
+/// same request finds it again and resumes.
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.shoal-partial"))
+}
+
 #[derive(Default)]
 struct Totals {
     peers: HashMap<PeerId, PeerReport>,
@@ -289,9 +301,8 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             Ok((partial_path_for(&out_for_dest), out_for_dest))
         }
     };
-    let first =
-        fetch_blob(&node, req.id, req.collection, req.providers.clone(), req.discover, dest, &progress, &mut totals)
-            .await?;
+    let want = Want { id: req.id, collection: req.collection, size: req.size };
+    let first = fetch_blob(&node, want, req.providers.clone(), req.discover, dest, &progress, &mut totals).await?;
     record.size = first.size;
     record.is_collection = first.collection;
     let node_store = node.store().clone();
@@ -332,12 +343,15 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             p.verified = 0;
         });
         let hints = if totals.working.is_empty() { req.providers.clone() } else { totals.working.clone() };
+        let staging = staging_dir(&out);
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| NodeError::Output { path: staging.clone(), why: e.to_string() })?;
         for (e, target) in collection.entries.iter().zip(targets) {
-            let t = target.clone();
-            let dest = move |_c: bool| Ok((partial_path_for(&t), t.clone()));
+            let (t, part) = (target.clone(), staging.join(format!("{}.partial", e.id)));
+            let dest = move |_c: bool| Ok((part, t));
             let before = progress.borrow().verified;
-            let got =
-                fetch_blob(&node, e.id, Some(false), hints.clone(), req.discover, dest, &progress, &mut totals).await?;
+            let want = Want { id: e.id, collection: Some(false), size: Some(e.size) };
+            let got = fetch_blob(&node, want, hints.clone(), req.discover, dest, &progress, &mut totals).await?;
             if got.size != e.size {
                 return Err(NodeError::Stalled {
                     id: e.id,
@@ -349,6 +363,8 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
                 p.verified = before + e.size;
             });
         }
+        // Empty now (every file moved to its name); a leftover means something is still there to resume.
+        let _ = std::fs::remove_dir(&staging);
         (collection.total_size(), collection.entries.len())
     };
     record.state = "done".into();
@@ -382,18 +398,24 @@ struct Fetched {
     path: PathBuf,
 }
 
+/// One blob to fetch, and what the request already knows of it.
+struct Want {
+    id: ContentId,
+    collection: Option<bool>,
+    size: Option<u64>,
+}
+
 /// Fetches one blob from every provider it can find.
-#[allow(clippy::too_many_arguments)]
 async fn fetch_blob(
     node: &Node,
-    id: ContentId,
-    collection_hint: Option<bool>,
+    want: Want,
     providers: Vec<(PeerId, Vec<Multiaddr>)>,
     discover: bool,
     dest: impl FnOnce(bool) -> Result<(PathBuf, PathBuf), NodeError>,
     progress: &watch::Sender<Progress>,
     totals: &mut Totals,
 ) -> Result<Fetched, NodeError> {
+    let Want { id, collection: collection_hint, size: expected_size } = want;
     // Already here (shared or downloaded before): no network needed.
     let store = node.store().clone();
     let known = blocking(move || Ok::<_, NodeError>((store.complete_path(&id)?, store.is_collection(&id)?))).await?;
@@ -428,6 +450,7 @@ async fn fetch_blob(
     let mut sessions: HashMap<PeerId, SessionHandle> = HashMap::new();
     let (mut fetch, opened) =
         Fetch::new(id, node.peer_id(), providers, discover, collection_hint, tuning.clone(), Instant::now());
+    fetch.expect_size(expected_size);
     let mut dest = Some(dest);
     let mut active: Option<(Arc<Partial>, PathBuf)> = None;
     let mut checkpoint: Option<tokio::task::JoinHandle<Result<(), shoal_store::StoreError>>> = None;
@@ -457,34 +480,22 @@ async fn fetch_blob(
             });
         }
         let mut steps = Vec::new();
+        let mut begin = None;
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break false };
                 let now = Instant::now();
                 match ev {
                     SessionEvent::Have { peer, size, spans, collection } => {
-                        if let Answer::Begin { size, collection } = fetch.on_have(peer, size, &spans, collection, now) {
-                            let Some(d) = dest.take() else { continue };
-                            let (partial_path, final_path) = d(collection)?;
-                            let store = node.store().clone();
-                            let pp = partial_path.clone();
-                            let mut partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
-                            if !tuning.direct_writes {
-                                partial = partial.without_direct_writes();
-                            }
-                            let resumed = fetch.begin(size, &partial.verified(), collection, Instant::now());
-                            progress.send_modify(|p| {
-                                p.size = if p.files_total > 1 { p.size } else { size };
-                                p.verified += resumed;
-                            });
-                            // A peer that is downloading serves what it has verified: tell the DHT.
-                            let _ = net.provide(id.as_bytes().to_vec()).await;
-                            active = Some((Arc::new(partial), final_path));
-                        }
-                        if let Answer::Steps(s) = fetch.on_have(peer, size, &spans, collection, Instant::now()) {
-                            steps = s;
+                        match fetch.on_have(peer, size, &spans, collection, now) {
+                            Answer::Steps(s) => steps = s,
+                            Answer::Begin { size, collection } => begin = Some((size, collection)),
                         }
                     }
+                    SessionEvent::SizeProof { peer, size, proof } => match fetch.on_size_proof(peer, size, proof) {
+                        Answer::Steps(s) => steps = s,
+                        Answer::Begin { size, collection } => begin = Some((size, collection)),
+                    },
                     SessionEvent::NotFound { peer } => steps.extend(fetch.on_not_found(peer)),
                     SessionEvent::PieceOk { peer, piece, bytes, received } => {
                         transfer.counters().downloaded(peer, received);
@@ -501,7 +512,7 @@ async fn fetch_blob(
                     SessionEvent::Fatal { error } => return Err(error.into()),
                     SessionEvent::Gone { peer, why } => {
                         sessions.remove(&peer);
-                        fetch.on_gone(peer, why);
+                        steps.extend(fetch.on_gone(peer, why));
                     }
                 }
             }
@@ -510,6 +521,27 @@ async fn fetch_blob(
                 _ => fetch.on_lookup_done(),
             },
             _ = tick.tick() => {}
+        }
+        // The size is proven: only now is the partial file opened (and allocated).
+        if let Some((size, collection)) = begin
+            && let Some(d) = dest.take()
+        {
+            let (partial_path, final_path) = d(collection)?;
+            let store = node.store().clone();
+            let pp = partial_path.clone();
+            let mut partial = blocking(move || store.begin_download(&id, size, &pp)).await?;
+            if !tuning.direct_writes {
+                partial = partial.without_direct_writes();
+            }
+            let (resumed, joined) = fetch.begin(size, &partial.verified(), collection, Instant::now());
+            steps.extend(joined);
+            progress.send_modify(|p| {
+                p.size = if p.files_total > 1 { p.size } else { size };
+                p.verified += resumed;
+            });
+            // A peer that is downloading serves what it has verified: tell the DHT.
+            let _ = net.provide(id.as_bytes().to_vec()).await;
+            active = Some((Arc::new(partial), final_path));
         }
         let idle = checkpoint.as_ref().is_none_or(|h| h.is_finished());
         if idle && let Some(h) = checkpoint.take() {
@@ -538,6 +570,11 @@ async fn fetch_blob(
                 Step::AskHave(peer) => {
                     if let Some(s) = sessions.get(&peer) {
                         let _ = s.tx.send(SessionCmd::Have);
+                    }
+                }
+                Step::Probe { peer, size, span } => {
+                    if sessions.get(&peer).is_none_or(|s| s.tx.send(SessionCmd::Probe { size, span }).is_err()) {
+                        fetch.on_unreachable(&peer);
                     }
                 }
                 Step::Checkpoint => {

@@ -4,8 +4,10 @@
 //! out (opens and closes sessions, sends them requests, writes checkpoints) and feeds the events back.
 //!
 //! The piece picking itself is the sans-IO [`Scheduler`] of `shoal-proto`; this layer adds what a whole
-//! download needs around it: the first answer fixes the blob's size (a provider that claims another is
-//! dropped), providers that answer soon after the first are waited for (`gather`) so that work is spread
+//! download needs around it: the blob's size is fixed only once it is proven (the size a ticket or a
+//! folder's collection names, or else a claimed size whose last chunk verifies with its proof, see
+//! `shoal_store::proof`; nothing is allocated before that, and a provider that claims another size is
+//! dropped as a liar), providers that answer soon after the first are waited for (`gather`) so that work is spread
 //! over all of them, providers found later join, partial providers are re-asked what they have, and the
 //! download fails with a reason when nothing useful arrived for `stall_timeout`.
 
@@ -45,6 +47,9 @@ pub(crate) enum Step {
     Cancel { peer: PeerId, span: ChunkSpan },
     /// Ask a partial provider again which ranges it has.
     AskHave(PeerId),
+    /// Ask a provider for the last chunk of a blob of `size` bytes with its proof, to check the size it
+    /// claims; report the outcome with [`Fetch::on_size_proof`].
+    Probe { peer: PeerId, size: u64, span: ChunkSpan },
     /// Start a provider lookup; report what it finds with [`Fetch::on_found`], its end with
     /// [`Fetch::on_lookup_done`].
     Lookup,
@@ -57,11 +62,17 @@ pub(crate) enum Step {
 /// What a `Have` answer means for the loop.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// The first usable answer: open the partial file for `size` bytes, then call [`Fetch::begin`] and hand
-    /// the same answer to [`Fetch::on_have`] again.
+    /// The size is proven: open the partial file for `size` bytes, then call [`Fetch::begin`].
     Begin { size: u64, collection: bool },
     /// Carried out.
     Steps(Vec<Step>),
+}
+
+/// What a provider said it has, before the size is proven.
+struct Claim {
+    size: u64,
+    spans: Vec<ChunkSpan>,
+    collection: bool,
 }
 
 struct Active {
@@ -91,6 +102,11 @@ pub(crate) struct Fetch {
     tuning: DownloadTuning,
     discover: bool,
     collection_hint: Option<bool>,
+    /// The size the request names (a ticket's, a folder entry's): claims of another are lies.
+    expected_size: Option<u64>,
+    /// Answers held until the size is proven, and the provider asked to prove the size it claims.
+    claims: HashMap<PeerId, Claim>,
+    probing: Option<PeerId>,
     /// Providers with an open session.
     sessions: HashSet<PeerId>,
     tried: HashSet<PeerId>,
@@ -127,6 +143,9 @@ impl Fetch {
             tuning,
             discover,
             collection_hint,
+            expected_size: None,
+            claims: HashMap::new(),
+            probing: None,
             sessions: HashSet::new(),
             tried: HashSet::from([me]),
             answered: HashSet::new(),
@@ -185,6 +204,12 @@ impl Fetch {
         self.looking = false;
     }
 
+    /// The request names the blob's size (a ticket, or the folder the file is in): no proof is needed, and a
+    /// provider that claims another size is lying.
+    pub(crate) fn expect_size(&mut self, size: Option<u64>) {
+        self.expected_size = size.filter(|s| *s <= MAX_SIZE);
+    }
+
     /// A provider said it has the blob (`spans` of it, or all).
     pub(crate) fn on_have(
         &mut self,
@@ -197,14 +222,14 @@ impl Fetch {
         self.answered.insert(peer);
         self.first_answer.get_or_insert(now);
         if size > MAX_SIZE {
-            return Answer::Steps(self.close(&peer).into_iter().collect());
+            return Answer::Steps(self.liar(peer, format!("claims {size} bytes, more than any blob may have")));
         }
         let Some(a) = self.active.as_mut() else {
-            return Answer::Begin { size, collection: self.collection_hint.unwrap_or(collection) };
+            return self.before_begin(peer, Claim { size, spans: spans.to_vec(), collection });
         };
         if size != a.layout.size() {
-            tracing::warn!(%peer, size, expected = a.layout.size(), "provider claims another size; ignoring it");
-            return Answer::Steps(self.close(&peer).into_iter().collect());
+            let why = format!("claims {size} bytes where the blob has {}", a.layout.size());
+            return Answer::Steps(self.liar(peer, why));
         }
         let have = a.layout.pieces_in(spans);
         let full = have.is_full();
@@ -217,9 +242,92 @@ impl Fetch {
         Answer::Steps(Vec::new())
     }
 
+    /// A provider that told a provable lie about the blob: it leaves the download, with the reason.
+    fn liar(&mut self, peer: PeerId, why: String) -> Vec<Step> {
+        tracing::warn!(%peer, %why, "dropping a provider that lies about the blob's size");
+        self.dropped.insert(peer, why);
+        self.claims.remove(&peer);
+        if let Some(a) = self.active.as_mut() {
+            a.sched.remove_peer(&peer);
+        }
+        self.close(&peer).into_iter().collect()
+    }
+
+    /// An answer while the size is not yet proven: held, and the size checked.
+    fn before_begin(&mut self, peer: PeerId, claim: Claim) -> Answer {
+        let collection = self.collection_hint.unwrap_or(claim.collection);
+        if let Some(expected) = self.expected_size {
+            if claim.size != expected {
+                let why = format!("claims {} bytes where the request says {expected}", claim.size);
+                return Answer::Steps(self.liar(peer, why));
+            }
+            self.claims.insert(peer, claim);
+            return Answer::Begin { size: expected, collection };
+        }
+        if claim.size == 0 {
+            if !shoal_store::proof::empty_is_proven(&self.id) {
+                return Answer::Steps(self.liar(peer, "claims the blob is empty, which its id contradicts".into()));
+            }
+            self.claims.insert(peer, claim);
+            return Answer::Begin { size: 0, collection };
+        }
+        self.claims.insert(peer, claim);
+        Answer::Steps(self.next_probe().into_iter().collect())
+    }
+
+    /// Asks a provider whose claim is held to prove it, unless one is being asked already. Only providers
+    /// that say they have the last chunk can.
+    fn next_probe(&mut self) -> Option<Step> {
+        if self.probing.is_some() || self.active.is_some() {
+            return None;
+        }
+        let (peer, size, span) = self.claims.iter().find_map(|(p, c)| {
+            let last = shoal_store::proof::last_chunk(c.size)?;
+            let has = c.spans.iter().any(|s| s.start <= last.start && s.end >= last.end);
+            (has && self.sessions.contains(p)).then_some((*p, c.size, last))
+        })?;
+        self.probing = Some(peer);
+        Some(Step::Probe { peer, size, span })
+    }
+
+    /// What the provider asked by [`Step::Probe`] sent: `Ok` if its last chunk verified against the id for
+    /// the size it claims. A proven size begins the download; a failed proof drops the provider and asks the
+    /// next one.
+    pub(crate) fn on_size_proof(&mut self, peer: PeerId, size: u64, proof: Result<(), String>) -> Answer {
+        if self.probing == Some(peer) {
+            self.probing = None;
+        }
+        if self.active.is_some() {
+            return Answer::Steps(Vec::new());
+        }
+        match proof {
+            Ok(()) => {
+                let claimed = self.claims.get(&peer).map(|c| (c.size, c.collection));
+                match claimed {
+                    Some((s, collection)) if s == size => {
+                        Answer::Begin { size, collection: self.collection_hint.unwrap_or(collection) }
+                    }
+                    _ => Answer::Steps(self.next_probe().into_iter().collect()),
+                }
+            }
+            Err(why) => {
+                let mut steps = self.liar(peer, format!("claims {size} bytes but cannot prove it ({why})"));
+                steps.extend(self.next_probe());
+                Answer::Steps(steps)
+            }
+        }
+    }
+
     /// The partial file is open with `verified` ranges already there (a resumed download). Returns the
-    /// bytes those cover.
-    pub(crate) fn begin(&mut self, size: u64, verified: &[ChunkSpan], collection: bool, now: Instant) -> u64 {
+    /// bytes those cover, and what the held answers lead to: providers of the proven size join, the others
+    /// are dropped as liars.
+    pub(crate) fn begin(
+        &mut self,
+        size: u64,
+        verified: &[ChunkSpan],
+        collection: bool,
+        now: Instant,
+    ) -> (u64, Vec<Step>) {
         let layout = Layout::new(size);
         let have = layout.pieces_in(verified);
         let resumed: u64 = have
@@ -237,15 +345,35 @@ impl Fetch {
         let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
         self.last_useful = now;
         self.active = Some(Active { layout, sched, collection, started: now });
-        resumed
+        self.probing = None;
+        let mut steps = Vec::new();
+        for (peer, c) in std::mem::take(&mut self.claims) {
+            if self.sessions.contains(&peer)
+                && let Answer::Steps(s) = self.on_have(peer, c.size, &c.spans, c.collection, now)
+            {
+                steps.extend(s);
+            }
+        }
+        (resumed, steps)
     }
 
     /// A provider does not have the blob.
-    pub(crate) fn on_not_found(&mut self, peer: PeerId) -> Option<Step> {
+    pub(crate) fn on_not_found(&mut self, peer: PeerId) -> Vec<Step> {
         if let Some(a) = self.active.as_mut() {
             a.sched.remove_peer(&peer);
         }
-        self.close(&peer)
+        let mut steps: Vec<Step> = self.close(&peer).into_iter().collect();
+        steps.extend(self.forget_claim(&peer));
+        steps
+    }
+
+    /// A provider whose answer was held is gone: if it was the one proving the size, ask the next.
+    fn forget_claim(&mut self, peer: &PeerId) -> Option<Step> {
+        self.claims.remove(peer);
+        if self.probing == Some(*peer) {
+            self.probing = None;
+        }
+        self.next_probe()
     }
 
     /// A piece verified and was written. Returns its bytes if it completed a piece we still needed.
@@ -284,7 +412,7 @@ impl Fetch {
     }
 
     /// A provider's session ended (it left, or its stream broke).
-    pub(crate) fn on_gone(&mut self, peer: PeerId, why: String) {
+    pub(crate) fn on_gone(&mut self, peer: PeerId, why: String) -> Option<Step> {
         if self.sessions.remove(&peer) {
             tracing::info!(%peer, %why, "provider left the download");
             self.dropped.entry(peer).or_insert(why);
@@ -292,6 +420,7 @@ impl Fetch {
         if let Some(a) = self.active.as_mut() {
             a.sched.remove_peer(&peer);
         }
+        self.forget_claim(&peer)
     }
 
     /// A request could not be handed to the provider's session (it ended without saying so).
@@ -389,12 +518,6 @@ impl Fetch {
         let Some(a) = self.active.as_ref() else {
             return Err(NodeError::NoProviders { id: self.id, secs: self.tuning.stall_timeout.as_secs() });
         };
-        if a.layout.size() == 0 && self.id != ContentId::of(b"") {
-            return Err(NodeError::Stalled {
-                id: self.id,
-                why: "providers claim the blob is empty, which its id contradicts".into(),
-            });
-        }
         for (p, why) in self.dropped.drain() {
             self.tally.peer(p).dropped = Some(why);
         }

@@ -188,9 +188,6 @@ impl Downloads {
         };
         let (request, name) = parse_target(what, Some(out.clone()))?;
         let id = request.id;
-        if self.lock().get(&id).is_some_and(|e| e.info.state == DownloadState::Running) {
-            return Err(NodeError::Busy(format!("{id} is already downloading")));
-        }
         let state = if paused { DownloadState::Paused } else { DownloadState::Running };
         let entry = Entry {
             what: what.trim().to_string(),
@@ -209,8 +206,23 @@ impl Downloads {
             abort: None,
             run: 0,
         };
-        self.save(entry.record()).await?;
-        self.lock().insert(id, entry);
+        let record = entry.record();
+        // The check and the insert under one lock: two requests for one id cannot both pass.
+        let before = {
+            let mut all = self.lock();
+            if all.get(&id).is_some_and(|e| e.info.state == DownloadState::Running) {
+                return Err(NodeError::Busy(format!("{id} is already downloading")));
+            }
+            all.insert(id, entry)
+        };
+        if let Err(e) = self.save(record).await {
+            let mut all = self.lock();
+            match before {
+                Some(old) => all.insert(id, old),
+                None => all.remove(&id),
+            };
+            return Err(e);
+        }
         if !paused {
             self.launch(node, id)?;
         }

@@ -26,6 +26,9 @@ pub(crate) enum SessionCmd {
     Have,
     /// Fetch one piece and write it into `partial` if it verifies.
     Get { piece: u32, span: ChunkSpan, partial: Arc<Partial> },
+    /// Fetch the last chunk of the blob as if it had `size` bytes, with its proof, to check that size (see
+    /// `shoal_store::proof`); nothing is written.
+    Probe { size: u64, span: ChunkSpan },
     /// Withdraw an earlier `Get` of this range: the piece came from another peer. The provider answers it
     /// `Cancelled` unless its data is already on the way (then it is verified and counted as a duplicate).
     Cancel { span: ChunkSpan },
@@ -42,6 +45,12 @@ pub(crate) enum SessionEvent {
     },
     NotFound {
         peer: PeerId,
+    },
+    /// The answer to a `Probe`: `Ok` if it proved the claimed size.
+    SizeProof {
+        peer: PeerId,
+        size: u64,
+        proof: Result<(), String>,
     },
     PieceOk {
         peer: PeerId,
@@ -80,6 +89,7 @@ impl Drop for SessionHandle {
 
 enum Expect {
     Have,
+    Probe { size: u64 },
     Get { piece: u32, span: ChunkSpan, partial: Arc<Partial> },
 }
 
@@ -142,6 +152,7 @@ async fn run(
                 }
                 // No answer of its own: the `Get` it withdraws is answered (`Cancelled` or `Data`).
                 SessionCmd::Cancel { span } => (Request::Cancel { id: wire_id, span }, None),
+                SessionCmd::Probe { size, span } => (Request::Get { id: wire_id, span }, Some(Expect::Probe { size })),
             };
             if let Some(exp) = exp
                 && exp_tx.send(exp).is_err()
@@ -211,6 +222,23 @@ async fn run(
                         }
                         Ok(v) => commit(&partial, v, peer, piece, len),
                     }
+                }
+                (Expect::Probe { size }, Response::Data { len }) => {
+                    if len > MAX_PAYLOAD {
+                        return Err(format!("payload of {len} bytes is over the limit"));
+                    }
+                    if buf.len() < len as usize {
+                        buf.resize(len as usize, 0);
+                    }
+                    rd.read_exact(&mut buf[..len as usize]).await.map_err(|e| e.to_string())?;
+                    SessionEvent::SizeProof {
+                        peer,
+                        size,
+                        proof: shoal_store::proof::check_size(&id, size, &buf[..len as usize]),
+                    }
+                }
+                (Expect::Probe { size }, Response::NotFound | Response::Refused { .. } | Response::Cancelled) => {
+                    SessionEvent::SizeProof { peer, size, proof: Err("it did not send the last chunk".into()) }
                 }
                 // We withdrew it; the scheduler has already forgotten the request.
                 (Expect::Get { .. }, Response::Cancelled) => continue,

@@ -230,3 +230,33 @@ fn resume_drops_recorded_ranges_whose_bytes_were_lost() {
     let have = layout.pieces_in(&p.verified());
     assert_eq!(have.iter().collect::<Vec<_>>(), vec![0, 1, 3]);
 }
+
+#[test]
+fn one_writer_per_blob_and_the_second_is_refused_without_touching_the_first() {
+    let e = env(200_000);
+    let part = e.out.with_extension("part");
+    let first = e.dst.begin_download(&e.id, 200_000, &part).unwrap();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    let layout = Layout::new(200_000);
+    let span = layout.piece_chunks(0);
+    let mut enc = Vec::new();
+    served.encode(span, &mut enc).unwrap();
+    first.write_piece(span, &enc).unwrap();
+    first.checkpoint().unwrap();
+    // A second download of the same blob, into the same partial file or another: refused, and the first's
+    // partial file is neither truncated nor reopened.
+    for path in [part.clone(), e.out.with_extension("other")] {
+        let err = e.dst.begin_download(&e.id, 200_000, &path).unwrap_err();
+        assert!(matches!(err, StoreError::InUse(id) if id == e.id), "{err}");
+        assert!(err.to_string().contains("already writing"), "{err}");
+    }
+    assert!(!e.out.with_extension("other").exists(), "the refused download created a file");
+    let start = layout.piece_bytes(0);
+    let mut back = vec![0u8; (start.end - start.start) as usize];
+    std::fs::File::open(&part).unwrap().read_exact_at(&mut back, start.start).unwrap();
+    assert_eq!(back, e.bytes[start.start as usize..start.end as usize], "the first writer's data survived");
+    // Once the first writer is gone, the same request resumes what it verified.
+    drop(first);
+    let again = e.dst.begin_download(&e.id, 200_000, &part).unwrap();
+    assert_eq!(again.verified(), vec![span]);
+}

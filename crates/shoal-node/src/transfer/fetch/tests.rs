@@ -34,9 +34,9 @@ fn started(n: usize, discover: bool) -> (Fetch, Vec<PeerId>, Instant) {
     let hints = peers.iter().map(|p| (*p, Vec::new())).collect();
     let (mut f, opened) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, discover, None, tuning(), t0);
     assert_eq!(opened.len(), n, "a session per provider");
+    f.expect_size(Some(SIZE));
     assert_eq!(f.on_have(peers[0], SIZE, &all(SIZE), false, t0), Answer::Begin { size: SIZE, collection: false });
-    assert_eq!(f.begin(SIZE, &[], false, t0), 0);
-    assert_eq!(f.on_have(peers[0], SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.begin(SIZE, &[], false, t0), (0, Vec::new()));
     (f, peers, t0)
 }
 
@@ -132,7 +132,7 @@ fn a_resumed_download_counts_what_it_had_and_asks_only_for_the_rest() {
     let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
     let layout = Layout::new(SIZE);
     let first_half = ChunkSpan { start: 0, end: layout.piece_chunks(layout.piece_count() / 2).start };
-    let resumed = f.begin(SIZE, &[first_half], false, t0);
+    let (resumed, _) = f.begin(SIZE, &[first_half], false, t0);
     assert_eq!(resumed, SIZE / 2);
     f.on_have(p, SIZE, &all(SIZE), false, t0);
     let (steps, _) = f.poll(t0 + Duration::from_millis(10), true).unwrap();
@@ -164,7 +164,97 @@ fn an_empty_blob_whose_id_is_not_the_empty_hash_is_refused() {
     let t0 = Instant::now();
     let p = PeerId::random();
     let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
-    f.begin(0, &[], false, t0);
-    let err = f.finish().map(|_| ()).unwrap_err();
-    assert!(err.to_string().contains("empty"), "{err}");
+    assert_eq!(f.on_have(p, 0, &[], false, t0), Answer::Steps(vec![Step::Close(p)]));
+    // The empty blob's own id needs no proof.
+    let (mut g, _) = Fetch::new(ContentId::of(b""), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
+    assert_eq!(g.on_have(p, 0, &[], false, t0), Answer::Begin { size: 0, collection: false });
+}
+
+fn probe(peer: PeerId, size: u64) -> Step {
+    let chunks = size.div_ceil(1024);
+    Step::Probe { peer, size, span: ChunkSpan { start: chunks - 1, end: chunks } }
+}
+
+#[test]
+fn a_claimed_size_is_proven_first_and_a_liar_that_cannot_prove_its_claim_is_dropped_for_the_honest_one() {
+    let t0 = Instant::now();
+    let (liar, honest) = (PeerId::random(), PeerId::random());
+    let hints = vec![(liar, Vec::new()), (honest, Vec::new())];
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, false, None, tuning(), t0);
+    // The liar answers first: it is asked for the proof, and nothing begins.
+    let lie = 64 * SIZE;
+    assert_eq!(f.on_have(liar, lie, &all(lie), false, t0), Answer::Steps(vec![probe(liar, lie)]));
+    // One proof at a time: the honest answer waits.
+    assert_eq!(f.on_have(honest, SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    let (steps, _) = f.poll(t0, true).unwrap();
+    assert!(gets(&steps).is_empty(), "nothing is requested before the size is proven: {steps:?}");
+    // The liar cannot prove it: dropped, and the honest claim is checked next.
+    let answer = f.on_size_proof(liar, lie, Err("the proof does not verify".into()));
+    assert_eq!(answer, Answer::Steps(vec![Step::Close(liar), probe(honest, SIZE)]));
+    assert_eq!(f.on_size_proof(honest, SIZE, Ok(())), Answer::Begin { size: SIZE, collection: false });
+    let (_, joined) = f.begin(SIZE, &[], false, t0);
+    assert!(joined.is_empty(), "the honest provider joins: {joined:?}");
+    let (steps, _) = f.poll(t0 + Duration::from_secs(1), true).unwrap();
+    assert!(!gets(&steps).is_empty() && gets(&steps).iter().all(|(p, _)| *p == honest), "{steps:?}");
+    // A late liar with another size is dropped at once.
+    let late = PeerId::random();
+    assert!(f.on_found(late, Vec::new()).is_some());
+    assert_eq!(f.on_have(late, SIZE * 2, &all(SIZE * 2), false, t0), Answer::Steps(vec![Step::Close(late)]));
+}
+
+#[test]
+fn held_answers_of_another_size_are_dropped_once_the_size_is_proven() {
+    let t0 = Instant::now();
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let (mut f, _) =
+        Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(a, vec![]), (b, vec![])], false, None, tuning(), t0);
+    assert_eq!(f.on_have(a, SIZE, &all(SIZE), false, t0), Answer::Steps(vec![probe(a, SIZE)]));
+    assert_eq!(f.on_have(b, SIZE + 5, &all(SIZE + 5), false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.on_size_proof(a, SIZE, Ok(())), Answer::Begin { size: SIZE, collection: false });
+    let (_, steps) = f.begin(SIZE, &[], false, t0);
+    assert_eq!(steps, vec![Step::Close(b)]);
+}
+
+#[test]
+fn when_the_provider_asked_for_the_proof_leaves_the_next_one_is_asked() {
+    let t0 = Instant::now();
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let (mut f, _) =
+        Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(a, vec![]), (b, vec![])], false, None, tuning(), t0);
+    assert_eq!(f.on_have(a, SIZE, &all(SIZE), false, t0), Answer::Steps(vec![probe(a, SIZE)]));
+    assert_eq!(f.on_have(b, SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.on_gone(a, "stream broke".into()), Some(probe(b, SIZE)));
+    // A provider that does not have the last chunk is never asked to prove the size.
+    let c = PeerId::random();
+    let (mut g, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(c, vec![])], false, None, tuning(), t0);
+    assert_eq!(g.on_have(c, SIZE, &[ChunkSpan { start: 0, end: 8 }], false, t0), Answer::Steps(Vec::new()));
+}
+
+#[test]
+fn with_a_size_from_the_request_no_proof_is_needed_and_other_claims_are_lies() {
+    let t0 = Instant::now();
+    let (liar, honest) = (PeerId::random(), PeerId::random());
+    let hints = vec![(liar, Vec::new()), (honest, Vec::new())];
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, false, None, tuning(), t0);
+    f.expect_size(Some(SIZE));
+    assert_eq!(f.on_have(liar, 3, &all(3), false, t0), Answer::Steps(vec![Step::Close(liar)]));
+    assert_eq!(f.on_have(honest, SIZE, &all(SIZE), false, t0), Answer::Begin { size: SIZE, collection: false });
+    let (_, joined) = f.begin(SIZE, &[], false, t0);
+    assert!(joined.is_empty());
+    let mut now = t0;
+    let layout = Layout::new(SIZE);
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        let (steps, done) = f.poll(now, true).unwrap();
+        if done {
+            break;
+        }
+        for (p, piece) in gets(&steps) {
+            let r = layout.piece_bytes(piece);
+            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
+        }
+    }
+    f.finish().unwrap();
+    let why = f.tally.peers[&liar].dropped.clone().unwrap_or_default();
+    assert!(why.contains("claims 3 bytes"), "{why}");
 }

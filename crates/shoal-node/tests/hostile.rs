@@ -1,0 +1,105 @@
+//! Attacks on a node by hostile peers (`shoal_testkit::hostile`), each shown to fail while honest peers are
+//! still served. One test per hole of the hardening issue; the store's own crash tests are in shoal-store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
+
+mod common;
+
+use common::*;
+use shoal_node::DownloadRequest;
+use shoal_testkit::hostile::{Hostile, Lie};
+
+/// A download of `bytes` by bare id from a liar and an honest provider, the liar named first.
+async fn download_past_a_liar(lie: u64, with_size: bool) -> shoal_node::DownloadReport {
+    let src = peer().await;
+    let bytes = random_bytes(300_000, 41);
+    let ticket = shared_by(&[&src], "f.bin", &bytes).await;
+    let liar = Hostile::start(Lie::Size(lie)).await.unwrap();
+    let dst = peer().await;
+    let out = dst.home().join("got.bin");
+    let mut req = DownloadRequest::from_id(ticket.id, Some(out.clone()));
+    req.providers = vec![(liar.peer_id(), liar.addrs()), ticket.providers[0].clone()];
+    req.discover = false;
+    req.size = with_size.then_some(ticket.size);
+    let report = dst.node.download(req).await.unwrap().finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes), "the output is the honest file");
+    let liar_id = liar.peer_id().to_string();
+    let seen = report.peers.iter().find(|p| p.peer == liar_id).expect("the liar is in the report");
+    assert!(seen.dropped.as_deref().is_some_and(|w| w.contains("claims")), "{seen:?}");
+    assert_eq!(seen.bytes, 0, "nothing the liar sent was used");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_claims_a_huge_size_cannot_prove_it_and_the_honest_one_serves() {
+    // 1 TiB: were it believed, the file would be preallocated at that size.
+    download_past_a_liar(1 << 40, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_claims_a_smaller_size_cannot_prove_it_either() {
+    download_past_a_liar(1000, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_tickets_size_a_liar_is_dropped_on_its_first_answer() {
+    let report = download_past_a_liar(1 << 30, true).await;
+    let liar = report.peers.iter().find(|p| p.dropped.is_some()).unwrap();
+    assert!(liar.dropped.as_deref().unwrap().contains("the request says"), "{liar:?}");
+}
+
+/// A collection of `entries` (name, bytes), every file shared by `src`; its ticket.
+async fn collection_ticket(src: &Peer, entries: &[(&str, &[u8])]) -> shoal_node::Ticket {
+    use shoal_store::{Collection, Entry};
+    let mut list = Vec::new();
+    for (i, (name, bytes)) in entries.iter().enumerate() {
+        let info = src.node.share(&write_file(src.home(), &format!("member{i}"), bytes)).await.unwrap();
+        list.push(Entry { path: (*name).into(), id: info.id, size: bytes.len() as u64 });
+    }
+    let collection = Collection { entries: list };
+    let encoded = collection.encode();
+    let id = src.node.store().import_bytes(&encoded).unwrap();
+    let any = src.node.share(&write_file(src.home(), "any", b"x")).await.unwrap();
+    let mut ticket = src.node.ticket(&any).await.unwrap();
+    (ticket.id, ticket.size, ticket.collection, ticket.name) = (id, encoded.len() as u64, true, "folder".into());
+    ticket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_entry_named_like_another_entrys_partial_file_cannot_destroy_it() {
+    let src = peer().await;
+    let (first, second) = (random_bytes(150_000, 51), random_bytes(90_000, 52));
+    // Fetched in order: the first is complete when the second starts, whose partial file used to be
+    // `.a.shoal-partial`, right where the first had just been put.
+    let ticket = collection_ticket(&src, &[(".a.shoal-partial", &first), ("a", &second)]).await;
+    let dst = peer().await;
+    let out = dst.home().join("got");
+    let report = fetch(&dst, &ticket, &out).await;
+    assert_eq!(report.files, 2);
+    assert_eq!(b3(&std::fs::read(out.join(".a.shoal-partial")).unwrap()), b3(&first), "the first entry survived");
+    assert_eq!(b3(&std::fs::read(out.join("a")).unwrap()), b3(&second));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "nothing else in the folder");
+    assert!(!dst.home().join(".got.shoal-partial").exists(), "the staging folder is gone once all are in place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_downloads_of_one_blob_into_one_data_dir_one_writer_and_the_other_refused() {
+    // A slow source (1 MB/s) so that the first download is still writing when the second begins.
+    let src = peer_with(|c| c.with_upload_limit(Some(1_000_000))).await;
+    let bytes = random_bytes(3_000_000, 61);
+    let ticket = shared_by(&[&src], "f.bin", &bytes).await;
+    let dst = peer().await;
+    let (a, b) = (dst.home().join("a.bin"), dst.home().join("b.bin"));
+    let first = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(a.clone()))).await.unwrap();
+    let mut progress = first.progress();
+    tokio::time::timeout(std::time::Duration::from_secs(20), progress.wait_for(|p| p.verified > 0))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(b.clone()))).await.unwrap();
+    let err = second.finish().await.expect_err("a second writer of the same blob was let in");
+    assert!(err.to_string().contains("already writing"), "{err}");
+    let report = first.finish().await.unwrap();
+    assert_eq!(report.size, bytes.len() as u64);
+    assert_eq!(b3(&std::fs::read(&a).unwrap()), b3(&bytes), "the first download is intact");
+    assert!(!b.exists());
+}

@@ -1,0 +1,97 @@
+//! A hostile peer for tests: a real libp2p peer (Shoal's own network layer, on loopback) whose transfer
+//! answers are under the test's control, so that a test can perform an attack and show that it fails.
+//!
+//! What it can do today: answer every `Have` with a size of its choosing (and claim to have all of it), and
+//! answer every `Get` with garbage of the right length. Further attacks (never reading, floods of
+//! connections and streams, DHT records, queries) are added here, next to this one, as tests need them.
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use shoal_proto::transfer::messages::MAX_FRAME;
+use shoal_proto::transfer::{CHUNK, ChunkSpan, Request, Response};
+use shoal_proto::wire;
+
+/// How the hostile peer answers transfer requests.
+#[derive(Clone, Copy, Debug)]
+pub enum Lie {
+    /// Claims every blob it is asked about has this many bytes, all of them here.
+    Size(u64),
+}
+
+/// A running hostile peer. Dropping it stops it.
+pub struct Hostile {
+    net: shoal_net::Network,
+    addrs: Vec<Multiaddr>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Hostile {
+    /// Starts a peer on 127.0.0.1 (port 0) that answers transfer streams with `lie`.
+    pub async fn start(lie: Lie) -> Result<Self, String> {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback().with_dht(false))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut incoming =
+            net.streams().accept(StreamProtocol::new(shoal_proto::transfer::PROTOCOL)).map_err(|e| e.to_string())?;
+        let task = tokio::spawn(async move {
+            while let Some((_peer, stream)) = incoming.next().await {
+                tokio::spawn(answer(stream, lie));
+            }
+        });
+        let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
+        Ok(Self { net, addrs, task })
+    }
+
+    /// Its peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.net.peer_id()
+    }
+
+    /// Where it listens.
+    pub fn addrs(&self) -> Vec<Multiaddr> {
+        self.addrs.clone()
+    }
+}
+
+/// Answers one stream's requests with the lie until the other side closes it.
+async fn answer(mut stream: Stream, lie: Lie) {
+    loop {
+        let mut header = [0u8; wire::HEADER_LEN];
+        if stream.read_exact(&mut header).await.is_err() {
+            return;
+        }
+        let Ok(len) = wire::decode_header(header, MAX_FRAME) else { return };
+        let mut body = vec![0u8; len];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let Ok(req) = wire::decode_body::<Request>(&body) else { return };
+        let Lie::Size(size) = lie;
+        let (resp, payload) = match req {
+            Request::Have { .. } => {
+                let spans = vec![ChunkSpan { start: 0, end: size.div_ceil(CHUNK) }];
+                (Response::Have { size, spans, collection: false }, Vec::new())
+            }
+            // Garbage the size of the data and a little proof.
+            Request::Get { span, .. } => {
+                let n = (span.end.saturating_sub(span.start) * CHUNK + 64).min(1 << 20) as usize;
+                (Response::Data { len: n as u64 }, vec![0x5a; n])
+            }
+            Request::Cancel { .. } => continue,
+        };
+        let Ok(frame) = wire::encode(&resp, MAX_FRAME) else { return };
+        if stream.write_all(&frame).await.is_err() || stream.write_all(&payload).await.is_err() {
+            return;
+        }
+        if stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
