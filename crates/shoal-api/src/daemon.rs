@@ -3,7 +3,9 @@
 //! Start-up order, so that nothing is ever corrupted or left pointing at the wrong process:
 //! 1. take an exclusive lock on `<home>/daemon.lock` (a second daemon on the same data directory stops here
 //!    with a clear message; the lock dies with the process, even on `kill -9`);
-//! 2. start the node; bind the API on 127.0.0.1 (port 0 unless configured);
+//! 2. start the node; bind the API on 127.0.0.1 (port 0 unless configured). Any other address is refused
+//!    unless [`ApiOptions::allow_remote`] says otherwise: the API is plain HTTP and its token gives control
+//!    of what this peer shares and where it writes;
 //! 3. write `api.token` and `api.addr` (mode 0600, atomically). Any old ones are stale: we hold the lock.
 //!
 //! On SIGINT, SIGTERM or `POST /api/v1/stop`: stop accepting API requests, shut the node down (in-flight
@@ -41,6 +43,46 @@ pub enum DaemonError {
     /// The node failed.
     #[error(transparent)]
     Node(#[from] shoal_node::NodeError),
+    /// The API was to listen where other machines can reach it, and that was not allowed.
+    #[error(
+        "api_listen {0} is not a loopback address: the API would be reachable from other machines over plain \
+         HTTP, and its token controls what this peer shares and where it writes. Listen on 127.0.0.1, or say \
+         --api-allow-remote (api_allow_remote = true) to do it anyway, behind a TLS reverse proxy"
+    )]
+    RemoteApi(SocketAddr),
+    /// The persistent API key is too weak to guard the API.
+    #[error("api_key has {0} characters; use at least 32 random ones (e.g. `openssl rand -hex 32`)")]
+    WeakKey(usize),
+}
+
+/// Where and how the API listens.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// The API's address (127.0.0.1:0 by default: a random port on this machine only).
+    pub listen: SocketAddr,
+    /// Allow an address other machines can reach (the API stays plain HTTP: put a TLS proxy in front).
+    pub allow_remote: bool,
+    /// A persistent key for remote tools, accepted as a bearer token besides the per-run `api.token`
+    /// (Syncthing's API key); at least 32 characters.
+    pub key: Option<String>,
+}
+
+impl ApiOptions {
+    /// The API on `listen`, loopback only, with no persistent key.
+    pub fn local(listen: SocketAddr) -> Self {
+        Self { listen, allow_remote: false, key: None }
+    }
+
+    /// Checks the options before anything starts.
+    fn check(&self) -> Result<(), DaemonError> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            return Err(DaemonError::RemoteApi(self.listen));
+        }
+        match &self.key {
+            Some(k) if k.chars().count() < 32 => Err(DaemonError::WeakKey(k.chars().count())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What a running daemon tells whoever started it.
@@ -76,13 +118,13 @@ fn new_token() -> Result<String, DaemonError> {
     Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
-/// Runs a daemon on `config` with its API on `api_listen` until it is told to stop. `ready` is called once
+/// Runs a daemon on `config` with its API as `api` says until it is told to stop. `ready` is called once
 /// everything is up (the API files exist).
-pub async fn run(
-    config: NodeConfig,
-    api_listen: SocketAddr,
-    ready: impl FnOnce(&DaemonInfo),
-) -> Result<(), DaemonError> {
+pub async fn run(config: NodeConfig, api: ApiOptions, ready: impl FnOnce(&DaemonInfo)) -> Result<(), DaemonError> {
+    api.check()?;
+    if !api.listen.ip().is_loopback() {
+        tracing::warn!(listen = %api.listen, "the API listens where other machines can reach it, over plain HTTP");
+    }
     let home = config.home.clone();
     std::fs::create_dir_all(&home).map_err(io(&home))?;
     let lock_path = home.join("daemon.lock");
@@ -107,14 +149,15 @@ pub async fn run(
     lock.write_all(std::process::id().to_string().as_bytes()).map_err(io(&lock_path))?;
 
     let node = Node::start(config).await?;
-    let listener = tokio::net::TcpListener::bind(api_listen).await.map_err(io(Path::new("api listener")))?;
+    let listener = tokio::net::TcpListener::bind(api.listen).await.map_err(io(Path::new("api listener")))?;
+    let key = api.key;
     let api = listener.local_addr().map_err(io(Path::new("api listener")))?;
     let token = new_token()?;
     let token_path = home.join("api.token");
     let addr_path = home.join("api.addr");
     write_private(&token_path, &token)?;
     write_private(&addr_path, &api.to_string())?;
-    let state = ApiState::new(node.clone(), token);
+    let state = ApiState::with_key(node.clone(), token, key);
     // Downloads that a previous run had not finished go on (they resume from what was verified).
     if let Err(e) = state.resume_requests().await {
         tracing::warn!(error = %e, "cannot take up unfinished downloads");

@@ -37,6 +37,8 @@ pub struct ApiState {
 struct Inner {
     node: Node,
     token: String,
+    /// A persistent key for remote tools (`api_key`), accepted as well as the per-run token.
+    key: Option<String>,
     stop: Notify,
     feed: events::Feed,
 }
@@ -46,7 +48,13 @@ impl ApiState {
     /// the feed.
     pub fn new(node: Node, token: String) -> Self {
         let feed = events::Feed::start(&node);
-        Self { inner: Arc::new(Inner { node, token, stop: Notify::new(), feed }) }
+        Self { inner: Arc::new(Inner { node, token, key: None, stop: Notify::new(), feed }) }
+    }
+
+    /// State for `node` that also accepts a persistent API `key` (see `daemon::ApiOptions`).
+    pub fn with_key(node: Node, token: String, key: Option<String>) -> Self {
+        let feed = events::Feed::start(&node);
+        Self { inner: Arc::new(Inner { node, token, key, stop: Notify::new(), feed }) }
     }
 
     /// Resolves when a client asked the daemon to stop (`POST /api/v1/stop`).
@@ -104,13 +112,19 @@ pub fn router(state: ApiState) -> Router {
 
 /// Constant-time comparison, so response timing does not leak how much of a guessed token was right.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 async fn auth(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if same(t.trim().as_bytes(), state.inner.token.as_bytes()) => next.run(req).await,
+        Some(t)
+            if same(t.trim().as_bytes(), state.inner.token.as_bytes())
+                | state.inner.key.as_ref().is_some_and(|k| same(t.trim().as_bytes(), k.as_bytes())) =>
+        {
+            next.run(req).await
+        }
         _ => ApiError::unauthorized().into_response(),
     }
 }

@@ -51,6 +51,21 @@ async fn every_route_needs_the_token() {
 }
 
 #[tokio::test]
+async fn a_persistent_api_key_works_besides_the_token_and_nothing_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig::loopback(dir.path().join("home"))).await.unwrap();
+    let key = "k".repeat(40);
+    let app = router(ApiState::with_key(node, TOKEN.into(), Some(key.clone())));
+    for t in [TOKEN, key.as_str()] {
+        assert_eq!(call(&app, "GET", "/api/v1/status", Some(t), None).await.0, StatusCode::OK, "{t}");
+    }
+    // Neither a prefix of the key nor the key with more after it.
+    for t in [&key[..39], &format!("{key}x")] {
+        assert_eq!(call(&app, "GET", "/api/v1/status", Some(t), None).await.0, StatusCode::UNAUTHORIZED, "{t}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_ids_and_routes_are_404_and_bad_json_is_400() {
     let (app, _d) = app().await;
     let (s, b) = call(&app, "GET", "/api/v1/downloads/abc", Some(TOKEN), None).await;

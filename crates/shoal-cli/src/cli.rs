@@ -73,6 +73,21 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_DIRECT_WRITES", action = clap::ArgAction::Set)]
     pub(crate) direct_writes: Option<bool>,
 
+    /// Address of the daemon's API (default 127.0.0.1:0, a random port on this machine). Other addresses
+    /// need --api-allow-remote.
+    #[arg(long, global = true, env = "SHOAL_API_LISTEN")]
+    pub(crate) api_listen: Option<String>,
+
+    /// Let the API listen on an address other machines can reach (true/false; default false). The API is
+    /// plain HTTP: put a TLS reverse proxy in front of it.
+    #[arg(long, global = true, env = "SHOAL_API_ALLOW_REMOTE", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) api_allow_remote: Option<bool>,
+
+    /// A persistent API key for remote tools, accepted besides the per-run api.token (at least 32
+    /// characters). Better given as SHOAL_API_KEY or api_key in config.toml than on the command line.
+    #[arg(long, global = true, env = "SHOAL_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+
     /// Log more (RUST_LOG overrides).
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
@@ -153,9 +168,6 @@ pub(crate) enum Command {
         /// Print peer id, addresses and API address as JSON.
         #[arg(long)]
         json: bool,
-        /// Address of the local API (default 127.0.0.1:0, a random port).
-        #[arg(long, env = "SHOAL_API_LISTEN")]
-        api_listen: Option<std::net::SocketAddr>,
     },
     /// Run an index server (hybrid topology) in the foreground, with its local API: peers that name it with
     /// --index-server register their share lists with it and send it their searches.
@@ -163,9 +175,6 @@ pub(crate) enum Command {
         /// Print peer id, addresses and API address as JSON.
         #[arg(long)]
         json: bool,
-        /// Address of the local API (default 127.0.0.1:0, a random port).
-        #[arg(long, env = "SHOAL_API_LISTEN")]
-        api_listen: Option<std::net::SocketAddr>,
     },
     /// Print the effective configuration and where each value came from (flag, env, config.toml, default).
     Config {

@@ -32,6 +32,11 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         settings.api_listen.value.parse().with_context(|| {
             format!("api_listen {:?} is not an address like 127.0.0.1:5150", settings.api_listen.value)
         })?;
+    let api = shoal_api::daemon::ApiOptions {
+        listen: api_listen,
+        allow_remote: settings.api_allow_remote.value,
+        key: settings.api_key.value.clone(),
+    };
     match args.command {
         Command::Share { path, json } => match remote::daemon(&config.home).await? {
             Some(client) => remote::share(&client, &path, json).await,
@@ -85,13 +90,13 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
                 }
             }
         }
-        Command::Daemon { json, .. } => daemon::run(config, api_listen, json).await,
+        Command::Daemon { json, .. } => daemon::run(config, api, json).await,
         Command::IndexServer { json, .. } => {
             if config.topology != Topology::Hybrid && settings.topology.value.is_some() {
                 bail!("an index server belongs to the hybrid topology, but topology is set to {}", config.topology);
             }
             let search = config.search.clone().with_index_server(true);
-            daemon::run(config.with_topology(Topology::Hybrid).with_search(search), api_listen, json).await
+            daemon::run(config.with_topology(Topology::Hybrid).with_search(search), api, json).await
         }
         Command::Config { .. } => Ok(()),
         Command::Status { json } => remote::status(&remote::required(&config.home).await?, json).await,

@@ -16,7 +16,9 @@
 //! supernode_capable = true         # supernode: may this peer become one (say false behind a NAT)
 //! direct_writes = true             # large pieces straight to disk (say false on a spinning disk)
 //! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
-//! api_listen = "127.0.0.1:5150"
+//! api_listen = "127.0.0.1:5150"     # another machine's reach needs api_allow_remote = true
+//! api_allow_remote = false
+//! api_key = "..."                  # persistent key for remote tools, >= 32 characters (never printed)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Args, Command};
+use crate::cli::Args;
 
 /// Where a value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -61,6 +63,8 @@ struct FileConfig {
     supernode_capable: Option<bool>,
     direct_writes: Option<bool>,
     api_listen: Option<String>,
+    api_allow_remote: Option<bool>,
+    api_key: Option<String>,
 }
 
 /// Every setting, resolved.
@@ -81,6 +85,14 @@ pub(crate) struct Settings {
     pub(crate) supernode_capable: Setting<bool>,
     pub(crate) direct_writes: Setting<bool>,
     pub(crate) api_listen: Setting<String>,
+    pub(crate) api_allow_remote: Setting<bool>,
+    /// Never printed: `shoal config` says only whether it is set.
+    #[serde(serialize_with = "set_or_not")]
+    pub(crate) api_key: Setting<Option<String>>,
+}
+
+fn set_or_not<S: serde::Serializer>(s: &Setting<Option<String>>, ser: S) -> Result<S::Ok, S::Error> {
+    Setting { value: s.value.as_ref().map(|_| "(set)"), source: s.source }.serialize(ser)
 }
 
 fn source_of(m: &ArgMatches, id: &str) -> Option<Source> {
@@ -125,12 +137,6 @@ impl Settings {
         };
         let config_file = home.value.join("config.toml");
         let f = read_file(&config_file)?;
-        let api_given = match &args.command {
-            Command::Daemon { api_listen, .. } | Command::IndexServer { api_listen, .. } => {
-                api_listen.map(|a| a.to_string())
-            }
-            _ => None,
-        };
         let default_listen = if args.loopback {
             vec!["/ip4/127.0.0.1/tcp/0".to_string()]
         } else {
@@ -176,7 +182,9 @@ impl Settings {
             index_servers: pick(m, "index_servers", some_if_nonempty(&args.index_servers), f.index_servers, Vec::new()),
             supernode_capable: pick(m, "supernode_capable", args.supernode_capable, f.supernode_capable, true),
             direct_writes: pick(m, "direct_writes", args.direct_writes, f.direct_writes, true),
-            api_listen: pick(m, "api_listen", api_given, f.api_listen, "127.0.0.1:0".to_string()),
+            api_listen: pick(m, "api_listen", args.api_listen.clone(), f.api_listen, "127.0.0.1:0".to_string()),
+            api_allow_remote: pick(m, "api_allow_remote", args.api_allow_remote, f.api_allow_remote, false),
+            api_key: pick(m, "api_key", args.api_key.clone().map(Some), f.api_key.map(Some), None),
             home,
         };
         if let Some(t) = &s.topology.value {
@@ -218,6 +226,8 @@ impl Settings {
             ("supernode_capable", self.supernode_capable.value.to_string(), self.supernode_capable.source),
             ("direct_writes", self.direct_writes.value.to_string(), self.direct_writes.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
+            ("api_allow_remote", self.api_allow_remote.value.to_string(), self.api_allow_remote.source),
+            ("api_key", self.api_key.value.as_ref().map_or("none", |_| "(set)").to_string(), self.api_key.source),
         ];
         crate::commands::print_line(&format!("# config file: {}", self.config_file.display()))?;
         for (k, v, s) in rows {

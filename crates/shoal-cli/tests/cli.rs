@@ -194,6 +194,9 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
         (vec!["share".into(), dir.path().join("missing").display().to_string()], "does not exist"),
         (vec!["--bootstrap".into(), "nonsense".into(), "daemon".into()], "not a multiaddr"),
         (vec!["--upload-limit".into(), "fast".into(), "daemon".into()], "not a rate"),
+        // The API stays on this machine unless that is said out loud, and a persistent key must be strong.
+        (vec!["--api-listen".into(), "0.0.0.0:0".into(), "daemon".into()], "not a loopback address"),
+        (vec!["--api-key".into(), "short".into(), "daemon".into()], "at least 32"),
     ];
     for (args, expect) in cases {
         let o = shoal(&home).args(&args).stdin(Stdio::null()).output().unwrap();
@@ -450,6 +453,8 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     let o = shoal(&home)
         .env("SHOAL_DOWNLOAD_LIMIT", "8MB")
         .env("SHOAL_MAX_CONNECTIONS", "50")
+        .env("SHOAL_API_LISTEN", "127.0.0.1:5999")
+        .env("SHOAL_API_KEY", "a-secret-that-must-never-be-printed-0123456789")
         .args(["config", "--json", "--max-connections", "70"])
         .stdin(Stdio::null())
         .output()
@@ -464,6 +469,9 @@ fn config_values_come_from_flag_then_env_then_file_then_default() {
     assert_eq!(got("upload_limit_per_peer"), (serde_json::Value::Null, "default".into()));
     assert_eq!(got("direct_writes"), (serde_json::json!(false), "file".into()));
     assert_eq!(got("supernode_capable"), (serde_json::json!(true), "default".into()));
+    assert_eq!(got("api_listen"), (serde_json::json!("127.0.0.1:5999"), "env".into()));
+    assert_eq!(got("api_key"), (serde_json::json!("(set)"), "env".into()));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("must-never"), "the key was printed");
     // The topology reaches the daemon's status.
     let (_d, _) = daemon(&home);
     let st: serde_json::Value = serde_json::from_str(run_ok(&home, &["status", "--json"]).trim()).unwrap();

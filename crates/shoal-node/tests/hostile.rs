@@ -103,3 +103,31 @@ async fn two_downloads_of_one_blob_into_one_data_dir_one_writer_and_the_other_re
     assert_eq!(b3(&std::fs::read(&a).unwrap()), b3(&bytes), "the first download is intact");
     assert!(!b.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsharing_a_folder_stops_serving_and_withdraws_every_file_of_it() {
+    let src = peer().await;
+    let root = src.home().join("album");
+    std::fs::create_dir_all(&root).unwrap();
+    let (one, two) = (random_bytes(40_000, 71), random_bytes(50_000, 72));
+    write_file(&root, "one.bin", &one);
+    write_file(&root, "two.bin", &two);
+    let info = src.node.share(&root).await.unwrap();
+    let ticket = src.node.ticket(&info).await.unwrap();
+    let member = info.files.iter().find(|f| f.path == "one.bin").unwrap().id;
+    let key = member.as_bytes().to_vec();
+    assert!(src.node.network().dht_state(key.clone()).await.unwrap().providers.contains(&src.node.peer_id()));
+    assert!(src.node.unshare(&info.id).await.unwrap());
+    // Withdrawn from the DHT: our own provider record of the file is gone.
+    let state = src.node.network().dht_state(key).await.unwrap();
+    assert!(!state.providers.contains(&src.node.peer_id()), "a file of the unshared folder is still provided");
+    // And not served: a peer that asks for the file by id, from us only, finds no provider.
+    let dst = peer().await;
+    let mut req = DownloadRequest::from_id(member, Some(dst.home().join("one.bin")));
+    req.providers = ticket.providers.clone();
+    req.discover = false;
+    let err = dst.node.download(req).await.unwrap().finish().await.expect_err("an unshared file was served");
+    assert!(err.to_string().contains("no provider"), "{err}");
+    // The user's files are untouched.
+    assert_eq!(std::fs::read(root.join("one.bin")).unwrap(), one);
+}

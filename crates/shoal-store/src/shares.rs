@@ -5,6 +5,7 @@
 //! a share whose files are not servable, nor servable files of a share that is not listed. The outboard
 //! files are written (atomically) before the transaction; an outboard nobody's row points to is harmless.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
@@ -130,17 +131,35 @@ impl Store {
         Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
     }
 
-    /// Stops sharing `id`: it is no longer listed nor served (unless it was downloaded here, in which case it
-    /// keeps being served like any completed download). The user's file is not touched. Returns whether it
-    /// was shared. One transaction.
-    pub fn remove_share(&self, id: &ContentId) -> Result<bool, StoreError> {
+    /// Stops sharing `id`: it is no longer listed nor served, and neither is any file of a shared folder that
+    /// no other share and no download still needs (a blob that was downloaded here keeps being served like
+    /// any completed download). The user's files are not touched. Returns `None` if `id` was not shared,
+    /// else the ids no longer served (to withdraw from the network). One transaction.
+    pub fn remove_share(&self, id: &ContentId) -> Result<Option<Vec<ContentId>>, StoreError> {
         self.catalog.tx(|c| {
-            let was = c.execute("DELETE FROM shares WHERE id = ?1", params![id.as_bytes()])? > 0;
-            index::unindex_share(c, id)?;
-            if was && !downloads::was_downloaded(c, id)? {
-                blobs::remove(c, id)?;
+            if c.execute("DELETE FROM shares WHERE id = ?1", params![id.as_bytes()])? == 0 {
+                return Ok(None);
             }
-            Ok(was)
+            // The share's ids (its root and, for a folder, every file) and those other shares still list.
+            let ids = |sql: &str| -> rusqlite::Result<HashSet<[u8; 32]>> {
+                let mut st = c.prepare(sql)?;
+                let rows = st.query_map(params![id.as_bytes()], |r| r.get::<_, [u8; 32]>(0))?;
+                rows.collect()
+            };
+            let mut mine = ids("SELECT id FROM names WHERE root = ?1")?;
+            mine.insert(id.0);
+            let others = ids("SELECT DISTINCT id FROM names WHERE root != ?1")?;
+            index::unindex_share(c, id)?;
+            let mut gone = Vec::new();
+            for raw in mine.difference(&others) {
+                let blob = ContentId(*raw);
+                if !downloads::was_downloaded(c, &blob)? {
+                    blobs::remove(c, &blob)?;
+                    gone.push(blob);
+                }
+            }
+            gone.sort_by_key(|b| (b != id, b.0));
+            Ok(Some(gone))
         })
     }
 
@@ -195,10 +214,42 @@ mod tests {
     fn unsharing_removes_the_share_its_names_and_its_blob_together() {
         let (_dir, store, f) = store_and_file("report.pdf", b"pdf");
         let info = store.share(&f).unwrap();
-        assert!(store.remove_share(&info.id).unwrap());
+        assert_eq!(store.remove_share(&info.id).unwrap(), Some(vec![info.id]));
         assert!(store.shares().unwrap().is_empty());
         assert!(store.indexed_names().unwrap().is_empty());
         assert!(store.open_served(&info.id).unwrap().is_none());
-        assert!(!store.remove_share(&info.id).unwrap());
+        assert_eq!(store.remove_share(&info.id).unwrap(), None);
+    }
+
+    #[test]
+    fn unsharing_a_folder_stops_serving_its_files_except_those_another_share_still_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("home")).unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for (d, name, bytes) in
+            [(&a, "one", &b"one"[..]), (&a, "both", b"both"), (&b, "both", b"both"), (&b, "two", b"2")]
+        {
+            std::fs::write(d.join(name), bytes).unwrap();
+        }
+        let (fa, fb) = (store.share(&a).unwrap(), store.share(&b).unwrap());
+        let single = store.share(&dir.path().join("a").join("one")).unwrap();
+        let id = |name: &[u8]| ContentId::of(name);
+        let gone = store.remove_share(&fa.id).unwrap().unwrap();
+        // The folder and none of its files: "one" is also shared on its own, "both" is in folder b.
+        assert_eq!(gone, vec![fa.id]);
+        for still in [id(b"one"), id(b"both"), id(b"2"), fb.id, single.id] {
+            assert!(store.open_served(&still).unwrap().is_some(), "{still} stopped being served");
+        }
+        let mut gone = store.remove_share(&fb.id).unwrap().unwrap();
+        gone.sort_by_key(|g| g.0);
+        let mut want = vec![fb.id, id(b"both"), id(b"2")];
+        want.sort_by_key(|g| g.0);
+        assert_eq!(gone, want);
+        for g in &want {
+            assert!(store.open_served(g).unwrap().is_none(), "{g} is still served");
+        }
+        assert!(store.open_served(&id(b"one")).unwrap().is_some(), "still shared on its own");
     }
 }

@@ -192,16 +192,17 @@ impl Transfer {
         Ok(info)
     }
 
-    /// Stops sharing `id` and withdraws it from the DHT. Returns whether it was shared.
+    /// Stops sharing `id` (and, for a folder, every file no other share or download needs) and withdraws
+    /// what is no longer served from the DHT. Returns whether it was shared.
     pub async fn unshare(&self, id: &ContentId) -> Result<bool, NodeError> {
         let store = self.store.clone();
         let i = *id;
-        let was = blocking(move || store.remove_share(&i)).await?;
-        if was {
-            self.net.unprovide(id.as_bytes().to_vec()).await?;
-            self.events.emit(super::Event::ShareRemoved { id: *id });
+        let Some(gone) = blocking(move || store.remove_share(&i)).await? else { return Ok(false) };
+        for g in gone {
+            self.net.unprovide(g.as_bytes().to_vec()).await?;
         }
-        Ok(was)
+        self.events.emit(super::Event::ShareRemoved { id: *id });
+        Ok(true)
     }
 
     /// Starts a download that `node` runs (it finds providers through the node's search service).
