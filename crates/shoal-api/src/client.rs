@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
-    AddShare, ContentId, DownloadInfo, PeerView, SearchBody, SearchLine, ShareRecord, Shared, StartDownload, Status,
-    Stopping,
+    AddShare, ContentId, DownloadInfo, PeerView, Removed, SearchBody, SearchLine, ShareRecord, Shared, StartDownload,
+    Status, Stopping,
 };
 
 /// Why a call to the daemon failed.
@@ -177,6 +177,11 @@ impl Client {
     /// `POST /api/v1/stop`.
     pub async fn stop(&self) -> Result<Stopping, ClientError> {
         self.post("/api/v1/stop", &serde_json::json!({})).await
+    }
+
+    /// `POST /api/v1/shares/{id}/remove`.
+    pub async fn unshare(&self, id: &ContentId) -> Result<Removed, ClientError> {
+        self.post(&format!("/api/v1/shares/{id}/remove"), &serde_json::json!({})).await
     }
 
     /// `POST path` with a JSON body.

@@ -103,12 +103,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), DaemonError> {
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-    f.write_all(contents.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    shoal_store::atomic::write(path, contents.as_bytes(), 0o600).map_err(io(path))
 }
 
 fn new_token() -> Result<String, DaemonError> {

@@ -205,6 +205,22 @@ pub(crate) enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Stop sharing something (a file or a folder, by the id `shoal share` printed); the file stays where it
+    /// is. Through the running daemon if there is one.
+    Unshare {
+        /// The share's content id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the data directory: the catalog's own integrity and that its records and files agree. Prints
+    /// each problem with what to do; exits 1 if there is any.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the running daemon.
     Stop {
         /// Print JSON.

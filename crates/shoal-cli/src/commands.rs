@@ -103,6 +103,15 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
         Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
+        Command::Unshare { id, json } => {
+            let id: shoal_store::ContentId =
+                id.trim().parse().map_err(|e| anyhow::anyhow!("{id:?} is not a content id: {e}"))?;
+            match remote::daemon(&config.home).await? {
+                Some(client) => share::unshare_remote(&client, &id, json).await,
+                None => share::unshare_here(&config.home, &id, json),
+            }
+        }
+        Command::Doctor { json } => share::doctor(&config.home, json),
         Command::Completions { .. } => Ok(()),
         Command::Demo { sources, size_mib, json } => demo::run(sources, size_mib, json).await,
     }

@@ -52,14 +52,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `search` exits as `grep` does: 1 means nothing was found, so its errors exit 2.
+    let failure =
+        if matches!(args.command, cli::Command::Search { .. }) { ExitCode::from(2) } else { ExitCode::FAILURE };
     match runtime.block_on(commands::run(args, matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, outermost first.
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("error: {msg}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", one_line(&e));
+            failure
         }
     }
+}
+
+/// The error and its causes on one line, outermost first; a cause whose words the message before it already
+/// carries (an OS error a wrapper printed) is said once, not twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -7,11 +7,11 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::{Transport, upgrade};
 use libp2p::identity::Keypair;
-use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp};
 
+use crate::dht_store::DhtStore;
 use crate::mux::Yamux;
 use crate::secure::SecureUpgrade;
 use crate::{NetConfig, NetError, TransportKind};
@@ -26,7 +26,7 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: Toggle<kad::Behaviour<MemoryStore>>,
+    pub(crate) kad: Toggle<kad::Behaviour<DhtStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
@@ -108,16 +108,8 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
 
 fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
-    // libp2p's defaults hold 1,024 keys in all; a peer sharing a large folder announces one key per file.
-    let store = MemoryStore::with_config(
-        peer_id,
-        MemoryStoreConfig {
-            max_records: 65_536,
-            max_value_bytes: 65_536,
-            max_providers_per_key: 64,
-            max_provided_keys: 65_536,
-        },
-    );
+    // Bounded against strangers, our own keys apart (see `dht_store`).
+    let store = DhtStore::new(peer_id, config.dht_limits);
     let mut kcfg = kad::Config::new(KAD_PROTOCOL);
     kcfg.set_query_timeout(config.dht_query_timeout);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);

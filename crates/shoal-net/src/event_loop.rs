@@ -147,7 +147,7 @@ impl EventLoop {
         self.listen_addrs.push(address);
     }
 
-    fn kad(&mut self) -> Option<&mut kad::Behaviour<kad::store::MemoryStore>> {
+    fn kad(&mut self) -> Option<&mut kad::Behaviour<crate::dht_store::DhtStore>> {
         self.swarm.behaviour_mut().kad.as_mut()
     }
 
@@ -351,6 +351,7 @@ impl EventLoop {
                             .into_iter()
                             .map(|r| r.provider)
                             .collect(),
+                        remote_records: k.store_mut().remote_records(),
                     },
                     None => DhtState::default(),
                 };

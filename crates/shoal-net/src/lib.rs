@@ -25,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod behaviour;
+mod dht_store;
 mod error;
 mod event_loop;
 pub mod identity;
@@ -32,6 +33,7 @@ mod mux;
 mod network;
 mod secure;
 
+pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use libp2p_stream::{Control, IncomingStreams};

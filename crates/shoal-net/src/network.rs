@@ -25,6 +25,8 @@ pub struct NetConfig {
     pub reprovide_interval: Duration,
     /// Most connections established at once (`None`: no cap).
     pub max_connections: Option<u32>,
+    /// How many provider records the DHT keeps (ours apart from other peers').
+    pub dht_limits: crate::DhtLimits,
     /// Run the Kademlia DHT (provider records, peer routing). Off, [`Network::provide`] does nothing and
     /// [`Network::find_providers`] finds nothing: the `structured` topology is the one that uses it.
     pub dht: bool,
@@ -64,6 +66,7 @@ impl Default for NetConfig {
             dht_query_timeout: Duration::from_secs(30),
             reprovide_interval: Duration::from_secs(30 * 60),
             max_connections: None,
+            dht_limits: crate::DhtLimits::default(),
             dht: true,
             agent: format!("shoal/{}", env!("CARGO_PKG_VERSION")),
             transport: TransportKind::System,
@@ -93,6 +96,12 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(10),
             ..Self::loopback()
         }
+    }
+
+    /// Sets how many provider records the DHT keeps.
+    pub fn with_dht_limits(mut self, limits: crate::DhtLimits) -> Self {
+        self.dht_limits = limits;
+        self
     }
 
     /// Sets the listen addresses.
@@ -152,6 +161,8 @@ pub struct DhtState {
     pub announced: u64,
     /// Announcements that failed (timed out, or found no peer), since start; each is tried again.
     pub announce_failures: u64,
+    /// Other peers' provider records held (bounded by [`NetConfig::dht_limits`]).
+    pub remote_records: usize,
 }
 
 /// Something that happened in the network, for whoever listens ([`Network::subscribe`]).

@@ -4,6 +4,11 @@
 //! Format: `shoal1` followed by lowercase base32 (RFC 4648 alphabet, no padding) of a postcard-encoded,
 //! versioned enum. Only `a-z` and `2-7` appear, so terminals, chat apps and URLs leave it alone; the
 //! version is the enum's variant, so a future format is rejected with a clear message, not misread.
+//!
+//! Version 2 (what this build writes) ends with a checksum: the first 4 bytes of the BLAKE3 hash of
+//! everything before it. A character changed in copying then reads as "damaged ticket", never as another
+//! content id (version 1 tickets, still read, had none: one wrong character silently named other content,
+//! and the user was told "no provider found").
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,7 +39,31 @@ pub struct Ticket {
 
 #[derive(Serialize, Deserialize)]
 enum Wire {
-    V1 { id: [u8; 32], name: String, size: u64, collection: bool, providers: Vec<(Vec<u8>, Vec<Vec<u8>>)> },
+    V1 {
+        id: [u8; 32],
+        name: String,
+        size: u64,
+        collection: bool,
+        providers: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    },
+    /// As `V1`, followed by [`CHECKSUM`] bytes.
+    V2 {
+        id: [u8; 32],
+        name: String,
+        size: u64,
+        collection: bool,
+        providers: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    },
+}
+
+/// Bytes of checksum after a version 2 ticket.
+const CHECKSUM: usize = 4;
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM] {
+    let h = blake3::hash(bytes);
+    let mut out = [0u8; CHECKSUM];
+    out.copy_from_slice(&h.as_bytes()[..CHECKSUM]);
+    out
 }
 
 /// Why a string is not a usable ticket.
@@ -51,7 +80,7 @@ pub enum TicketError {
 
 impl Ticket {
     fn to_wire(&self) -> Wire {
-        Wire::V1 {
+        Wire::V2 {
             id: self.id.0,
             name: self.name.clone(),
             size: self.size,
@@ -68,7 +97,9 @@ impl Ticket {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = postcard::to_stdvec(&self.to_wire()).map_err(|_| fmt::Error)?;
+        let mut bytes = postcard::to_stdvec(&self.to_wire()).map_err(|_| fmt::Error)?;
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum);
         write!(f, "{PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
     }
 }
@@ -89,10 +120,19 @@ impl FromStr for Ticket {
             .map_err(|e| TicketError::Damaged(e.to_string()))?;
         let (wire, rest): (Wire, _) =
             postcard::take_from_bytes(&bytes).map_err(|e| TicketError::Damaged(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(TicketError::Damaged("trailing bytes".into()));
-        }
-        let Wire::V1 { id, name, size, collection, providers } = wire;
+        let (id, name, size, collection, providers) = match wire {
+            Wire::V1 { id, name, size, collection, providers } if rest.is_empty() => {
+                (id, name, size, collection, providers)
+            }
+            Wire::V2 { id, name, size, collection, providers } if rest.len() == CHECKSUM => {
+                let body = &bytes[..bytes.len() - CHECKSUM];
+                if checksum(body) != rest {
+                    return Err(TicketError::Damaged("its checksum does not match".into()));
+                }
+                (id, name, size, collection, providers)
+            }
+            _ => return Err(TicketError::Damaged("trailing bytes".into())),
+        };
         if name.len() > 1024 || providers.len() > MAX_PROVIDERS || size > (1 << 50) {
             return Err(TicketError::Damaged("field out of range".into()));
         }
@@ -145,5 +185,45 @@ mod tests {
         assert!(matches!(s[..s.len() - 7].parse::<Ticket>(), Err(TicketError::Damaged(_))));
         assert!(matches!("shoal1!!!!".parse::<Ticket>(), Err(TicketError::Damaged(_))));
         assert!(matches!("shoal1aaaaaaaa".parse::<Ticket>(), Err(TicketError::Damaged(_))));
+    }
+
+    #[test]
+    fn any_one_character_changed_is_a_damaged_ticket_never_another_id() {
+        let t = sample();
+        let s = t.to_string();
+        let alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        for at in 6..s.len() {
+            for c in alphabet.chars().step_by(5) {
+                if s[at..].starts_with(c) {
+                    continue;
+                }
+                let typo = format!("{}{c}{}", &s[..at], &s[at + 1..]);
+                match typo.parse::<Ticket>() {
+                    Err(TicketError::Damaged(_)) => {}
+                    other => panic!("a typo at {at} gave {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_1_tickets_without_a_checksum_are_still_read() {
+        let t = sample();
+        let wire = Wire::V1 {
+            id: t.id.0,
+            name: t.name.clone(),
+            size: t.size,
+            collection: t.collection,
+            providers: t
+                .providers
+                .iter()
+                .map(|(p, a)| (p.to_bytes(), a.iter().map(|m| m.to_vec()).collect()))
+                .collect(),
+        };
+        let old = format!(
+            "{PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&postcard::to_stdvec(&wire).unwrap()).to_ascii_lowercase()
+        );
+        assert_eq!(old.parse::<Ticket>().unwrap(), t);
     }
 }

@@ -131,3 +131,49 @@ async fn unsharing_a_folder_stops_serving_and_withdraws_every_file_of_it() {
     // The user's files are untouched.
     assert_eq!(std::fs::read(root.join("one.bin")).unwrap(), one);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_fill_our_dht_store_nor_stop_us_announcing_our_shares() {
+    let limits = shoal_net::DhtLimits { own: 1 << 20, per_peer: 40, total: 100 };
+    let victim = peer_with(|mut c| {
+        c.net = c.net.clone().with_dht_limits(limits);
+        c
+    })
+    .await;
+    let (me, addrs) = (victim.node.peer_id(), victim.node.addrs().await.unwrap());
+    // Three Sybils announce 60 keys each to us: more than each may, and more than all may together.
+    let mut sybils = Vec::new();
+    for _ in 0..3 {
+        sybils.push(Hostile::flood_dht(me, addrs.clone(), 60).await.unwrap());
+    }
+    let probe = vec![0u8; 32];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let held = loop {
+        let held = victim.node.network().dht_state(probe.clone()).await.unwrap().remote_records;
+        if held >= 100 || std::time::Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(held, 100, "the store is bounded in all (and was filled to the bound)");
+    // Our own shares are still announced: every one of them is in our store as provided by us.
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let info = victim.node.share(&write_file(victim.home(), &format!("f{i}"), &random_bytes(100, 900 + i))).await;
+        ids.push(info.unwrap().id);
+    }
+    // (Announcements are queued and go out a few at a time.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for id in ids {
+        loop {
+            let state = victim.node.network().dht_state(id.as_bytes().to_vec()).await.unwrap();
+            if state.providers.contains(&me) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "our own share {id} was never recorded as provided");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(victim.node.network().dht_state(probe).await.unwrap().remote_records, 100);
+    drop(sybils);
+}

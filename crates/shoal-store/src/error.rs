@@ -16,11 +16,19 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The disk is full.
+    /// The disk filled up while a download was being written; what was verified is kept.
     #[error("disk full while writing {path}: free some space and run the same command again to resume")]
     DiskFull {
         /// The file being written.
         path: PathBuf,
+    },
+    /// There is not room for the whole download, found before anything was written (nothing is kept).
+    #[error("not enough free space for {size} bytes at {path}: free some space (or choose another -o) and try again")]
+    NoSpace {
+        /// The file that was to be created.
+        path: PathBuf,
+        /// Bytes it needs.
+        size: u64,
     },
     /// The catalog database failed.
     #[error("catalog {path}: {source}")]

@@ -69,6 +69,20 @@ pub(crate) fn unindex_share(c: &Connection, root: &ContentId) -> rusqlite::Resul
 }
 
 impl Catalog {
+    /// Whether the name index and the shares disagree: a share it does not list, or rows of a share that is
+    /// gone (each share is indexed in the transaction that records it, and unindexed in the one that removes
+    /// it, so only an interrupted fill of the index leaves this true).
+    pub(crate) fn index_is_behind(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM shares WHERE id NOT IN (SELECT root FROM names))
+                     OR EXISTS(SELECT 1 FROM names WHERE root NOT IN (SELECT id FROM shares))",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// Every indexed name (for publishing keywords).
     pub(crate) fn indexed_names(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {

@@ -25,9 +25,12 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod atomic;
 mod blobs;
 mod catalog;
 pub mod collection;
+pub mod crash;
+mod doctor;
 mod downloads;
 mod error;
 mod id;
@@ -42,6 +45,7 @@ mod shares;
 mod store;
 
 pub use collection::{Collection, Entry, PathError};
+pub use doctor::Problem;
 pub use downloads::{DownloadRecord, DownloadRequestRecord, DownloadState};
 pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};

@@ -136,6 +136,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<Migrated, MigrateError> {
         let tx = conn.transaction()?;
         tx.execute_batch(m.sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        if i + 1 == MIGRATIONS.len() {
+            crate::crash::point("migration-before-commit");
+        }
         tx.commit()?;
         // A catalog made before the index existed (version 1) has shares to index; a fresh one has none.
         reindex |= m.reindex && from > 0;

@@ -312,10 +312,8 @@ impl Partial {
         self.outboard.file.sync_data().map_err(StoreError::io("syncing outboard of", &self.data_path))?;
         self.checkpoint()?;
         // A hard link never replaces an existing file; fall back to a checked rename where links are unsupported.
-        match std::fs::hard_link(&self.data_path, final_path) {
-            Ok(()) => {
-                std::fs::remove_file(&self.data_path).map_err(StoreError::io("removing", &self.data_path))?;
-            }
+        let linked = match std::fs::hard_link(&self.data_path, final_path) {
+            Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(StoreError::Exists(final_path.into()));
             }
@@ -324,18 +322,32 @@ impl Partial {
                     return Err(StoreError::Exists(final_path.into()));
                 }
                 std::fs::rename(&self.data_path, final_path).map_err(StoreError::io("renaming", final_path))?;
+                false
             }
+        };
+        // A crash here leaves the final name and the partial file as one file (one inode) while the catalog
+        // still says partial: `Store::adopt_finished` recognises exactly that and completes the change.
+        crate::crash::point("finish-after-link");
+        record_complete(&self.catalog, &self.id, self.size, final_path)?;
+        if linked {
+            std::fs::remove_file(&self.data_path).map_err(StoreError::io("removing", &self.data_path))?;
         }
-        let m = std::fs::metadata(final_path).map_err(StoreError::io("reading metadata of", final_path))?;
-        self.catalog.put_blob(&BlobRow {
-            id: self.id,
-            size: self.size,
-            data_path: final_path.to_owned(),
-            mtime_ns: crate::store::mtime_ns(&m),
-            state: BlobState::Complete,
-            verified: Vec::new(),
-        })
+        let dir = final_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::atomic::sync_dir(dir).map_err(StoreError::io("syncing", dir))
     }
+}
+
+/// Records blob `id` as complete at `path` (where a download put it).
+pub(crate) fn record_complete(catalog: &Catalog, id: &ContentId, size: u64, path: &Path) -> Result<(), StoreError> {
+    let m = std::fs::metadata(path).map_err(StoreError::io("reading metadata of", path))?;
+    catalog.put_blob(&BlobRow {
+        id: *id,
+        size,
+        data_path: path.to_owned(),
+        mtime_ns: crate::store::mtime_ns(&m),
+        state: BlobState::Complete,
+        verified: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -59,6 +59,12 @@ fn file_name(path: &Path) -> String {
 
 /// Records a share, its blobs and its names: one transaction.
 fn record(c: &Connection, rows: &[BlobRow], share: &ShareRecord, files: &[Entry]) -> rusqlite::Result<()> {
+    record_all(c, rows, share, files)?;
+    crate::crash::point("share-before-commit");
+    Ok(())
+}
+
+fn record_all(c: &Connection, rows: &[BlobRow], share: &ShareRecord, files: &[Entry]) -> rusqlite::Result<()> {
     for row in rows {
         blobs::put(c, row)?;
     }
@@ -83,6 +89,7 @@ impl Store {
         let row = self.hash_in_place(&path)?;
         let (id, size, name) = (row.id, row.size, file_name(&path));
         let share = ShareRecord { id, name: name.clone(), path, size, is_collection: false };
+        self.sync_blobs()?;
         self.catalog.tx(|c| record(c, &[row], &share, &[]))?;
         Ok(BlobInfo { id, size, name, is_collection: false, files: Vec::new() })
     }
@@ -127,6 +134,7 @@ impl Store {
         let name = file_name(&dir);
         let share =
             ShareRecord { id, name: name.clone(), path: dir, size: collection.total_size(), is_collection: true };
+        self.sync_blobs()?;
         self.catalog.tx(|c| record(c, &rows, &share, &collection.entries))?;
         Ok(BlobInfo { id, size: bytes.len() as u64, name, is_collection: true, files: collection.entries })
     }
@@ -159,6 +167,7 @@ impl Store {
                 }
             }
             gone.sort_by_key(|b| (b != id, b.0));
+            crate::crash::point("unshare-before-commit");
             Ok(Some(gone))
         })
     }
@@ -170,6 +179,7 @@ impl Store {
 
     /// Fills the name index from the shares (a catalog from before the index existed).
     pub(crate) fn reindex(&self) -> Result<(), StoreError> {
+        self.catalog.with(|c| c.execute_batch("DELETE FROM names"))?;
         for s in self.shares()? {
             let files = match s.is_collection {
                 true => match self.read_blob(&s.id, MAX_COLLECTION_BYTES)? {
@@ -208,6 +218,18 @@ mod tests {
         assert!(store.catalog.tx(|c| record(c, std::slice::from_ref(&row), &share, &[])).is_err());
         assert!(store.shares().unwrap().is_empty());
         assert!(store.catalog.blob(&row.id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_that_says_it_is_empty_but_is_not_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("home")).unwrap();
+        let err = store.share(Path::new("/proc/self/status")).unwrap_err();
+        assert!(err.to_string().contains("special file"), "{err}");
+        assert!(store.shares().unwrap().is_empty());
+        // A really empty file is fine.
+        std::fs::write(dir.path().join("empty"), b"").unwrap();
+        assert_eq!(store.share(&dir.path().join("empty")).unwrap().size, 0);
     }
 
     #[test]

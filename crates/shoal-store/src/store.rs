@@ -2,7 +2,6 @@
 //! and partial downloads. Shares, downloads, the search index and the registry have their own modules.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -125,7 +124,9 @@ impl Store {
         std::fs::create_dir_all(&blobs).map_err(StoreError::io("creating", &blobs))?;
         let catalog = Arc::new(Catalog::open(&home.join("shoal.db"))?);
         let store = Self { home: home.to_path_buf(), blobs, catalog, outboards: Default::default() };
-        if store.catalog.needs_reindex {
+        // Decided by what the catalog holds, not only by the migration that created the index: a crash after
+        // that migration committed and before the index was filled must not leave it empty for good.
+        if store.catalog.needs_reindex || store.catalog.index_is_behind()? {
             store.reindex()?;
         }
         Ok(store)
@@ -140,12 +141,14 @@ impl Store {
         self.blobs.join(format!("{id}.obao"))
     }
 
+    /// Writes a file of the data directory whole; the name is durable once [`Store::sync_blobs`] ran.
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(StoreError::io("creating", &tmp))?;
-        f.write_all(bytes).map_err(StoreError::io("writing", &tmp))?;
-        f.sync_data().map_err(StoreError::io("syncing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(StoreError::io("renaming", path))
+        crate::atomic::replace(path, bytes, 0o644).map_err(StoreError::io("writing", path))
+    }
+
+    /// Makes the names written into `blobs/` durable, before the catalog records anything that needs them.
+    pub(crate) fn sync_blobs(&self) -> Result<(), StoreError> {
+        crate::atomic::sync_dir(&self.blobs).map_err(StoreError::io("syncing", &self.blobs))
     }
 
     /// Hashes a file in place (no copy) and writes its outboard; the caller records the returned row (in
@@ -162,6 +165,17 @@ impl Store {
                 why: "it changed while it was being hashed; share it again when it is finished".into(),
             });
         }
+        if size == 0 {
+            // A file that says it is empty but is not (`/proc/self/status` and the like): its size is not
+            // known before it is read, and it changes every time.
+            let mut probe = [0u8; 1];
+            if std::io::Read::read(&mut &file, &mut probe).map_err(StoreError::io("reading", path))? > 0 {
+                return Err(StoreError::NotShareable {
+                    path: path.to_owned(),
+                    why: "it is a special file whose size is not known in advance (such as those under /proc)".into(),
+                });
+            }
+        }
         let id = ContentId(*root.as_bytes());
         self.write_atomically(&self.outboard_path(&id), &ob)?;
         Ok(BlobRow {
@@ -177,6 +191,7 @@ impl Store {
     /// Stores `bytes` (a small blob such as a collection) in the data directory.
     pub fn import_bytes(&self, bytes: &[u8]) -> Result<ContentId, StoreError> {
         let row = self.write_bytes(bytes)?;
+        self.sync_blobs()?;
         self.catalog.put_blob(&row)?;
         Ok(row.id)
     }
@@ -331,6 +346,28 @@ impl Store {
         Ok(Partial::new(*id, size, data, partial_path.to_owned(), outboard, verified, self.catalog.clone()))
     }
 
+    /// Completes a download that a crash interrupted between giving the file its final name and recording
+    /// it: the catalog says `id` is partial at `partial_path`, and `final_path` is that very file (the same
+    /// inode, linked there only once every piece had verified). Records it complete at `final_path`, removes
+    /// the partial name, and returns true; false (touching nothing) in every other case.
+    pub fn adopt_finished(&self, id: &ContentId, partial_path: &Path, final_path: &Path) -> Result<bool, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(row) = self.catalog.blob(id)? else { return Ok(false) };
+        if row.state != BlobState::Partial || row.data_path != partial_path {
+            return Ok(false);
+        }
+        let (Ok(p), Ok(f)) = (std::fs::symlink_metadata(partial_path), std::fs::symlink_metadata(final_path)) else {
+            return Ok(false);
+        };
+        if !(p.is_file() && f.is_file() && p.dev() == f.dev() && p.ino() == f.ino() && f.len() == row.size) {
+            return Ok(false);
+        }
+        crate::partial::record_complete(&self.catalog, id, row.size, final_path)?;
+        std::fs::remove_file(partial_path).map_err(StoreError::io("removing", partial_path))?;
+        tracing::info!(id = %id.short(), path = %final_path.display(), "completed a download a crash had interrupted");
+        Ok(true)
+    }
+
     /// Throws away a partial download of `id` (a cancelled download): its partial file, its outboard and its
     /// record. Complete blobs and user files are never touched.
     pub fn discard_partial(&self, id: &ContentId) -> Result<(), StoreError> {
@@ -392,6 +429,7 @@ fn preallocate(file: &File, size: u64, path: &Path) -> Result<(), StoreError> {
     match rc {
         0 => Ok(()),
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(size).map_err(StoreError::io("sizing", path)),
+        libc::ENOSPC | libc::EFBIG => Err(StoreError::NoSpace { path: path.to_owned(), size }),
         e => Err(StoreError::io("reserving space for", path)(std::io::Error::from_raw_os_error(e))),
     }
 }

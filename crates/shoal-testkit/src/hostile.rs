@@ -2,8 +2,9 @@
 //! answers are under the test's control, so that a test can perform an attack and show that it fails.
 //!
 //! What it can do today: answer every `Have` with a size of its choosing (and claim to have all of it), and
-//! answer every `Get` with garbage of the right length. Further attacks (never reading, floods of
-//! connections and streams, DHT records, queries) are added here, next to this one, as tests need them.
+//! answer every `Get` with garbage of the right length ([`Hostile::start`]); announce itself as the
+//! provider of any number of made-up keys to fill a peer's DHT store ([`Hostile::flood_dht`]). Further
+//! attacks (never reading, floods of connections and streams, queries) are added here as tests need them.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -47,6 +48,22 @@ impl Hostile {
         });
         let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
         Ok(Self { net, addrs, task })
+    }
+
+    /// A peer with the DHT on that announces `keys` made-up keys (as their provider) while connected to
+    /// `target` only: every announcement lands in `target`'s store. Returns once all were sent.
+    pub async fn flood_dht(target: PeerId, addrs: Vec<Multiaddr>, keys: usize) -> Result<Self, String> {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback()).await.map_err(|e| e.to_string())?;
+        net.connect(target, addrs).await.map_err(|e| e.to_string())?;
+        let me = net.peer_id().to_bytes();
+        for i in 0..keys {
+            let mut k = me.clone();
+            k.extend_from_slice(&(i as u64).to_le_bytes());
+            net.provide(k).await.map_err(|e| e.to_string())?;
+        }
+        let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
+        Ok(Self { net, addrs, task: tokio::spawn(async {}) })
     }
 
     /// Its peer id.

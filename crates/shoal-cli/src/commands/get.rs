@@ -8,9 +8,11 @@ use shoal_node::{Node, NodeConfig};
 pub(crate) async fn run(config: NodeConfig, what: &str, output: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     // Read the ticket (or id) first: bad input is said before any peer starts.
     shoal_node::transfer::manager::parse_target(what, None).context("reading the ticket")?;
+    // (Unless a crash interrupted this very download just as it got its name: the node completes that.)
     if let Some(out) = &output
         && !out.is_dir()
         && std::fs::symlink_metadata(out).is_ok()
+        && std::fs::symlink_metadata(shoal_node::transfer::download::partial_path_for(out)).is_err()
     {
         anyhow::bail!("{} already exists; choose another output path with -o or remove it", out.display());
     }

@@ -1,6 +1,7 @@
 //! `shoal search WORDS`: asks the network (through the daemon if one runs, else as a one-shot peer) and
 //! prints hits as they arrive: one line per result on stdout (`id  size  name`), more peers having the same
 //! result and the closing figures on stderr. `--json` prints the events themselves, one JSON object a line.
+//! Like `grep`, it exits 1 when nothing was found (0 with at least one hit, 2 and up for errors).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -27,6 +28,13 @@ struct Printer {
 }
 
 impl Printer {
+    /// Exit status 1 when nothing was found, as `grep` does (scripts tell "no hit" from "found").
+    fn exit_if_nothing_found(&self) {
+        if self.peers.is_empty() {
+            std::process::exit(1);
+        }
+    }
+
     /// Prints one event (`raw` is its JSON, for `--json`); false after the last.
     fn on(&mut self, ev: &SearchEvent, raw: &str) -> anyhow::Result<bool> {
         match ev {
@@ -83,7 +91,9 @@ pub(crate) async fn remote(c: &Client, ask: Ask) -> anyhow::Result<()> {
         }
     })
     .await?;
-    err.map_or(Ok(()), Err)
+    err.map_or(Ok(()), Err)?;
+    p.exit_if_nothing_found();
+    Ok(())
 }
 
 /// As a one-shot peer: start, give the network a moment to link us in, search, stop.
@@ -113,5 +123,6 @@ pub(crate) async fn one_shot(config: NodeConfig, req: SearchRequest, json: bool)
         }
     }
     node.shutdown().await;
+    p.exit_if_nothing_found();
     Ok(())
 }

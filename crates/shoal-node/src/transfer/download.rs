@@ -220,7 +220,8 @@ fn safe_name(name: Option<&str>, id: &ContentId) -> String {
         .map_or_else(|| id.to_string(), str::to_string)
 }
 
-fn partial_path_for(final_path: &Path) -> PathBuf {
+/// Where a file's download is written until it is complete: `.NAME.shoal-partial` beside it.
+pub fn partial_path_for(final_path: &Path) -> PathBuf {
     let name = final_path.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
     final_path.with_file_name(format!(".{name}.shoal-partial"))
 }
@@ -287,12 +288,13 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
     let store = node.store().clone();
     let id = req.id;
     let out_for_dest = out.clone();
+    let adopted = adopt(&node, id, partial_path_for(&out), out.clone()).await?;
     let dest = move |collection: bool| -> Result<(PathBuf, PathBuf), NodeError> {
         if collection {
             let dir = store.home().join("blobs");
             Ok((dir.join(format!("{id}.collection-partial")), dir.join(format!("{id}.collection"))))
         } else {
-            if std::fs::symlink_metadata(&out_for_dest).is_ok() {
+            if !adopted && std::fs::symlink_metadata(&out_for_dest).is_ok() {
                 return Err(NodeError::Output {
                     path: out_for_dest,
                     why: "already exists; choose another path with -o or remove it".into(),
@@ -348,6 +350,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             .map_err(|e| NodeError::Output { path: staging.clone(), why: e.to_string() })?;
         for (e, target) in collection.entries.iter().zip(targets) {
             let (t, part) = (target.clone(), staging.join(format!("{}.partial", e.id)));
+            adopt(&node, e.id, part.clone(), t.clone()).await?;
             let dest = move |_c: bool| Ok((part, t));
             let before = progress.borrow().verified;
             let want = Want { id: e.id, collection: Some(false), size: Some(e.size) };
@@ -384,6 +387,16 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         transfer_seconds: totals.transfer_secs,
         peers,
     })
+}
+
+/// Completes a download of `id` that a crash interrupted right after the file got its final name (see
+/// `Store::adopt_finished`); true if it did.
+async fn adopt(node: &Node, id: ContentId, partial: PathBuf, out: PathBuf) -> Result<bool, NodeError> {
+    if std::fs::symlink_metadata(&out).is_err() {
+        return Ok(false);
+    }
+    let store = node.store().clone();
+    blocking(move || store.adopt_finished(&id, &partial, &out)).await
 }
 
 /// A DHT lookup's output.

@@ -85,6 +85,21 @@ fn an_old_catalog_is_indexed_when_opened() {
     assert_eq!(names(&store, &words("report")), ["Old Report.pdf"]);
 }
 
+#[test]
+fn an_index_left_empty_by_a_crash_after_its_migration_is_filled_at_the_next_open() {
+    let (dir, store) = setup();
+    let p = dir.path().join("Tax Return.pdf");
+    std::fs::write(&p, b"pdf").unwrap();
+    store.share(&p).unwrap();
+    drop(store);
+    // The migration that made the index committed (the version is current), the filling never ran.
+    let db = rusqlite::Connection::open(dir.path().join("home/shoal.db")).unwrap();
+    db.execute_batch("DELETE FROM names;").unwrap();
+    drop(db);
+    let store = Store::open(&dir.path().join("home")).unwrap();
+    assert_eq!(names(&store, &words("return")), ["Tax Return.pdf"]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
