@@ -9,7 +9,10 @@ use libp2p::core::{Transport, upgrade};
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, mdns, noise, ping, plaintext, tcp};
+use libp2p::{
+    StreamProtocol, Swarm, connection_limits, identify, kad, mdns, memory_connection_limits, noise, ping, plaintext,
+    tcp,
+};
 
 use crate::dht_store::DhtStore;
 use crate::mux::Yamux;
@@ -24,6 +27,7 @@ pub(crate) const IDENTIFY_PROTOCOL: &str = "/shoal/id/1.0.0";
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: Toggle<memory_connection_limits::Behaviour>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: Toggle<kad::Behaviour<DhtStore>>,
@@ -76,6 +80,30 @@ fn memory_transport(
     Ok(transport)
 }
 
+/// Connections established at once when the configuration sets no cap (real networks).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// Connections to one peer (TCP and QUIC, each way).
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Handshakes under way at once, each way: a flood of dials or of incoming attempts waits, not piles up.
+const MAX_PENDING: u32 = 64;
+/// The share of the machine's memory above which no new connection is taken.
+const MAX_MEMORY_SHARE: f64 = 0.5;
+
+/// Caps on connections in all, per peer and while they are being set up. In-process networks of the
+/// simulator (memory transport) keep only the configured total, if any: a thousand peers of one process
+/// are not a thousand machines.
+fn connection_limits(config: &NetConfig) -> connection_limits::ConnectionLimits {
+    let limits = connection_limits::ConnectionLimits::default();
+    match config.transport {
+        TransportKind::System => limits
+            .with_max_established(Some(config.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING))
+            .with_max_pending_outgoing(Some(MAX_PENDING)),
+        TransportKind::Memory { .. } => limits.with_max_established(config.max_connections),
+    }
+}
+
 pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match config.transport {
@@ -118,9 +146,14 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std
     // otherwise connect peers on its own (bootstrap lookups) and blur the overlay being measured.
     let kad = config.dht.then_some(kad);
     let mdns = if config.mdns { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?) } else { None };
-    let limits = connection_limits::ConnectionLimits::default().with_max_established(config.max_connections);
+    let limits = connection_limits(config);
+    // New connections are refused while this process uses more than half of the machine's memory (a
+    // flood of peers costs buffers and windows per connection; what is connected stays).
+    let memory = (config.transport == TransportKind::System)
+        .then(|| memory_connection_limits::Behaviour::with_max_percentage(MAX_MEMORY_SHARE));
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(limits),
+        memory: memory.into(),
         identify: identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(config.agent.clone()),
         ),

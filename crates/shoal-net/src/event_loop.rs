@@ -12,6 +12,10 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+
+/// Peers found on the LAN that we keep track of having introduced ourselves to: a LAN full of (fake) mDNS
+/// announcements cannot make the set grow beyond this.
+const MAX_INTRODUCED: usize = 4096;
 use crate::{DhtState, NetConfig, NetError, NetEvent, PeerInfo};
 
 pub(crate) enum Command {
@@ -398,9 +402,13 @@ impl EventLoop {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
                     self.introduced.remove(&peer_id);
+                    self.agents.remove(&peer_id);
                     let _ = self.events.send(NetEvent::PeerDisconnected { peer: peer_id });
-                } else if let Some(v) = self.connected.get_mut(&peer_id) {
-                    v.retain(|a| a != endpoint.get_remote_address());
+                } else if let Some(v) = self.connected.get_mut(&peer_id)
+                    && let Some(i) = v.iter().position(|a| a == endpoint.get_remote_address())
+                {
+                    // One entry per connection: only the closed one goes.
+                    v.remove(i);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
@@ -425,7 +433,13 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                // A LAN can announce any number of peers: the ones we already know or are connected to are
+                // not dialed again, the list we keep of them is bounded, and the connection limits (total,
+                // per peer, handshakes under way) bound the dials.
                 for (peer, addr) in list {
+                    if self.swarm.is_connected(&peer) || self.introduced_peers.len() >= MAX_INTRODUCED {
+                        continue;
+                    }
                     tracing::info!(%peer, %addr, "found on the LAN");
                     self.introduced_peers.insert(peer);
                     if let Some(k) = self.kad() {

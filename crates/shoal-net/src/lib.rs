@@ -33,6 +33,7 @@ mod mux;
 mod network;
 mod secure;
 
+pub use behaviour::DEFAULT_MAX_CONNECTIONS;
 pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};

@@ -34,10 +34,22 @@ const MAX_BUFFERED_INBOUND: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Yamux(yamux::Config);
 
+/// Streams one connection may carry at once (yamux's default is 512). A peer needs one per protocol and
+/// download, and at most 16 transfer streams of its are served; 128 leaves room and bounds the rest.
+const MAX_STREAMS: usize = 128;
+/// What all streams of one connection may have received and not yet read (yamux's default is 1 GiB).
+/// Each stream's window starts at 256 KiB and grows towards twice its bandwidth x delay only as its data is
+/// read, so this caps what a peer can make us buffer per connection, not a transfer's speed at ordinary
+/// delays (docs/PERFORMANCE.md).
+const MAX_CONNECTION_WINDOW: usize = 64 * 1024 * 1024;
+
 impl Default for Yamux {
     fn default() -> Self {
         let mut config = yamux::Config::default();
         config.set_split_send_size(FRAME_DATA);
+        // Streams first: the window must stay >= 256 KiB per stream (yamux checks it).
+        config.set_max_num_streams(MAX_STREAMS);
+        config.set_max_connection_receive_window(Some(MAX_CONNECTION_WINDOW));
         Self(config)
     }
 }

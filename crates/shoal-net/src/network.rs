@@ -23,7 +23,8 @@ pub struct NetConfig {
     pub dht_query_timeout: Duration,
     /// How often provided keys are announced again.
     pub reprovide_interval: Duration,
-    /// Most connections established at once (`None`: no cap).
+    /// Most connections established at once (`None`: [`crate::DEFAULT_MAX_CONNECTIONS`] on real networks,
+    /// no cap in-process). There are also caps per peer and on handshakes under way (`behaviour.rs`).
     pub max_connections: Option<u32>,
     /// How many provider records the DHT keeps (ours apart from other peers').
     pub dht_limits: crate::DhtLimits,

@@ -29,6 +29,9 @@ use shoal_store::Store;
 use crate::events::Events;
 use crate::{NodeConfig, NodeError};
 
+mod slots;
+pub use slots::{PeerSlot, PeerSlots};
+
 /// A boxed future, for the one async method of [`Service`] (a trait object cannot have `async fn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -177,3 +177,52 @@ async fn strangers_cannot_fill_our_dht_store_nor_stop_us_announcing_our_shares()
     assert_eq!(victim.node.network().dht_state(probe).await.unwrap().remote_records, 100);
     drop(sybils);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_ask_and_never_read_cost_only_themselves() {
+    let src = peer().await;
+    let bytes = random_bytes(8 << 20, 91);
+    let ticket = shared_by(&[&src], "f.bin", &bytes).await;
+    let (provider, addrs) = ticket.providers[0].clone();
+    // Three hoarders, 16 streams each, every one full of 1 MiB requests never read: together far more than
+    // the provider's 64 prepared answers.
+    let mut hoarders = Vec::new();
+    for _ in 0..3 {
+        hoarders.push(
+            Hostile::hoard(provider, addrs.clone(), *ticket.id.as_bytes(), bytes.len() as u64, 16).await.unwrap(),
+        );
+    }
+    // An honest download from the same provider still completes (the test's stall timeout is 20 s, less
+    // than the 30 s after which the hoarders' streams are closed: their share alone is what they block).
+    let dst = peer().await;
+    let out = dst.home().join("got.bin");
+    fetch(&dst, &ticket, &out).await;
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    drop(hoarders);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_open_connections_without_limit() {
+    let victim = peer().await;
+    let addr = victim.node.addrs().await.unwrap().into_iter().next().unwrap();
+    let hostile = Hostile::dial_repeatedly(addr, 20).await.unwrap();
+    let count = || async {
+        let peers = victim.node.network().peers().await.unwrap();
+        peers.iter().find(|p| p.peer == hostile.peer_id()).map_or(0, |p| p.addrs.len())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut most = 0;
+    // Watch until the dials have been answered (at least the allowed four are in), then a little longer.
+    let mut settled_at = None;
+    while std::time::Instant::now() < deadline {
+        most = most.max(count().await);
+        if most >= 4 && settled_at.is_none() {
+            settled_at = Some(std::time::Instant::now());
+        }
+        if settled_at.is_some_and(|t| t.elapsed() > std::time::Duration::from_millis(500)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 4, "connections from one peer: at most 4 (and the dials did arrive)");
+}

@@ -3,8 +3,9 @@
 //!
 //! What it can do today: answer every `Have` with a size of its choosing (and claim to have all of it), and
 //! answer every `Get` with garbage of the right length ([`Hostile::start`]); announce itself as the
-//! provider of any number of made-up keys to fill a peer's DHT store ([`Hostile::flood_dht`]). Further
-//! attacks (never reading, floods of connections and streams, queries) are added here as tests need them.
+//! provider of any number of made-up keys to fill a peer's DHT store ([`Hostile::flood_dht`]); ask for
+//! data and never read it ([`Hostile::hoard`]); dial one peer over and over ([`Hostile::dial_repeatedly`]).
+//! Further attacks (floods of queries, malformed frames) are added here as tests need them.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -61,6 +62,60 @@ impl Hostile {
             let mut k = me.clone();
             k.extend_from_slice(&(i as u64).to_le_bytes());
             net.provide(k).await.map_err(|e| e.to_string())?;
+        }
+        let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
+        Ok(Self { net, addrs, task: tokio::spawn(async {}) })
+    }
+
+    /// A peer that opens `streams` transfer streams to `provider`, asks each for as many 1 MiB ranges of
+    /// blob `id` (`size` bytes) as the provider reads ahead, and never reads an answer: it would hold the
+    /// provider's prepared answers (and their memory) for as long as the provider lets it.
+    pub async fn hoard(
+        provider: PeerId,
+        addrs: Vec<Multiaddr>,
+        id: [u8; 32],
+        size: u64,
+        streams: usize,
+    ) -> Result<Self, String> {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback().with_dht(false))
+            .await
+            .map_err(|e| e.to_string())?;
+        net.connect(provider, addrs).await.map_err(|e| e.to_string())?;
+        let mut open = Vec::new();
+        let chunks = size.div_ceil(CHUNK).max(1);
+        for _ in 0..streams {
+            let mut s = net
+                .streams()
+                .open_stream(provider, StreamProtocol::new(shoal_proto::transfer::PROTOCOL))
+                .await
+                .map_err(|e| e.to_string())?;
+            for i in 0..32u64 {
+                let start = (i * 1024) % chunks;
+                let span = ChunkSpan { start, end: (start + 1024).min(chunks) };
+                let frame = wire::encode(&Request::Get { id, span }, MAX_FRAME).map_err(|e| e.to_string())?;
+                s.write_all(&frame).await.map_err(|e| e.to_string())?;
+            }
+            s.flush().await.map_err(|e| e.to_string())?;
+            open.push(s);
+        }
+        let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
+        // The streams stay open, unread, until the hostile peer is dropped.
+        let task = tokio::spawn(async move {
+            let _open = open;
+            std::future::pending::<()>().await;
+        });
+        Ok(Self { net, addrs, task })
+    }
+
+    /// A peer that dials `addr` `times` times (each dial a new connection if the other side takes it).
+    pub async fn dial_repeatedly(addr: Multiaddr, times: usize) -> Result<Self, String> {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback().with_dht(false))
+            .await
+            .map_err(|e| e.to_string())?;
+        for _ in 0..times {
+            let _ = net.dial(addr.clone()).await;
         }
         let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
         Ok(Self { net, addrs, task: tokio::spawn(async {}) })

@@ -40,6 +40,9 @@ pub(crate) enum Cmd {
     Start { req: SearchRequest, tx: mpsc::Sender<SearchEvent> },
 }
 
+/// Peers of another topology remembered for `status`.
+const MAX_MISMATCHES: usize = 64;
+
 /// What the node reads from the driver.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -373,7 +376,11 @@ impl Driver {
                 if let Some(theirs) = theirs.filter(|t| *t != ours) {
                     tracing::warn!(%peer, theirs, ours, "peer runs another topology: searches will not reach through it; \
                         every peer of a network must use the same `topology` setting");
-                    shoal_store::lock(&self.shared.mismatches).insert(peer, theirs.to_string());
+                    let mut m = shoal_store::lock(&self.shared.mismatches);
+                    // Shown to the user as a warning: a few are enough, and strangers cannot grow the list.
+                    if m.len() < MAX_MISMATCHES || m.contains_key(&peer) {
+                        m.insert(peer, theirs.to_string());
+                    }
                 }
             }
             _ => {}

@@ -1,7 +1,8 @@
 //! [`Search`]: the search service on the node's seam (see [`crate::service`]).
 //!
 //! It owns the search driver (one task, [`super::driver`]) and answers `/shoal/search/1` streams: each one
-//! is read on its own task and its messages go to the driver. It finds things in the way the topology
+//! is read on its own task and its messages go to the driver. A peer needs one stream to us (its outbound
+//! link); it may hold [`STREAMS_PER_PEER`] at once, more are closed at once. It finds things in the way the topology
 //! finds them, including the providers of a content id for downloads.
 
 use std::sync::Arc;
@@ -21,7 +22,11 @@ use prometheus_client::encoding::DescriptorEncoder;
 use crate::NodeError;
 use crate::config::Topology;
 use crate::metrics::{counter, gauge};
-use crate::service::{Context, Service, Start, Tasks};
+use crate::service::{Context, PeerSlots, Service, Start, Tasks};
+
+/// Inbound search streams one peer may have open at once (it needs one; the others cover reconnects whose
+/// old stream has not ended yet).
+pub(crate) const STREAMS_PER_PEER: usize = 4;
 
 /// The search figures, read at every scrape.
 #[derive(Debug)]
@@ -60,6 +65,7 @@ pub struct Search {
     cmds: mpsc::Sender<Cmd>,
     shared: Arc<Shared>,
     links: mpsc::Sender<LinkEvent>,
+    inbound: PeerSlots,
 }
 
 impl Start for Search {
@@ -77,7 +83,8 @@ impl Start for Search {
         })
         .await;
         ctx.metrics.register_collector(SearchMetrics(shared.clone()));
-        Ok(Self { topology: ctx.config.topology, net: ctx.net, tasks: ctx.tasks, cmds, shared, links })
+        let inbound = PeerSlots::new(STREAMS_PER_PEER);
+        Ok(Self { topology: ctx.config.topology, net: ctx.net, tasks: ctx.tasks, cmds, shared, links, inbound })
     }
 }
 
@@ -91,7 +98,15 @@ impl Service for Search {
     }
 
     fn accept(&self, _protocol: &StreamProtocol, peer: PeerId, stream: Stream) {
-        self.tasks.spawn(links::read_loop(peer, stream, self.links.clone()));
+        let Some(slot) = self.inbound.take(peer) else {
+            tracing::debug!(%peer, "peer opened more than {STREAMS_PER_PEER} search streams; closing the new one");
+            return;
+        };
+        let links = self.links.clone();
+        self.tasks.spawn(async move {
+            let _slot = slot;
+            links::read_loop(peer, stream, links).await;
+        });
     }
 
     fn status(&self) -> serde_json::Value {

@@ -37,6 +37,9 @@ impl RateLimiter {
     }
 }
 
+/// Per-peer buckets kept before idle ones are dropped.
+const MAX_PEER_BUCKETS: usize = 1024;
+
 /// The caps of one direction (upload or download): global and per peer; either may be absent.
 #[derive(Debug, Default)]
 pub(crate) struct Limits {
@@ -64,12 +67,23 @@ impl Limits {
     /// Waits for the cap of `peer` only.
     pub(crate) async fn acquire_peer(&self, peer: libp2p::PeerId, n: usize) {
         if let Some(rate) = self.per_peer_rate {
-            let l = shoal_store::lock(&self.per_peer)
-                .entry(peer)
-                .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate)))
-                .clone();
+            let l = {
+                let mut all = shoal_store::lock(&self.per_peer);
+                // Buckets nobody waits on are dropped once there are many (a peer's next transfer gets a
+                // full bucket, which a cap per peer allows anyway): the map follows the peers sending now.
+                if all.len() >= MAX_PEER_BUCKETS && !all.contains_key(&peer) {
+                    all.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
+                }
+                all.entry(peer).or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate))).clone()
+            };
             l.acquire(n).await;
         }
+    }
+
+    /// Per-peer buckets kept now.
+    #[cfg(test)]
+    fn buckets(&self) -> usize {
+        shoal_store::lock(&self.per_peer).len()
     }
 
     /// Waits for the cap of all peers together only.
@@ -83,6 +97,15 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn per_peer_buckets_are_bounded() {
+        let l = Limits::new(None, Some(1 << 30));
+        for _ in 0..MAX_PEER_BUCKETS * 3 {
+            l.acquire_peer(libp2p::PeerId::random(), 1).await;
+        }
+        assert!(l.buckets() <= MAX_PEER_BUCKETS, "{} buckets", l.buckets());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn long_run_rate_is_the_limit() {

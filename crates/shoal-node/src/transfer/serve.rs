@@ -7,7 +7,9 @@
 //!
 //! Memory is bounded against hostile peers: at most [`MAX_STREAMS_PER_PEER`] streams per peer (more are
 //! closed at once), and at most [`MAX_PREPARED`] answers prepared and not yet written, over all streams
-//! (a stream waits for a permit before it prepares the next answer).
+//! (a stream waits for a permit before it prepares the next answer), of which one peer may hold at most
+//! [`PREPARED_PER_PEER`]. A peer that asks and never reads costs only itself: every write to it has
+//! [`WRITE_TIMEOUT`], after which its stream is closed and its permits are given back.
 
 use std::sync::Arc;
 
@@ -28,6 +30,11 @@ use crate::service::Tasks;
 pub(crate) const MAX_STREAMS_PER_PEER: usize = 16;
 /// Answers (up to a piece, 1 MiB, each) prepared and not yet written, over all streams.
 pub(crate) const MAX_PREPARED: usize = 64;
+/// Of those, what one peer's streams may hold together: a peer that stops reading can block at most this
+/// many, and others keep the rest.
+pub(crate) const PREPARED_PER_PEER: usize = MAX_PREPARED / 4;
+/// The longest one write to a peer may take (a frame, or a piece of up to 1 MiB: 35 KB/s at the least).
+pub(crate) const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the serving tasks share.
 pub(crate) struct ServeCtx {
@@ -38,7 +45,8 @@ pub(crate) struct ServeCtx {
     pub(crate) prepared: Arc<tokio::sync::Semaphore>,
     /// Turn-taking through the global upload cap (least-sent piece first).
     pub(crate) uplink: Arc<Uplink>,
-    pub(crate) streams: std::sync::Mutex<std::collections::HashMap<PeerId, usize>>,
+    /// Per peer: its open streams and its share of the prepared answers.
+    pub(crate) streams: std::sync::Mutex<std::collections::HashMap<PeerId, (usize, Arc<tokio::sync::Semaphore>)>>,
 }
 
 impl ServeCtx {
@@ -57,25 +65,27 @@ impl ServeCtx {
     /// Counts a new stream of `peer`; `None` if it already has the most it may.
     fn open_stream(self: &Arc<Self>, peer: PeerId) -> Option<StreamSlot> {
         let mut s = shoal_store::lock(&self.streams);
-        let n = s.entry(peer).or_default();
+        let (n, share) = s.entry(peer).or_insert_with(|| (0, Arc::new(tokio::sync::Semaphore::new(PREPARED_PER_PEER))));
         if *n >= MAX_STREAMS_PER_PEER {
             return None;
         }
         *n += 1;
-        Some(StreamSlot { ctx: self.clone(), peer })
+        Some(StreamSlot { ctx: self.clone(), peer, share: share.clone() })
     }
 }
 
-/// One open stream of a peer; gives its slot back when dropped.
+/// One open stream of a peer; gives its slot back when dropped (the peer is forgotten with its last one).
 struct StreamSlot {
     ctx: Arc<ServeCtx>,
     peer: PeerId,
+    /// The peer's share of the prepared answers.
+    share: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut s = shoal_store::lock(&self.ctx.streams);
-        if let Some(n) = s.get_mut(&self.peer) {
+        if let Some((n, _)) = s.get_mut(&self.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 s.remove(&self.peer);
@@ -93,8 +103,9 @@ pub(crate) fn accept(ctx: &Arc<ServeCtx>, tasks: &Tasks, peer: PeerId, stream: S
     };
     let ctx = ctx.clone();
     tasks.spawn(async move {
+        let share = slot.share.clone();
         let _slot = slot;
-        match serve_stream(peer, stream, &ctx).await {
+        match serve_stream(peer, stream, &ctx, share).await {
             Ok(()) => tracing::trace!(%peer, "transfer stream closed"),
             Err(e) => tracing::debug!(%peer, error = %e, "transfer stream ended with an error"),
         }
@@ -163,9 +174,15 @@ const MAX_UNANSWERED: usize = 32;
 /// Answers the requests of one stream in order, in three stages: the reader takes requests (and cancels)
 /// off the stream as they come, so a `Cancel` is seen while its `Get` still waits; the preparer encodes up to
 /// two answers ahead of the writer; the writer paces data through the upload caps and writes.
-async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Result<(), FrameError> {
+async fn serve_stream(
+    peer: PeerId,
+    stream: Stream,
+    ctx: &Arc<ServeCtx>,
+    share: Arc<tokio::sync::Semaphore>,
+) -> Result<(), FrameError> {
     let (mut rd, mut wr) = stream.split();
-    type Permit = tokio::sync::OwnedSemaphorePermit;
+    /// The peer's permit and the global one, released together once the answer is written.
+    type Permit = (tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit);
     let unanswered = Arc::new(Unanswered::default());
     let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<(u64, Request)>(MAX_UNANSWERED);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Answer, Permit)>(2);
@@ -192,8 +209,11 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
         let open = Arc::new(OpenBlob::default());
         async move {
             while let Some((seq, req)) = req_rx.recv().await {
-                // The permit travels with the answer and is released once it is written.
-                let Ok(permit) = ctx.prepared.clone().acquire_owned().await else { break };
+                // The permits travel with the answer and are released once it is written. The peer's own
+                // first: a peer whose answers are stuck waits on its share, not on everyone's.
+                let Ok(mine) = share.clone().acquire_owned().await else { break };
+                let Ok(global) = ctx.prepared.clone().acquire_owned().await else { break };
+                let permit = (mine, global);
                 let answer = if unanswered.is_cancelled(seq) {
                     ctx.counters.upload_cancelled();
                     Answer::Ready(Prepared::Frame(Response::Cancelled))
@@ -215,17 +235,17 @@ async fn serve_stream(peer: PeerId, stream: Stream, ctx: &Arc<ServeCtx>) -> Resu
                 Answer::Pending(h) => h.await.map_err(|e| FrameError::Io(std::io::Error::other(e)))?,
             };
             match prepared {
-                Prepared::Frame(resp) => write_frame(&mut wr, &resp, MAX_FRAME).await?,
+                Prepared::Frame(resp) => in_time(write_frame(&mut wr, &resp, MAX_FRAME)).await?,
                 Prepared::Data(key, buf) => {
                     send_data(&mut wr, peer, ctx, key, buf, || unanswered.is_cancelled(seq)).await?
                 }
             }
             unanswered.answered(seq);
             if rx.is_empty() {
-                wr.flush().await?;
+                in_time(async { Ok(wr.flush().await?) }).await?;
             }
         }
-        wr.flush().await?;
+        in_time(async { Ok(wr.flush().await?) }).await?;
         Ok::<(), FrameError>(())
     };
     let front = async move {
@@ -267,7 +287,7 @@ async fn send_data<W: futures::AsyncWrite + Unpin>(
     }
     if cancelled() {
         ctx.counters.upload_cancelled();
-        return write_frame(wr, &Response::Cancelled, MAX_FRAME).await;
+        return in_time(write_frame(wr, &Response::Cancelled, MAX_FRAME)).await;
     }
     let mid = buf.len() / 2;
     if ctx.corrupt_uploads
@@ -275,10 +295,25 @@ async fn send_data<W: futures::AsyncWrite + Unpin>(
     {
         *b ^= 0x01;
     }
-    write_frame(wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
-    wr.write_all(&buf).await?;
+    in_time(async {
+        write_frame(wr, &Response::Data { len: buf.len() as u64 }, MAX_FRAME).await?;
+        Ok(wr.write_all(&buf).await?)
+    })
+    .await?;
     ctx.counters.uploaded(peer, buf.len() as u64);
     Ok(())
+}
+
+/// A write to the peer, given at most [`WRITE_TIMEOUT`]: a peer that does not read gets its stream closed
+/// (an error here ends it), not our permits for ever.
+async fn in_time(write: impl Future<Output = Result<(), FrameError>>) -> Result<(), FrameError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r,
+        Err(_) => Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the peer read nothing for {} s", WRITE_TIMEOUT.as_secs()),
+        ))),
+    }
 }
 
 /// Gets spanning at most this many chunks (256 KiB) are encoded on the stream's own task when their blob is

@@ -38,15 +38,32 @@ pub(crate) struct Counters {
     by_peer: Mutex<HashMap<PeerId, (u64, u64)>>,
 }
 
+/// Peers whose traffic is counted one by one; past this the peer with the least traffic is forgotten
+/// (its bytes stay in the totals), so a stream of peers that each send a byte cannot grow the map.
+const MAX_COUNTED_PEERS: usize = 4096;
+
 impl Counters {
     pub(crate) fn uploaded(&self, peer: PeerId, n: u64) {
         self.uploaded_total.fetch_add(n, Ordering::Relaxed);
-        shoal_store::lock(&self.by_peer).entry(peer).or_default().0 += n;
+        self.add(peer, n, 0);
     }
 
     pub(crate) fn downloaded(&self, peer: PeerId, n: u64) {
         self.downloaded_total.fetch_add(n, Ordering::Relaxed);
-        shoal_store::lock(&self.by_peer).entry(peer).or_default().1 += n;
+        self.add(peer, 0, n);
+    }
+
+    fn add(&self, peer: PeerId, up: u64, down: u64) {
+        let mut by_peer = shoal_store::lock(&self.by_peer);
+        if !by_peer.contains_key(&peer)
+            && by_peer.len() >= MAX_COUNTED_PEERS
+            && let Some(least) = by_peer.iter().min_by_key(|(_, (u, d))| u + d).map(|(p, _)| *p)
+        {
+            by_peer.remove(&least);
+        }
+        let e = by_peer.entry(peer).or_default();
+        e.0 += up;
+        e.1 += down;
     }
 
     pub(crate) fn upload_cancelled(&self) {
@@ -233,5 +250,24 @@ impl Transfer {
 
     pub(crate) fn download_limits(&self) -> &Arc<Limits> {
         &self.download_limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_peer_counters_are_bounded_and_keep_the_busiest_peers() {
+        let c = Counters::default();
+        let busy = PeerId::random();
+        c.uploaded(busy, 1_000_000);
+        for _ in 0..MAX_COUNTED_PEERS + 500 {
+            c.downloaded(PeerId::random(), 1);
+        }
+        let by_peer = shoal_store::lock(&c.by_peer);
+        assert_eq!(by_peer.len(), MAX_COUNTED_PEERS);
+        assert_eq!(by_peer.get(&busy), Some(&(1_000_000, 0)), "the busiest peer was forgotten");
+        assert_eq!(c.downloaded_total.load(Ordering::Relaxed), MAX_COUNTED_PEERS as u64 + 500, "totals keep all");
     }
 }
