@@ -3,7 +3,9 @@
 //! Peers publish their share lists (a full list with `reset` on connect and on every refresh, changes as
 //! they happen); the server answers queries from the lists of all peers. A peer not heard from for
 //! [`Config::expire_after`] is forgotten, so a peer that vanished without a word drops out of results after
-//! at most that long. Everything is bounded: peers, entries per peer, hits per answer.
+//! at most that long. Everything is bounded: peers, entries and bytes per peer (a quota: a few Sybils cannot
+//! take the server), bytes over all (the memory bound: when it is reached, new entries are refused, what is
+//! listed stays), addresses per peer, hits per answer.
 //!
 //! Matching is the Rust twin of the local index ([`super::keywords::matches`]), a scan over all entries:
 //! fine for the tens of thousands of names a test or a small community has; a large server would want an
@@ -25,19 +27,47 @@ pub struct Config {
     pub max_peers: usize,
     /// Most entries kept per peer.
     pub max_entries_per_peer: usize,
+    /// Most bytes (see [`cost`]) kept per peer.
+    pub max_bytes_per_peer: usize,
+    /// Most bytes kept over all peers: the registry's memory bound.
+    pub max_bytes: usize,
 }
 
 impl Default for Config {
+    /// 10,000 entries or 4 MiB a peer (a typical entry is about 100 bytes), 512 MiB in all.
     fn default() -> Self {
-        Self { expire_after: Duration::from_secs(15 * 60), max_peers: 10_000, max_entries_per_peer: 10_000 }
+        Self {
+            expire_after: Duration::from_secs(15 * 60),
+            max_peers: 10_000,
+            max_entries_per_peer: 10_000,
+            max_bytes_per_peer: 4 << 20,
+            max_bytes: 512 << 20,
+        }
     }
+}
+
+/// Addresses kept per peer, and the longest kept (bytes).
+const MAX_ADDRS: usize = 8;
+const MAX_ADDR_BYTES: usize = 128;
+
+/// What an entry costs the server's memory, roughly: its name, its id and size, and the map's node.
+pub fn cost(e: &IndexEntry) -> usize {
+    e.name.len() + 96
 }
 
 #[derive(Debug)]
 struct Registered {
     addrs: Vec<Vec<u8>>,
     entries: BTreeMap<WireId, IndexEntry>,
+    /// Sum of [`cost`] over `entries`.
+    bytes: usize,
     last_seen: Instant,
+}
+
+fn bounded_addrs(mut addrs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    addrs.retain(|a| a.len() <= MAX_ADDR_BYTES);
+    addrs.truncate(MAX_ADDRS);
+    addrs
 }
 
 /// Share lists by peer.
@@ -45,6 +75,8 @@ struct Registered {
 pub struct Registry<P> {
     cfg: Config,
     peers: HashMap<P, Registered>,
+    /// Sum of every peer's `bytes`.
+    bytes: usize,
     /// Peers whose list changed (or that were forgotten) since [`Registry::take_dirty`].
     dirty: BTreeSet<P>,
 }
@@ -70,7 +102,7 @@ pub struct Saved {
 impl<P: Clone + Eq + Hash + Ord> Registry<P> {
     /// An empty registry.
     pub fn new(cfg: Config) -> Self {
-        Self { cfg, peers: HashMap::new(), dirty: BTreeSet::new() }
+        Self { cfg, peers: HashMap::new(), bytes: 0, dirty: BTreeSet::new() }
     }
 
     /// Peers changed or forgotten since the last call, each with what to save (`None`: delete it) and how
@@ -95,8 +127,36 @@ impl<P: Clone + Eq + Hash + Ord> Registry<P> {
             return;
         }
         let last_seen = now.checked_sub(age).unwrap_or(now);
-        let entries = saved.entries.into_iter().take(self.cfg.max_entries_per_peer).map(|e| (e.id, e)).collect();
-        self.peers.insert(peer, Registered { addrs: saved.addrs, entries, last_seen });
+        let r = Registered { addrs: bounded_addrs(saved.addrs), entries: BTreeMap::new(), bytes: 0, last_seen };
+        if let Some(old) = self.peers.insert(peer.clone(), r) {
+            self.bytes -= old.bytes;
+        }
+        for e in saved.entries {
+            self.add_entry(&peer, e);
+        }
+    }
+
+    /// Adds one entry of `peer` if its quota and the memory bound allow.
+    fn add_entry(&mut self, peer: &P, e: IndexEntry) {
+        let (cfg, total) = (&self.cfg, &mut self.bytes);
+        let Some(r) = self.peers.get_mut(peer) else { return };
+        let c = cost(&e);
+        let old = r.entries.get(&e.id).map(cost);
+        let grows = c.saturating_sub(old.unwrap_or(0));
+        let fits = (old.is_some() || r.entries.len() < cfg.max_entries_per_peer)
+            && r.bytes + grows <= cfg.max_bytes_per_peer
+            && *total + grows <= cfg.max_bytes;
+        if !fits {
+            return;
+        }
+        r.entries.insert(e.id, e);
+        r.bytes = r.bytes + c - old.unwrap_or(0);
+        *total = *total + c - old.unwrap_or(0);
+    }
+
+    /// Bytes kept over all peers (see [`cost`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Peers registered.
@@ -124,26 +184,25 @@ impl<P: Clone + Eq + Hash + Ord> Registry<P> {
                 return Outcome::Full;
             }
         }
-        let max = self.cfg.max_entries_per_peer;
         if reset || !entries.is_empty() || !addrs.is_empty() {
             self.dirty.insert(peer.clone());
         }
-        let r = self.peers.entry(peer).or_insert_with(|| Registered {
+        let r = self.peers.entry(peer.clone()).or_insert_with(|| Registered {
             addrs: Vec::new(),
             entries: BTreeMap::new(),
+            bytes: 0,
             last_seen: now,
         });
         if reset {
             r.entries.clear();
+            self.bytes -= std::mem::take(&mut r.bytes);
         }
         if !addrs.is_empty() {
-            r.addrs = addrs;
+            r.addrs = bounded_addrs(addrs);
         }
         r.last_seen = now;
         for e in entries {
-            if r.entries.len() < max || r.entries.contains_key(&e.id) {
-                r.entries.insert(e.id, e);
-            }
+            self.add_entry(&peer, e);
         }
         Outcome::Recorded
     }
@@ -154,7 +213,10 @@ impl<P: Clone + Eq + Hash + Ord> Registry<P> {
             self.dirty.insert(peer.clone());
             r.last_seen = now;
             for id in ids {
-                r.entries.remove(id);
+                if let Some(e) = r.entries.remove(id) {
+                    r.bytes -= cost(&e);
+                    self.bytes -= cost(&e);
+                }
             }
         }
     }
@@ -169,7 +231,9 @@ impl<P: Clone + Eq + Hash + Ord> Registry<P> {
             .map(|(p, _)| p.clone())
             .collect();
         for p in &gone {
-            self.peers.remove(p);
+            if let Some(r) = self.peers.remove(p) {
+                self.bytes -= r.bytes;
+            }
             self.dirty.insert(p.clone());
         }
         gone
@@ -206,6 +270,36 @@ mod tests {
 
     fn entry(id: u8, name: &str) -> IndexEntry {
         IndexEntry { id: [id; 32], name: name.into(), size: 10, collection: false }
+    }
+
+    #[test]
+    fn quotas_per_peer_and_the_memory_bound_hold_against_sybils_and_the_count_stays_exact() {
+        let t0 = Instant::now();
+        let one = cost(&entry(0, "x".repeat(100).as_str()));
+        let cfg = Config { max_bytes_per_peer: 10 * one, max_bytes: 25 * one, ..Config::default() };
+        let mut r: Registry<u32> = Registry::new(cfg);
+        let list = |base: u32| -> Vec<IndexEntry> {
+            (0..50u32)
+                .map(|i| {
+                    let mut e = entry(0, &"x".repeat(100));
+                    e.id[..4].copy_from_slice(&(base * 1000 + i).to_le_bytes());
+                    e
+                })
+                .collect()
+        };
+        for sybil in 0..5 {
+            r.on_publish(sybil, true, vec![vec![0; 1000]; 100], list(sybil), t0);
+        }
+        assert_eq!(r.bytes(), 25 * one, "the memory bound");
+        assert_eq!(r.entries(), 25, "10 + 10 + 5, then nothing");
+        assert!(r.peers.values().all(|p| p.bytes <= 10 * one && p.addrs.is_empty()), "quota; long addresses dropped");
+        // Withdrawing, resetting and expiring give the bytes back exactly.
+        r.on_withdraw(&0, &[list(0)[0].id], t0);
+        assert_eq!(r.bytes(), 24 * one);
+        r.on_publish(1, true, vec![], list(1)[..3].to_vec(), t0);
+        assert_eq!(r.bytes(), 17 * one);
+        r.expire(t0 + Duration::from_secs(16 * 60));
+        assert_eq!((r.bytes(), r.entries()), (0, 0));
     }
 
     #[test]
