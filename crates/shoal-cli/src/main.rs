@@ -76,3 +76,19 @@ fn one_line(e: &anyhow::Error) -> String {
     }
     parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading /x: {0}")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_already_carries_is_said_once() {
+        let os = std::io::Error::from_raw_os_error(30);
+        let e = anyhow::Error::new(Wrapper(os)).context("sharing /x");
+        let line = super::one_line(&e);
+        assert_eq!(line.matches("os error 30").count(), 1, "{line}");
+        assert!(line.starts_with("sharing /x: reading /x: Read-only file system"), "{line}");
+    }
+}

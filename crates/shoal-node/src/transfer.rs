@@ -16,6 +16,7 @@
 
 use shoal_store::ContentId;
 
+mod batch;
 pub mod download;
 pub(crate) mod fetch;
 pub(crate) mod limit;

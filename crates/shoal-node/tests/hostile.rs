@@ -226,3 +226,43 @@ async fn one_peer_cannot_open_connections_without_limit() {
     }
     assert_eq!(most, 4, "connections from one peer: at most 4 (and the dials did arrive)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_many_small_files_comes_whole_even_when_one_provider_lacks_half_of_them() {
+    let full = peer().await;
+    let root = full.home().join("photos");
+    let files: Vec<(String, Vec<u8>)> =
+        (0..300).map(|i| (format!("d{}/p{i:03}.jpg", i % 7), random_bytes(1000 + i * 37, 500 + i as u64))).collect();
+    for (name, bytes) in &files {
+        std::fs::create_dir_all(root.join(name).parent().unwrap()).unwrap();
+        std::fs::write(root.join(name), bytes).unwrap();
+    }
+    let info = full.node.share(&root).await.unwrap();
+    let ticket = full.node.ticket(&info).await.unwrap();
+    // A second provider with the folder's collection but only every other file.
+    let half = peer().await;
+    let collection = full.node.store().read_blob(&info.id, 1 << 24).unwrap().unwrap();
+    half.node.store().import_bytes(&collection).unwrap();
+    for (i, (_, bytes)) in files.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        half.node.share(&write_file(half.home(), &format!("h{i}"), bytes)).await.unwrap();
+    }
+    let half_ticket =
+        half.node.ticket(&half.node.share(&write_file(half.home(), "x", b"x")).await.unwrap()).await.unwrap();
+    let mut both = ticket.clone();
+    both.providers = vec![half_ticket.providers[0].clone(), ticket.providers[0].clone()];
+    let dst = peer().await;
+    let out = dst.home().join("got");
+    let report = fetch(&dst, &both, &out).await;
+    assert_eq!(report.files, files.len());
+    for (name, bytes) in &files {
+        assert_eq!(std::fs::read(out.join(name)).unwrap(), *bytes, "{name}");
+    }
+    // Both served files, and the staging folder is gone.
+    let served: Vec<&shoal_node::PeerReport> = report.peers.iter().filter(|p| p.bytes > 0).collect();
+    assert_eq!(served.len(), 2, "{:?}", report.peers);
+    assert!(!dst.home().join(".got.shoal-partial").exists());
+    // Fetched again into the same place: everything is found in place, checked, nothing is fetched.
+    let again = dst.node.download(DownloadRequest::from_ticket(&both, Some(out.clone()))).await.unwrap();
+    let err = again.finish().await;
+    assert!(err.is_ok(), "{err:?}");
+}

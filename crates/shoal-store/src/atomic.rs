@@ -25,6 +25,15 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
+/// [`replace`] without even the file's own sync, for a caller that syncs the whole file system afterwards
+/// (`syncfs`) before anything depends on the file.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").tempfile_in(parent(path))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
+}
+
 fn parent(path: &Path) -> &Path {
     path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }

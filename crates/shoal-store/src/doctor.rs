@@ -62,6 +62,9 @@ impl Store {
         }
         for (id, size) in complete {
             let want = BaoTree::new(size, BLOCK_SIZE).outboard_size();
+            if want == 0 {
+                continue;
+            }
             let path = self.outboard_path(&id);
             match std::fs::metadata(&path) {
                 Ok(m) if m.len() == want => {}

@@ -42,6 +42,7 @@ mod partial;
 pub mod proof;
 mod registry;
 mod shares;
+pub mod small;
 mod store;
 
 pub use collection::{Collection, Entry, PathError};

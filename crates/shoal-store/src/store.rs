@@ -132,6 +132,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Where blobs' outboards (and small imported blobs) live.
+    pub(crate) fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
     /// The data directory.
     pub fn home(&self) -> &Path {
         &self.home
@@ -177,7 +182,9 @@ impl Store {
             }
         }
         let id = ContentId(*root.as_bytes());
-        self.write_atomically(&self.outboard_path(&id), &ob)?;
+        if !ob.is_empty() {
+            self.write_atomically(&self.outboard_path(&id), &ob)?;
+        }
         Ok(BlobRow {
             id,
             size,
@@ -251,7 +258,12 @@ impl Store {
             let bytes = match cached {
                 Some(b) => b,
                 None => {
-                    let b = bytes::Bytes::from(std::fs::read(&ob_path).map_err(StoreError::io("reading", &ob_path))?);
+                    // A blob of one chunk group (16 KiB or less) has an empty outboard, kept as no file.
+                    let b = if tree.outboard_size() == 0 {
+                        bytes::Bytes::new()
+                    } else {
+                        bytes::Bytes::from(std::fs::read(&ob_path).map_err(StoreError::io("reading", &ob_path))?)
+                    };
                     let mut cache = crate::lock(&self.outboards);
                     if cache.0 + b.len() > OUTBOARD_CACHE_BYTES {
                         *cache = Default::default();

@@ -348,7 +348,25 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         let staging = staging_dir(&out);
         std::fs::create_dir_all(&staging)
             .map_err(|e| NodeError::Output { path: staging.clone(), why: e.to_string() })?;
-        for (e, target) in collection.entries.iter().zip(targets) {
+        // Small files (each whole in one answer) many at once over shared streams; the large ones one
+        // after the other, each from every provider (see `batch`).
+        let (small, large): (Vec<_>, Vec<_>) =
+            collection.entries.iter().zip(targets).partition(|(e, _)| e.size <= shoal_store::small::MAX_SMALL);
+        if !small.is_empty() {
+            let mut providers = hints.clone();
+            if providers.is_empty() && req.discover {
+                providers = discover(&node, req.id).await;
+            }
+            let files = small
+                .iter()
+                .map(|(e, t)| super::batch::SmallFile { id: e.id, size: e.size, target: t.clone() })
+                .collect();
+            let got =
+                super::batch::fetch_small(&node, files, providers, &staging, &progress, &mut totals.peers).await?;
+            totals.resumed += got.resumed;
+            totals.received += got.received;
+        }
+        for (e, target) in large {
             let (t, part) = (target.clone(), staging.join(format!("{}.partial", e.id)));
             adopt(&node, e.id, part.clone(), t.clone()).await?;
             let dest = move |_c: bool| Ok((part, t));
@@ -387,6 +405,17 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
         transfer_seconds: totals.transfer_secs,
         peers,
     })
+}
+
+/// Providers of `id` found the way the topology finds them, for up to 10 s.
+async fn discover(node: &Node, id: ContentId) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    let mut out = Vec::new();
+    let Ok(mut rx) = node.find_providers(id).await else { return out };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(p)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        out.push(p);
+    }
+    out
 }
 
 /// Completes a download of `id` that a crash interrupted right after the file got its final name (see
