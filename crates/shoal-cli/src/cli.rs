@@ -73,6 +73,12 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_DIRECT_WRITES", action = clap::ArgAction::Set)]
     pub(crate) direct_writes: Option<bool>,
 
+    /// Hash a completed download again from the disk before it gets its name (true/false; default false:
+    /// every piece is verified before it is written, so this only catches the disk or another program
+    /// changing the file meanwhile, and costs reading it all again).
+    #[arg(long, global = true, env = "SHOAL_RECHECK_ON_FINISH", action = clap::ArgAction::Set)]
+    pub(crate) recheck_on_finish: Option<bool>,
+
     /// Address of the daemon's API (default 127.0.0.1:0, a random port on this machine). Other addresses
     /// need --api-allow-remote.
     #[arg(long, global = true, env = "SHOAL_API_LISTEN")]

@@ -147,7 +147,11 @@ fn node_config(args: &Args, s: &Settings) -> anyhow::Result<NodeConfig> {
             rate(&s.download_limit, "download_limit")?,
             rate(&s.download_limit_per_peer, "download_limit_per_peer")?,
         )
-        .with_download(DownloadTuning::default().with_direct_writes(s.direct_writes.value));
+        .with_download(
+            DownloadTuning::default()
+                .with_direct_writes(s.direct_writes.value)
+                .with_recheck_on_finish(s.recheck_on_finish.value),
+        );
     if let Some(t) = s.topology.value.as_deref() {
         config.topology = t.parse().map_err(anyhow::Error::msg)?;
     }

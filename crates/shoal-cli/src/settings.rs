@@ -15,6 +15,7 @@
 //! topology = "structured"          # pure | structured | hybrid | supernode
 //! supernode_capable = true         # supernode: may this peer become one (say false behind a NAT)
 //! direct_writes = true             # large pieces straight to disk (say false on a spinning disk)
+//! recheck_on_finish = false        # hash a completed download again from the disk
 //! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
 //! api_listen = "127.0.0.1:5150"     # another machine's reach needs api_allow_remote = true
 //! api_allow_remote = false
@@ -62,6 +63,7 @@ struct FileConfig {
     index_servers: Option<Vec<String>>,
     supernode_capable: Option<bool>,
     direct_writes: Option<bool>,
+    recheck_on_finish: Option<bool>,
     api_listen: Option<String>,
     api_allow_remote: Option<bool>,
     api_key: Option<String>,
@@ -84,6 +86,7 @@ pub(crate) struct Settings {
     pub(crate) index_servers: Setting<Vec<String>>,
     pub(crate) supernode_capable: Setting<bool>,
     pub(crate) direct_writes: Setting<bool>,
+    pub(crate) recheck_on_finish: Setting<bool>,
     pub(crate) api_listen: Setting<String>,
     pub(crate) api_allow_remote: Setting<bool>,
     /// Never printed: `shoal config` says only whether it is set.
@@ -182,6 +185,7 @@ impl Settings {
             index_servers: pick(m, "index_servers", some_if_nonempty(&args.index_servers), f.index_servers, Vec::new()),
             supernode_capable: pick(m, "supernode_capable", args.supernode_capable, f.supernode_capable, true),
             direct_writes: pick(m, "direct_writes", args.direct_writes, f.direct_writes, true),
+            recheck_on_finish: pick(m, "recheck_on_finish", args.recheck_on_finish, f.recheck_on_finish, false),
             api_listen: pick(m, "api_listen", args.api_listen.clone(), f.api_listen, "127.0.0.1:0".to_string()),
             api_allow_remote: pick(m, "api_allow_remote", args.api_allow_remote, f.api_allow_remote, false),
             api_key: pick(m, "api_key", args.api_key.clone().map(Some), f.api_key.map(Some), None),
@@ -225,6 +229,7 @@ impl Settings {
             ("index_servers", self.index_servers.value.join(","), self.index_servers.source),
             ("supernode_capable", self.supernode_capable.value.to_string(), self.supernode_capable.source),
             ("direct_writes", self.direct_writes.value.to_string(), self.direct_writes.source),
+            ("recheck_on_finish", self.recheck_on_finish.value.to_string(), self.recheck_on_finish.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
             ("api_allow_remote", self.api_allow_remote.value.to_string(), self.api_allow_remote.source),
             ("api_key", self.api_key.value.as_ref().map_or("none", |_| "(set)").to_string(), self.api_key.source),

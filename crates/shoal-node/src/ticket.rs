@@ -37,23 +37,22 @@ pub struct Ticket {
     pub providers: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
+/// What a ticket says, as encoded (postcard encodes a newtype variant exactly as the struct variant V1
+/// was, so V1 tickets written before V2 existed decode unchanged).
+#[derive(Serialize, Deserialize)]
+struct Fields {
+    id: [u8; 32],
+    name: String,
+    size: u64,
+    collection: bool,
+    providers: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+}
+
 #[derive(Serialize, Deserialize)]
 enum Wire {
-    V1 {
-        id: [u8; 32],
-        name: String,
-        size: u64,
-        collection: bool,
-        providers: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
-    },
+    V1(Fields),
     /// As `V1`, followed by [`CHECKSUM`] bytes.
-    V2 {
-        id: [u8; 32],
-        name: String,
-        size: u64,
-        collection: bool,
-        providers: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
-    },
+    V2(Fields),
 }
 
 /// Bytes of checksum after a version 2 ticket.
@@ -80,7 +79,7 @@ pub enum TicketError {
 
 impl Ticket {
     fn to_wire(&self) -> Wire {
-        Wire::V2 {
+        Wire::V2(Fields {
             id: self.id.0,
             name: self.name.clone(),
             size: self.size,
@@ -91,7 +90,7 @@ impl Ticket {
                 .take(MAX_PROVIDERS)
                 .map(|(p, a)| (p.to_bytes(), a.iter().take(MAX_ADDRS).map(|m| m.to_vec()).collect()))
                 .collect(),
-        }
+        })
     }
 }
 
@@ -120,16 +119,13 @@ impl FromStr for Ticket {
             .map_err(|e| TicketError::Damaged(e.to_string()))?;
         let (wire, rest): (Wire, _) =
             postcard::take_from_bytes(&bytes).map_err(|e| TicketError::Damaged(e.to_string()))?;
-        let (id, name, size, collection, providers) = match wire {
-            Wire::V1 { id, name, size, collection, providers } if rest.is_empty() => {
-                (id, name, size, collection, providers)
-            }
-            Wire::V2 { id, name, size, collection, providers } if rest.len() == CHECKSUM => {
-                let body = &bytes[..bytes.len() - CHECKSUM];
-                if checksum(body) != rest {
+        let Fields { id, name, size, collection, providers } = match wire {
+            Wire::V1(f) if rest.is_empty() => f,
+            Wire::V2(f) if rest.len() == CHECKSUM => {
+                if checksum(&bytes[..bytes.len() - CHECKSUM]) != rest {
                     return Err(TicketError::Damaged("its checksum does not match".into()));
                 }
-                (id, name, size, collection, providers)
+                f
             }
             _ => return Err(TicketError::Damaged("trailing bytes".into())),
         };
@@ -208,22 +204,13 @@ mod tests {
 
     #[test]
     fn version_1_tickets_without_a_checksum_are_still_read() {
-        let t = sample();
-        let wire = Wire::V1 {
-            id: t.id.0,
-            name: t.name.clone(),
-            size: t.size,
-            collection: t.collection,
-            providers: t
-                .providers
-                .iter()
-                .map(|(p, a)| (p.to_bytes(), a.iter().map(|m| m.to_vec()).collect()))
-                .collect(),
-        };
-        let old = format!(
-            "{PREFIX}{}",
-            data_encoding::BASE32_NOPAD.encode(&postcard::to_stdvec(&wire).unwrap()).to_ascii_lowercase()
-        );
-        assert_eq!(old.parse::<Ticket>().unwrap(), t);
+        // Written by the build before version 2 existed.
+        let old = "shoal1advi6fr5wodifes6isi4lzmnjozva3xyyfhlpcug5eemkyskm4qa6climvwgy3zoor4hibiaaetaajaiaejcb2sknrr6fhcsbk7pkud3cmxml6mvi53k5pv6pojeehxknekenurmaeeai7yaaaaqmd5b";
+        let t: Ticket = old.parse().unwrap();
+        assert_eq!((t.id, t.name.as_str(), t.size, t.collection), (ContentId::of(b"hello"), "hello.txt", 5, false));
+        assert_eq!(t.providers[0].0.to_string(), "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7");
+        assert_eq!(t.providers[0].1, vec!["/ip4/127.0.0.1/tcp/4001".parse::<Multiaddr>().unwrap()]);
+        // What this build writes for it is version 2, and differs.
+        assert_ne!(t.to_string(), old);
     }
 }

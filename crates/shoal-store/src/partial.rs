@@ -299,6 +299,33 @@ impl Partial {
         self.catalog.set_verified(&self.id, &self.verified())
     }
 
+    /// Hashes the whole file again from the disk: `Err` unless it is the blob's id (the file changed under
+    /// the download, by the disk or another program; see `recheck_on_finish`).
+    pub fn recheck(&self) -> Result<(), StoreError> {
+        use std::io::Read;
+        let mut f = File::open(&self.data_path).map_err(StoreError::io("opening", &self.data_path))?;
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = self.size;
+        while left > 0 {
+            let n =
+                f.read(&mut buf[..left.min(1 << 20) as usize]).map_err(StoreError::io("reading", &self.data_path))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        if left > 0 || *h.finalize().as_bytes() != *self.id.as_bytes() {
+            return Err(StoreError::Collection(format!(
+                "{} changed on disk during the download (it no longer hashes to {}); run the same command to fetch it again",
+                self.data_path.display(),
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
     /// Completes the download: checks every chunk is verified, moves the file to `final_path` (which must not
     /// exist: it is never overwritten) and records the blob as complete there, so this peer keeps serving it.
     pub fn finish(&self, final_path: &Path) -> Result<(), StoreError> {

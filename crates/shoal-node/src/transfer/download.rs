@@ -646,7 +646,14 @@ async fn fetch_blob(
     totals.absorb(std::mem::take(&mut fetch.tally), &blob);
     drop(sessions);
     let fp = final_path.clone();
-    blocking(move || partial.finish(&fp)).await?;
+    let recheck = tuning.recheck_on_finish;
+    blocking(move || {
+        if recheck {
+            partial.recheck()?;
+        }
+        partial.finish(&fp)
+    })
+    .await?;
     tracing::info!(id = %id.short(), secs = blob.transfer_secs, "download complete");
     Ok(Fetched { size: blob.size, collection: blob.collection, path: final_path })
 }

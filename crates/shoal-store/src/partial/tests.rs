@@ -260,3 +260,23 @@ fn one_writer_per_blob_and_the_second_is_refused_without_touching_the_first() {
     let again = e.dst.begin_download(&e.id, 200_000, &part).unwrap();
     assert_eq!(again.verified(), vec![span]);
 }
+
+#[test]
+fn a_recheck_catches_a_file_changed_on_disk_after_its_pieces_verified() {
+    let e = env(300_000);
+    let part = e.out.with_extension("part");
+    let partial = e.dst.begin_download(&e.id, 300_000, &part).unwrap();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    let layout = Layout::new(300_000);
+    for i in 0..layout.piece_count() {
+        let span = layout.piece_chunks(i);
+        let mut enc = Vec::new();
+        served.encode(span, &mut enc).unwrap();
+        partial.write_piece(span, &enc).unwrap();
+    }
+    partial.recheck().unwrap();
+    // Another program zeroes a range under the download: the verified set does not know, the recheck does.
+    std::fs::OpenOptions::new().write(true).open(&part).unwrap().write_all_at(&[0u8; 4096], 100_000).unwrap();
+    let err = partial.recheck().unwrap_err();
+    assert!(err.to_string().contains("changed on disk"), "{err}");
+}
