@@ -266,3 +266,47 @@ async fn a_folder_of_many_small_files_comes_whole_even_when_one_provider_lacks_h
     let err = again.finish().await;
     assert!(err.is_ok(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_queries_is_throttled_and_others_still_search() {
+    use shoal_node::config::Topology;
+    let victim = peer_with(|c| c.with_topology(Topology::Pure)).await;
+    let addr = victim.node.addrs().await.unwrap()[0].clone();
+    victim.node.share(&write_file(victim.home(), "Holiday Photos.zip", &random_bytes(5000, 95))).await.unwrap();
+    let honest = peer_with(|c| {
+        let net = c.net.clone().with_bootstrap(vec![addr]);
+        c.with_topology(Topology::Pure).with_net(net)
+    })
+    .await;
+    let (me, addrs) = (victim.node.peer_id(), victim.node.addrs().await.unwrap());
+    let flooder = Hostile::flood_queries(me, addrs, 5_000).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while victim.node.search_counters().router.throttled == 0 {
+        assert!(std::time::Instant::now() < deadline, "the flood was never throttled");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The honest neighbour's search still reaches the victim and comes back with its file.
+    let mut found = false;
+    for _ in 0..10 {
+        let req = shoal_node::SearchRequest {
+            query: shoal_proto::search::Query::words("holiday"),
+            limit: 1,
+            timeout: std::time::Duration::from_secs(3),
+        };
+        let mut stream = honest.node.search(req).await.unwrap();
+        while let Some(ev) = stream.next().await {
+            if let shoal_node::SearchEvent::Hit(h) = ev
+                && h.name == "Holiday Photos.zip"
+            {
+                found = true;
+            }
+        }
+        if found {
+            break;
+        }
+    }
+    assert!(found, "an honest search failed while a neighbour flooded");
+    let c = victim.node.search_counters().router;
+    assert!(c.throttled >= 1_000, "most of the 5,000 were dropped: {c:?}");
+    drop(flooder);
+}

@@ -5,7 +5,8 @@
 //! answer every `Get` with garbage of the right length ([`Hostile::start`]); announce itself as the
 //! provider of any number of made-up keys to fill a peer's DHT store ([`Hostile::flood_dht`]); ask for
 //! data and never read it ([`Hostile::hoard`]); dial one peer over and over ([`Hostile::dial_repeatedly`]).
-//! Further attacks (floods of queries, malformed frames) are added here as tests need them.
+//! flood a peer with search queries ([`Hostile::flood_queries`]). Further attacks are added here as tests
+//! need them.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -119,6 +120,38 @@ impl Hostile {
         }
         let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
         Ok(Self { net, addrs, task: tokio::spawn(async {}) })
+    }
+
+    /// A peer that sends `n` search queries (each a new query id, the widest TTL) to `target` on one search
+    /// stream, as fast as the stream takes them.
+    pub async fn flood_queries(target: PeerId, addrs: Vec<Multiaddr>, n: usize) -> Result<Self, String> {
+        use shoal_proto::search::{Query, SearchMsg};
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback().with_dht(false))
+            .await
+            .map_err(|e| e.to_string())?;
+        net.connect(target, addrs).await.map_err(|e| e.to_string())?;
+        let proto = StreamProtocol::new(shoal_proto::search::messages::PROTOCOL);
+        let mut s = net.streams().open_stream(target, proto).await.map_err(|e| e.to_string())?;
+        for qid in 0..n as u64 {
+            let msg = SearchMsg::Query {
+                qid: qid.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                ttl: 7,
+                hops: 0,
+                query: Query::words("a"),
+            };
+            let frame = wire::encode(&msg, shoal_proto::search::messages::MAX_FRAME).map_err(|e| e.to_string())?;
+            if s.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = s.flush().await;
+        let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
+        let task = tokio::spawn(async move {
+            let _keep = s;
+            std::future::pending::<()>().await;
+        });
+        Ok(Self { net, addrs, task })
     }
 
     /// Its peer id.
