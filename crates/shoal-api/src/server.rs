@@ -107,7 +107,30 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route; see docs/API.md or /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Extractors answer their own rejections in plain text (a path segment that is not UTF-8, a method the
+/// route does not take); every error of this API is `{"error": "..."}`, so those are rewritten (found by
+/// the request fuzzer, `tests/fuzz.rs`).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    ApiError { status, message }.into_response()
 }
 
 /// Constant-time comparison, so response timing does not leak how much of a guessed token was right.
