@@ -82,23 +82,36 @@ impl Hostile {
         let net = shoal_net::Network::start(key, shoal_net::NetConfig::loopback().with_dht(false))
             .await
             .map_err(|e| e.to_string())?;
-        net.connect(provider, addrs).await.map_err(|e| e.to_string())?;
         let mut open = Vec::new();
         let chunks = size.div_ceil(CHUNK).max(1);
-        for _ in 0..streams {
-            let mut s = net
-                .streams()
-                .open_stream(provider, StreamProtocol::new(shoal_proto::transfer::PROTOCOL))
-                .await
-                .map_err(|e| e.to_string())?;
-            for i in 0..32u64 {
-                let start = (i * 1024) % chunks;
-                let span = ChunkSpan { start, end: (start + 1024).min(chunks) };
-                let frame = wire::encode(&Request::Get { id, span }, MAX_FRAME).map_err(|e| e.to_string())?;
-                s.write_all(&frame).await.map_err(|e| e.to_string())?;
+        // A stream whose connection went away (a busy machine) is opened again on a new one, a few times.
+        let mut tries = 0;
+        while open.len() < streams && tries < streams * 3 {
+            tries += 1;
+            let opened: Result<Stream, String> = async {
+                net.connect(provider, addrs.clone()).await.map_err(|e| e.to_string())?;
+                let mut s = net
+                    .streams()
+                    .open_stream(provider, StreamProtocol::new(shoal_proto::transfer::PROTOCOL))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for i in 0..32u64 {
+                    let start = (i * 1024) % chunks;
+                    let span = ChunkSpan { start, end: (start + 1024).min(chunks) };
+                    let frame = wire::encode(&Request::Get { id, span }, MAX_FRAME).map_err(|e| e.to_string())?;
+                    s.write_all(&frame).await.map_err(|e| e.to_string())?;
+                }
+                s.flush().await.map_err(|e| e.to_string())?;
+                Ok(s)
             }
-            s.flush().await.map_err(|e| e.to_string())?;
-            open.push(s);
+            .await;
+            match opened {
+                Ok(s) => open.push(s),
+                Err(e) => eprintln!("hoard: a stream to {provider} failed ({e}); trying again"),
+            }
+        }
+        if open.is_empty() {
+            return Err(format!("could not open a single stream to {provider}"));
         }
         let addrs = net.listen_addrs().await.map_err(|e| e.to_string())?;
         // The streams stay open, unread, until the hostile peer is dropped.
