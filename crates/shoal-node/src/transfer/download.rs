@@ -9,8 +9,9 @@
 //! downloading) which ranges they have; and it gives up with a clear error when no provider has been
 //! usable for `stall_timeout`.
 //!
-//! A folder is a collection blob (fetched like any other, into the store) followed by its files, each
-//! fetched from the peers that served the collection (and the DHT).
+//! A folder is a collection blob (fetched like any other, into the store) followed by its files, from the
+//! peers that served the collection (and the DHT): the small ones many at once ([`super::batch`]), the
+//! others one after the other, each from every provider. What a download reports is in `report`.
 //!
 //! What a blob's download decides (which provider gets which request, when to look for more, when to give
 //! up) is [`super::fetch::Fetch`], a state machine without I/O; `fetch_blob` here only carries its steps out
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
-use serde::Serialize;
 use shoal_proto::transfer::Failure;
 use shoal_store::collection::{MAX_COLLECTION_BYTES, prepare_output, safe_relative_path};
 use shoal_store::{Collection, ContentId, DownloadRecord, Partial};
@@ -32,6 +32,10 @@ use super::fetch::{Answer, Done, Fetch, Step, Tally};
 use super::session::{self, SessionCmd, SessionEvent, SessionHandle};
 use crate::blocking::blocking;
 use crate::{Node, NodeError, Ticket};
+
+mod report;
+pub(crate) use report::Rates;
+pub use report::{DownloadReport, PeerRate, PeerReport, Progress};
 
 /// What to download and where.
 #[derive(Clone, Debug)]
@@ -71,113 +75,6 @@ impl DownloadRequest {
     pub fn from_id(id: ContentId, out: Option<PathBuf>) -> Self {
         Self { id, name: None, collection: None, size: None, providers: Vec::new(), out, discover: true }
     }
-}
-
-/// Progress of a running download.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Progress {
-    /// Total bytes (0 until the first provider answered).
-    pub size: u64,
-    /// Bytes verified so far (including those verified before a restart).
-    pub verified: u64,
-    /// Bytes received in this run (payload, including proofs and discarded data).
-    pub received: u64,
-    /// Providers currently in the download.
-    pub peers: usize,
-    /// Files completed (for a folder).
-    pub files_done: usize,
-    /// Files in all (1 for a file).
-    pub files_total: usize,
-    /// Each provider's share of this download: verified bytes and recent rate.
-    #[serde(default)]
-    pub per_peer: Vec<PeerRate>,
-}
-
-/// One provider's part in a running download.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct PeerRate {
-    /// Peer id.
-    pub peer: String,
-    /// Verified bytes it delivered in this run.
-    pub bytes: u64,
-    /// Recent rate in bytes per second (moving average over about two seconds).
-    pub rate: f64,
-}
-
-/// Per-peer moving average of delivered bytes per second.
-#[derive(Default)]
-pub(crate) struct Rates {
-    by_peer: HashMap<PeerId, (u64, f64, Instant)>,
-}
-
-impl Rates {
-    /// Time constant of the moving average.
-    const TAU: f64 = 2.0;
-
-    pub(crate) fn add(&mut self, peer: PeerId, bytes: u64, now: Instant) {
-        let e = self.by_peer.entry(peer).or_insert((0, 0.0, now));
-        let dt = now.duration_since(e.2).as_secs_f64();
-        e.0 += bytes;
-        if dt > 1e-3 {
-            let alpha = 1.0 - (-dt / Self::TAU).exp();
-            e.1 += (bytes as f64 / dt - e.1) * alpha;
-            e.2 = now;
-        }
-    }
-
-    pub(crate) fn snapshot(&self, now: Instant) -> Vec<PeerRate> {
-        let mut v: Vec<PeerRate> = self
-            .by_peer
-            .iter()
-            .map(|(p, (bytes, rate, last))| {
-                // A peer that has gone quiet decays towards zero.
-                let idle = now.duration_since(*last).as_secs_f64();
-                PeerRate { peer: p.to_string(), bytes: *bytes, rate: rate * (-idle / Self::TAU).exp() }
-            })
-            .collect();
-        v.sort_by_key(|r| std::cmp::Reverse(r.bytes));
-        v
-    }
-}
-
-/// What one provider contributed.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct PeerReport {
-    /// Peer id.
-    pub peer: String,
-    /// Verified bytes it delivered that completed pieces.
-    pub bytes: u64,
-    /// Payload bytes received from it (including proofs, duplicates and rejected data).
-    pub received: u64,
-    /// Why it was dropped, if it was.
-    pub dropped: Option<String>,
-}
-
-/// The outcome of a completed download.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct DownloadReport {
-    /// Content id.
-    pub id: ContentId,
-    /// Where it was written.
-    #[schema(value_type = String)]
-    pub out: PathBuf,
-    /// Total bytes (files).
-    pub size: u64,
-    /// True for a folder.
-    pub collection: bool,
-    /// Files written.
-    pub files: usize,
-    /// Bytes received in this run.
-    pub received: u64,
-    /// Bytes that were already verified when this run started (a resumed download).
-    pub resumed: u64,
-    /// Wall time of this run, in seconds, until the output was complete, synced to disk and in place.
-    pub seconds: f64,
-    /// Seconds spent receiving and verifying pieces (what throughput is measured over: it excludes
-    /// start-up, finding providers and the final sync to disk).
-    pub transfer_seconds: f64,
-    /// Per-provider figures, by bytes delivered.
-    pub peers: Vec<PeerReport>,
 }
 
 /// A running download.
