@@ -136,7 +136,8 @@ pub struct DownloadTuning {
     /// Before a completed file gets its name, hash it again from the disk and refuse it unless it is the
     /// id (qBittorrent's "recheck on completion"). Off by default: every piece was verified before it was
     /// written and one writer holds the blob's lock, so this only catches the disk or another program
-    /// changing the file meanwhile, at the price of reading it all again (about 0.5 s per GiB here).
+    /// changing the file meanwhile, at the price of reading it all again from the disk (a 1 GiB download
+    /// took 0.9-1.1 s without it and 1.6-2.9 s with it on the development machine).
     pub recheck_on_finish: bool,
 }
 
