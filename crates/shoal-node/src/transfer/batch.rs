@@ -33,6 +33,11 @@ const STREAMS_PER_PROVIDER: usize = 4;
 const DEPTH: usize = 16;
 /// A stream that broke is opened again this many times.
 const REOPENS: usize = 3;
+/// A stream with requests outstanding and no answer for this long is given up and opened again (its
+/// files go back to the queue). Seen once in 20 benchmark runs on a loaded machine: every stream of a
+/// download silent for 30 s, cause not found; a fresh stream is cheap. At most 1 MiB per answer, so this
+/// asks for 70 KB/s at the least.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Files written per batch, at most, and bytes.
 const BATCH_FILES: usize = 512;
 const BATCH_BYTES: u64 = 16 << 20;
@@ -322,9 +327,9 @@ async fn run_stream(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let resp: Response = tokio::time::timeout(Duration::from_secs(60), read_frame(&mut stream, MAX_FRAME))
+        let resp: Response = tokio::time::timeout(ANSWER_TIMEOUT, read_frame(&mut stream, MAX_FRAME))
             .await
-            .map_err(|_| "no answer for 60 s".to_string())?
+            .map_err(|_| format!("no answer for {} s", ANSWER_TIMEOUT.as_secs()))?
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "provider closed the stream".to_string())?;
         asked.pop_front();
@@ -334,7 +339,10 @@ async fn run_stream(
                     return Err(format!("payload of {len} bytes is over the limit"));
                 }
                 buf.resize(len as usize, 0);
-                stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+                tokio::time::timeout(ANSWER_TIMEOUT, stream.read_exact(&mut buf))
+                    .await
+                    .map_err(|_| format!("an answer took over {} s", ANSWER_TIMEOUT.as_secs()))?
+                    .map_err(|e| e.to_string())?;
                 match verify_small(&files[i].id, files[i].size, &buf) {
                     Ok(blob) => Got::Blob { i, blob, peer, received: len },
                     Err(e) => Got::Failed { i, peer, why: e.to_string(), received: len },
