@@ -18,19 +18,22 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 /// once ([`sync_dir`]) before it records anything that needs them (a share of 10,000 files pays one
 /// directory sync, not 10,000).
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut tmp = tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").tempfile_in(parent(path))?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_data()?;
-    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
+    put(path, bytes, mode, true)
 }
 
 /// [`replace`] without even the file's own sync, for a caller that syncs the whole file system afterwards
 /// (`syncfs`) before anything depends on the file.
 pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    put(path, bytes, mode, false)
+}
+
+fn put(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").tempfile_in(parent(path))?;
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.write_all(bytes)?;
+    if sync {
+        tmp.as_file().sync_data()?;
+    }
     tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
