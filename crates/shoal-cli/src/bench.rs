@@ -25,12 +25,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+mod benchkit;
 mod sample;
+use benchkit::Proc;
 use shoal_node::Ticket;
 
 struct Args {
@@ -122,15 +124,6 @@ fn tcp_copy(input: &Path, output: &Path) -> anyhow::Result<(f64, f64)> {
     drop(s);
     rx.join().map_err(|_| anyhow::anyhow!("receiver thread panicked"))??;
     Ok((t0.elapsed().as_secs_f64(), cpu_self() - cpu0))
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn proc_cpu(pid: u32) -> f64 {
@@ -241,14 +234,8 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm:
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let shoal = std::env::current_exe()?.with_file_name("shoal");
-    if !shoal.exists() {
-        bail!("{} not found: build it first (cargo build --release -p shoal-cli)", shoal.display());
-    }
-    let tmp = match &args.dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    };
+    let shoal = benchkit::shoal_binary()?;
+    let tmp = benchkit::scratch(args.dir.as_deref())?;
     let work = tmp.path();
     let size = args.size_mib * 1024 * 1024;
     let input = work.join("input.bin");

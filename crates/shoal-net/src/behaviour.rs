@@ -92,6 +92,16 @@ const MAX_MEMORY_SHARE: f64 = 0.5;
 /// Caps on connections in all, per peer and while they are being set up. In-process networks of the
 /// simulator (memory transport) keep only the configured total, if any: a thousand peers of one process
 /// are not a thousand machines.
+/// QUIC's flow-control windows (libp2p's defaults: 10 MB per stream, 15 MB per connection). A stream can
+/// carry at most its window per round trip: 10 MB is 33 MB/s at 300 ms, a third of a 100 MB/s link. These
+/// fit a transfer stream's 64 MiB of requests at 100 MB/s x 300 ms (quinn then grows its receive window
+/// up to them) and bound what one connection can make us buffer, as yamux's window does on TCP.
+fn quic_config(mut c: libp2p::quic::Config) -> libp2p::quic::Config {
+    c.max_stream_data = 48_000_000;
+    c.max_connection_data = 64_000_000;
+    c
+}
+
 fn connection_limits(config: &NetConfig) -> connection_limits::ConnectionLimits {
     let limits = connection_limits::ConnectionLimits::default();
     match config.transport {
@@ -111,7 +121,7 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
             let secure = SecureUpgrade::new(&key)?;
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
-                .with_quic()
+                .with_quic_config(quic_config)
                 .with_other_transport(move |_| tcp_transport(secure))
                 .map_err(|e| transport_err(&e))?
                 .with_behaviour(|key| behaviour(key, config))

@@ -38,10 +38,13 @@ pub(crate) struct Yamux(yamux::Config);
 /// download, and at most 16 transfer streams of its are served; 128 leaves room and bounds the rest.
 const MAX_STREAMS: usize = 128;
 /// What all streams of one connection may have received and not yet read (yamux's default is 1 GiB).
-/// Each stream's window starts at 256 KiB and grows towards twice its bandwidth x delay only as its data is
-/// read, so this caps what a peer can make us buffer per connection, not a transfer's speed at ordinary
-/// delays (docs/PERFORMANCE.md).
-const MAX_CONNECTION_WINDOW: usize = 64 * 1024 * 1024;
+/// Each stream's window starts at 256 KiB (yamux's protocol constant) and doubles only while we read its
+/// data within two round trips, so a peer cannot make us buffer more than we consume; what this caps is a
+/// fast stream's window: `MAX_STREAMS` x 256 KiB are set aside, the rest is what streams may grow into.
+/// With 64 MiB, one transfer stream stopped at 16 MiB (the next doubling did not fit) and a 300 ms link
+/// carried 65 MB/s of its 100; with 128 MiB it grows to 64 MiB, twice the 30 MB that 100 MB/s x 300 ms
+/// keeps in flight, and that link carried 98 MB/s (docs/PERFORMANCE.md, "Real links").
+const MAX_CONNECTION_WINDOW: usize = 128 * 1024 * 1024;
 
 impl Default for Yamux {
     fn default() -> Self {

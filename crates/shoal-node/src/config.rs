@@ -119,8 +119,10 @@ pub use shoal_proto::search::Topology;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DownloadTuning {
-    /// Requests in flight per peer (the scheduler adapts below it).
-    pub max_in_flight: usize,
+    /// Most bytes requested and not yet received from one provider. Each provider's window adapts below it
+    /// (its delivery rate times the round trip, see `shoal_proto::transfer::window`); this bounds what a
+    /// long fat link may take: 64 MiB is twice the 30 MB in flight at 100 MB/s and 300 ms.
+    pub max_bytes_in_flight: u64,
     /// A request outstanding this long counts as slow; its piece goes to another peer.
     pub slow_after: Duration,
     /// Give up when no provider answered for this long.
@@ -144,7 +146,7 @@ pub struct DownloadTuning {
 impl Default for DownloadTuning {
     fn default() -> Self {
         Self {
-            max_in_flight: 4,
+            max_bytes_in_flight: 64 << 20,
             slow_after: Duration::from_secs(8),
             stall_timeout: Duration::from_secs(60),
             gather: Duration::from_millis(300),

@@ -339,10 +339,18 @@ pub fn generate(opts: &Options) -> Result<(), ResultsError> {
         ],
     )?;
     // The same 100 peers: what the node does, what each of its choices buys, and the node before them.
-    // A slack of a thousand seconds never shrinks the depth: a fixed pipeline at the node's maximum.
-    let fixed = |d: &swarm::Distribution| swarm::Distribution { queue_slack_s: Some(1000.0), ..d.clone() };
+    // A slack of a thousand seconds never shrinks the depth: a fixed pipeline of 4 (the count cap).
+    let fixed =
+        |d: &swarm::Distribution| swarm::Distribution { queue_slack_s: Some(1000.0), in_flight: Some(4), ..d.clone() };
     let variants = [
-        ("the node: 64 KiB pieces (1,024), depth 1 to 4 by answer delay, Cancel, least-sent uploads", d.clone()),
+        (
+            "the node: 64 KiB pieces (1,024), window by rate x answer delay (halved when answers queue), Cancel, least-sent uploads",
+            d.clone(),
+        ),
+        (
+            "... with at most 4 requests per provider (the node before 2026-12-02: depth 1 to 4)",
+            swarm::Distribution { in_flight: Some(4), ..d.clone() },
+        ),
         (
             "... with 256 KiB pieces (256; the node before 2026-11-26)",
             swarm::Distribution { piece_kib: Some(256), ..d.clone() },
@@ -357,9 +365,9 @@ pub fn generate(opts: &Options) -> Result<(), ResultsError> {
         ("... with uploads in arrival order", swarm::Distribution { serve: swarm::Serve::Fifo, ..d.clone() }),
         (
             "... with up to 64 requests in flight (as many bytes as 4 of 1 MiB)",
-            swarm::Distribution { in_flight: 64, ..d.clone() },
+            swarm::Distribution { in_flight: Some(64), ..d.clone() },
         ),
-        ("... with a fixed depth of 1", swarm::Distribution { in_flight: 1, ..d.clone() }),
+        ("... with a fixed depth of 1", swarm::Distribution { in_flight: Some(1), ..d.clone() }),
     ];
     let ablation: Vec<(&str, DistResult)> = variants
         .into_iter()

@@ -2,7 +2,8 @@
 //!
 //! Every downloading peer runs the real [`Scheduler`] of `shoal-proto` (the one the node's downloader
 //! runs): it learns what its neighbours have, picks the rarest piece with its per-download tie-break, keeps
-//! `in_flight` requests per peer, and moves slow requests elsewhere. A peer serves what it has verified,
+//! as many requests per peer as that peer's window allows (the node's: delivery rate times the answer
+//! delay, halved when answers queue; `in_flight` caps the count), and moves slow requests elsewhere. A peer serves what it has verified,
 //! as the node does. Uploads: each peer sends one piece at a time at its upload cap; answers on one
 //! downloader's stream go in request order, and among the streams' heads the uploader picks with the
 //! node's own [`UploadQueue`] (least-sent piece first; `serve = "fifo"` for plain arrival order, what the
@@ -41,9 +42,13 @@ pub struct Distribution {
     /// Peers each peer knows and trades with (BitTorrent's peer set), at most `peers`.
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
-    /// Most requests outstanding per provider (the node's default: 4; the scheduler adapts below it).
-    #[serde(default = "default_in_flight")]
-    pub in_flight: usize,
+    /// Most requests outstanding per provider, whatever its window says (absent: the node's, where the
+    /// window alone decides, up to 64 MiB).
+    #[serde(default)]
+    pub in_flight: Option<usize>,
+    /// Bytes each provider's window starts at, KiB (absent: the node's).
+    #[serde(default)]
+    pub initial_window_kib: Option<u64>,
     /// Piece size, KiB (absent: the node's own layout for this file size).
     #[serde(default)]
     pub piece_kib: Option<u64>,
@@ -96,9 +101,6 @@ fn default_cancel() -> bool {
 fn default_neighbours() -> usize {
     40
 }
-fn default_in_flight() -> usize {
-    4
-}
 fn default_latency() -> [u64; 2] {
     [10, 50]
 }
@@ -118,7 +120,7 @@ impl Distribution {
         if !(self.file_mib > 0.0 && self.seed_upload_mib_s > 0.0 && lo > 0.0 && hi >= lo) {
             return Err("file_mib, seed_upload_mib_s and upload_mib_s = [min, max] must be positive".into());
         }
-        if self.neighbours == 0 || self.in_flight == 0 || self.latency_ms[0] > self.latency_ms[1] {
+        if self.neighbours == 0 || self.in_flight == Some(0) || self.latency_ms[0] > self.latency_ms[1] {
             return Err("neighbours and in_flight are at least 1; latency_ms is [min, max]".into());
         }
         if self.piece_kib.is_some_and(|k| !(16..=1024).contains(&k) || !k.is_power_of_two()) {
@@ -274,8 +276,15 @@ pub fn distribute(d: &Distribution) -> DistResult {
     if let Some(q) = d.queue_slack_s {
         cfg = cfg.with_queue_slack(Duration::from_secs_f64(q));
     }
+    if let Some(n) = d.in_flight {
+        cfg = cfg.with_max_in_flight(n);
+    }
+    if let Some(k) = d.initial_window_kib {
+        let max = cfg.window.max_bytes;
+        cfg = cfg.with_window(k * 1024, max);
+    }
     let cfg = cfg
-        .with_max_in_flight(d.in_flight)
+        .with_piece_bytes(layout.piece_size())
         .with_slow_after(Duration::from_secs_f64(d.slow_after_s))
         // A seed asked by everyone answers late: that is not a fault to drop it for.
         .with_max_strikes(u32::MAX);

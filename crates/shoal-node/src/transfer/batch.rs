@@ -2,8 +2,10 @@
 //! travels whole in one answer, so there is nothing to schedule within a file, and what matters is not
 //! paying a round trip, a stream and two `fsync`s per file.
 //!
-//! Every provider gets [`STREAMS_PER_PROVIDER`] streams, each keeping [`DEPTH`] requests in flight and
-//! taking the next file from one shared queue: fast providers take more, and a provider that lacks a file,
+//! Every provider gets [`STREAMS_PER_PROVIDER`] streams, each taking the next file from one shared queue
+//! while the provider's bytes in flight (over all its streams) are within its [`Window`] (the same
+//! sans-IO window as a file's pieces: delivery rate times the round trip, halved when answers queue), so a
+//! 100 ms link is kept full rather than paying a round trip per file or per fixed handful of files: fast providers take more, and a provider that lacks a file,
 //! sends a bad one or breaks its stream hands the file back to the queue for the others (a stream that
 //! broke is opened again, a few times). Verified files are written in batches (`Store::finish_small`: one
 //! sync before their names appear and one after, one catalog transaction). Files already in place from an
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{Multiaddr, PeerId};
 use shoal_proto::transfer::messages::{MAX_FRAME, MAX_PAYLOAD};
-use shoal_proto::transfer::{CHUNK, ChunkSpan, Request, Response};
+use shoal_proto::transfer::{CHUNK, ChunkSpan, Request, Response, Sent, Window, WindowConfig};
 use shoal_store::ContentId;
 use shoal_store::small::{SmallBlob, verify_small};
 use tokio::sync::{mpsc, watch};
@@ -29,8 +31,12 @@ use crate::{Node, NodeError};
 
 /// Streams opened to each provider (its server prepares answers of several streams at once).
 const STREAMS_PER_PROVIDER: usize = 4;
-/// Requests in flight per stream.
-const DEPTH: usize = 16;
+/// Requests in flight per stream at most, whatever the window allows (4,096 files in flight per provider).
+const MAX_DEPTH: usize = 1024;
+/// A provider's window starts here (16 files of 64 KiB, 256 of 4 KiB). A file's pieces start at one piece
+/// (swarms, see `shoal_proto::transfer::scheduler`); a folder's small files are asked of a few providers
+/// at once, never of a swarm, and one file per round trip at the start would cost seconds over long links.
+const INITIAL_WINDOW: u64 = 1 << 20;
 /// A stream that broke is opened again this many times.
 const REOPENS: usize = 3;
 /// A stream with requests outstanding and no answer for this long is given up and opened again (its
@@ -71,6 +77,12 @@ impl Queue {
     }
 }
 
+/// One provider's window and its bytes in flight, shared by its streams.
+struct Pipe {
+    window: Window,
+    outstanding: u64,
+}
+
 /// What the streams tell the collector.
 enum Got {
     /// File `i` verified, from `peer`, `received` bytes on the wire.
@@ -81,10 +93,12 @@ enum Got {
     Gone { peer: PeerId, why: String },
 }
 
-/// What [`fetch_small`] did: bytes that were in place already, bytes received.
+/// What [`fetch_small`] did: bytes that were in place already, bytes received, and the seconds from the
+/// first request to the last file written.
 pub(crate) struct Fetched {
     pub(crate) resumed: u64,
     pub(crate) received: u64,
+    pub(crate) seconds: f64,
 }
 
 /// Fetches `files` from `providers` into their targets, writing through `staging`. Adds each provider's
@@ -136,15 +150,21 @@ pub(crate) async fn fetch_small(
     let (tx, mut rx) = mpsc::channel::<Got>(256);
     let mut workers = tokio::task::JoinSet::new();
     let mut alive: HashMap<PeerId, usize> = HashMap::new();
+    let mut pipes: Vec<(PeerId, Arc<Mutex<Pipe>>)> = Vec::new();
+    let started = Instant::now();
+    let window = WindowConfig::default().with_max_bytes(node.config().download.max_bytes_in_flight);
     if wanted > 0 {
         for (peer, addrs) in providers.iter().filter(|(p, _)| *p != node.peer_id()) {
             if alive.contains_key(peer) {
                 continue;
             }
             alive.insert(*peer, STREAMS_PER_PROVIDER);
+            let pipe = Arc::new(Mutex::new(Pipe { window: Window::new(INITIAL_WINDOW), outstanding: 0 }));
+            pipes.push((*peer, pipe.clone()));
             for _ in 0..STREAMS_PER_PROVIDER {
                 let (net, q, f, tx) = (node.network().clone(), queue.clone(), files.clone(), tx.clone());
-                workers.spawn(stream_worker(net, *peer, addrs.clone(), q, f, tx));
+                let link = Link { pipe: pipe.clone(), config: window.clone() };
+                workers.spawn(stream_worker(net, *peer, addrs.clone(), q, f, tx, link));
             }
         }
     }
@@ -241,10 +261,15 @@ pub(crate) async fn fetch_small(
         }
     }
     workers.abort_all();
+    for (peer, pipe) in &pipes {
+        let p = shoal_store::lock(pipe);
+        tracing::debug!(%peer, window_kib = p.window.limit() >> 10, rate_mb_s = p.window.rate() / 1e6,
+            fastest_ms = p.window.fastest().map_or(0.0, |d| d.as_secs_f64() * 1e3), "small files: provider window");
+    }
     if let Some(w) = writing.take() {
         w.await.map_err(|e| NodeError::Task(e.to_string()))??;
     }
-    Ok(Fetched { resumed, received: received_all })
+    Ok(Fetched { resumed, received: received_all, seconds: started.elapsed().as_secs_f64() })
 }
 
 fn stalled(why: &[String], stall: Duration) -> String {
@@ -255,8 +280,38 @@ fn report(peers: &mut HashMap<PeerId, PeerReport>, p: PeerId) -> &mut PeerReport
     peers.entry(p).or_insert_with(|| PeerReport { peer: p.to_string(), bytes: 0, received: 0, dropped: None })
 }
 
-/// One stream to one provider: keeps [`DEPTH`] files asked for, reads the answers in order, verifies each.
-/// Opens the stream again after it breaks, [`REOPENS`] times; hands back what it had asked for.
+/// A stream's share of its provider's window.
+struct Link {
+    pipe: Arc<Mutex<Pipe>>,
+    config: WindowConfig,
+}
+
+impl Link {
+    /// Whether one more request may go out now (a stream with nothing outstanding always may).
+    fn room(&self, asked: usize) -> bool {
+        let p = shoal_store::lock(&self.pipe);
+        asked == 0 || (asked < MAX_DEPTH && p.outstanding < p.window.limit())
+    }
+
+    fn sent(&self, bytes: u64) -> Sent {
+        let mut p = shoal_store::lock(&self.pipe);
+        p.outstanding += bytes;
+        p.window.on_send(Instant::now())
+    }
+
+    /// A request of `bytes` ended: answered (then it counts for the window) or not.
+    fn ended(&self, sent: Sent, bytes: u64, answered: bool) {
+        let mut p = shoal_store::lock(&self.pipe);
+        p.outstanding = p.outstanding.saturating_sub(bytes);
+        if answered {
+            p.window.on_answer(sent, bytes, Instant::now(), &self.config);
+        }
+    }
+}
+
+/// One stream to one provider: keeps files asked for while its provider's window allows, reads the answers
+/// in order, verifies each. Opens the stream again after it breaks, [`REOPENS`] times; hands back what it
+/// had asked for.
 async fn stream_worker(
     net: shoal_net::Network,
     peer: PeerId,
@@ -264,12 +319,14 @@ async fn stream_worker(
     queue: Arc<Queue>,
     files: Arc<Vec<SmallFile>>,
     tx: mpsc::Sender<Got>,
+    link: Link,
 ) {
     let mut why = String::new();
     for _ in 0..=REOPENS {
-        let mut asked: VecDeque<usize> = VecDeque::new();
-        let r = run_stream(&net, peer, &addrs, &queue, &files, &tx, &mut asked).await;
-        for i in asked.drain(..) {
+        let mut asked: VecDeque<(usize, Sent)> = VecDeque::new();
+        let r = run_stream(&net, peer, &addrs, &queue, &files, &tx, &mut asked, &link).await;
+        for (i, sent) in asked.drain(..) {
+            link.ended(sent, files[i].size, false);
             queue.give_back(i);
         }
         match r {
@@ -283,6 +340,7 @@ async fn stream_worker(
     let _ = tx.send(Got::Gone { peer, why }).await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_stream(
     net: &shoal_net::Network,
     peer: PeerId,
@@ -290,7 +348,8 @@ async fn run_stream(
     queue: &Queue,
     files: &[SmallFile],
     tx: &mpsc::Sender<Got>,
-    asked: &mut VecDeque<usize>,
+    asked: &mut VecDeque<(usize, Sent)>,
+    link: &Link,
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(10);
     tokio::time::timeout(timeout, net.connect(peer, addrs.to_vec()))
@@ -305,7 +364,7 @@ async fn run_stream(
     loop {
         // Keep the pipe full, then read the oldest answer.
         let mut sent = false;
-        while asked.len() < DEPTH
+        while link.room(asked.len())
             && let Some(i) = queue.next(&peer)
         {
             let f = &files[i];
@@ -313,13 +372,13 @@ async fn run_stream(
             write_frame(&mut stream, &Request::Get { id: *f.id.as_bytes(), span }, MAX_FRAME)
                 .await
                 .map_err(|e| e.to_string())?;
-            asked.push_back(i);
+            asked.push_back((i, link.sent(f.size)));
             sent = true;
         }
         if sent {
             stream.flush().await.map_err(|e| e.to_string())?;
         }
-        let Some(&i) = asked.front() else {
+        let Some(&(i, sent_as)) = asked.front() else {
             // Nothing to ask now; files may still come back from other streams that fail them.
             if tx.is_closed() {
                 return Ok(());
@@ -332,7 +391,7 @@ async fn run_stream(
             .map_err(|_| format!("no answer for {} s", ANSWER_TIMEOUT.as_secs()))?
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "provider closed the stream".to_string())?;
-        asked.pop_front();
+        // The file stays in `asked` until its answer is all read: a stream that breaks midway hands it back.
         let got = match resp {
             Response::Data { len } => {
                 if len > MAX_PAYLOAD {
@@ -352,6 +411,8 @@ async fn run_stream(
             Response::Refused { reason } => Got::Failed { i, peer, why: reason, received: 0 },
             other => return Err(format!("unexpected answer {other:?}")),
         };
+        asked.pop_front();
+        link.ended(sent_as, files[i].size, matches!(got, Got::Blob { .. }));
         if tx.send(got).await.is_err() {
             return Ok(());
         }

@@ -262,6 +262,7 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
                 super::batch::fetch_small(&node, files, providers, &staging, &progress, &mut totals.peers).await?;
             totals.resumed += got.resumed;
             totals.received += got.received;
+            totals.transfer_secs += got.seconds;
         }
         for (e, target) in large {
             let (t, part) = (target.clone(), staging.join(format!("{}.partial", e.id)));

@@ -26,6 +26,9 @@ use crate::config::DownloadTuning;
 const MAX_SIZE: u64 = 1 << 50;
 /// How often a provider lookup may start again.
 const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+/// A download keeps looking for providers (every [`LOOKUP_EVERY`]) until this many are in it: more sources
+/// are more speed where each link is slow, and a provider that appears during a download joins it.
+const ENOUGH_PROVIDERS: usize = 8;
 /// How often providers that are still downloading are asked again what they have.
 const HAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often a download's progress watchers are woken. Waking them for every piece is a thread hand-off
@@ -180,11 +183,14 @@ impl Fetch {
         self.sessions.remove(peer).then_some(Step::Close(*peer))
     }
 
-    /// Whether to start a provider lookup now: we look when no provider answered yet, or when pieces are
-    /// missing that no provider has, at most every few seconds and one lookup at a time.
+    /// Whether to start a provider lookup now: we look when no provider answered yet, when pieces are
+    /// missing that no provider has, and while fewer than [`ENOUGH_PROVIDERS`] are in the download; at most
+    /// every few seconds and one lookup at a time.
     pub(crate) fn lookup(&mut self, now: Instant) -> Option<Step> {
         let want_more = self.answered.is_empty()
+            || self.sessions.len() < ENOUGH_PROVIDERS
             || self.active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
+        let want_more = want_more && !self.active.as_ref().is_some_and(|a| a.sched.is_finished());
         let due = self.last_lookup.is_none_or(|t| now.duration_since(t) > LOOKUP_EVERY);
         if !(self.discover && want_more && !self.looking && due) {
             return None;
@@ -220,7 +226,13 @@ impl Fetch {
         now: Instant,
     ) -> Answer {
         self.answered.insert(peer);
-        self.first_answer.get_or_insert(now);
+        if self.first_answer.is_none() {
+            self.first_answer = Some(now);
+            // The lookup at the start ran before any connection: with no DHT neighbour yet it found nobody
+            // (over a 100 ms link the first answer takes several round trips). The provider that answered
+            // is a neighbour now: look again at once.
+            self.last_lookup = None;
+        }
         if size > MAX_SIZE {
             return Answer::Steps(self.liar(peer, format!("claims {size} bytes, more than any blob may have")));
         }
@@ -339,7 +351,8 @@ impl Fetch {
             .sum();
         self.tally.resumed += resumed;
         let cfg = SchedConfig::default()
-            .with_max_in_flight(self.tuning.max_in_flight)
+            .with_piece_bytes(layout.piece_size())
+            .with_window(0, self.tuning.max_bytes_in_flight)
             .with_slow_after(self.tuning.slow_after)
             .with_tie_break(rand::random());
         let sched = Scheduler::new(cfg, layout.piece_count(), have.iter());
@@ -483,6 +496,20 @@ impl Fetch {
         let finished = a.sched.is_finished();
         if finished || now.duration_since(self.published) >= PUBLISH_EVERY {
             self.published = now;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                for p in &self.sessions {
+                    if let Some(w) = a.sched.window(p) {
+                        tracing::debug!(
+                            peer = %p,
+                            in_flight = a.sched.in_flight(p),
+                            window_kib = w.limit() >> 10,
+                            rate_mb_s = w.rate() / 1e6,
+                            fastest_ms = w.fastest().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                            "provider window"
+                        );
+                    }
+                }
+            }
             steps.push(Step::Publish { peers: a.sched.peer_count(), per_peer: self.rates.snapshot(now) });
         }
         if finished {

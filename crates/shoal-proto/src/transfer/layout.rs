@@ -13,9 +13,8 @@
 //! about 650 MB/s with 64 KiB pieces, where 256 KiB pieces gave 600 before (README).
 //! Each downloader picks its own piece size; peers only ever exchange chunk ranges, so they need not agree.
 //!
-//! Requests in flight stay 4 per provider whatever the piece size: 64 KiB pieces ran as fast on loopback
-//! with 4 in flight as with 64, and fewer requests at a seed keep its queue fresh (the simulator: 1.10x the
-//! bound with at most 4, 1.13x with up to 64).
+//! Requests in flight are sized in bytes by each provider's window (`window.rs`: delivery rate times the
+//! round trip), not as a count of pieces, so small pieces do not slow a long link.
 
 use serde::{Deserialize, Serialize};
 

@@ -10,13 +10,13 @@
 //!    drop the peer.
 //! 2. Free slots are filled round-robin over peers, one piece per peer per round, so that every provider
 //!    gets work even when one answered first. Each peer has a *depth*, the requests it may have
-//!    outstanding, from 1 to `max_in_flight`, set by how long its answers take (delay-based, like LEDBAT):
-//!    the fastest answer so far is the round trip plus one piece without a queue; an answer that took more
-//!    than twice that plus `queue_slack` halves the depth, one that took less than 1.5 times that plus half
-//!    the slack adds one. A new peer starts at 1. A fast peer ends at `max_in_flight` within a few pieces (its
-//!    pipe stays full); a peer whose uplink is busy with others (a seed asked by a hundred peers) keeps one
-//!    request of ours: a request that waits there for seconds holds a piece chosen on stale information, and
-//!    such queues made the simulated swarm send the seed's pieces a second time.
+//!    outstanding: its [`Window`] (bytes: the delivery rate measured times the round trip, grown while
+//!    answers come without a queue, halved when they queue; see `window.rs`) over the piece size, at least
+//!    1 and at most `max_in_flight`. A new peer starts at one piece (`initial_window`). A fast peer behind a long
+//!    link ends with the link's bandwidth-delay product in flight (30 MB at 100 MB/s and 300 ms); a peer
+//!    whose uplink is busy with others (a seed asked by a hundred peers) keeps about one request of ours:
+//!    a request that waits there for seconds holds a piece chosen on stale information, and such queues
+//!    made the simulated swarm send the seed's pieces a second time.
 //! 3. A peer gets the rarest piece it has that nobody is fetching (ties: the first from a per-download
 //!    starting point, [`Config::with_tie_break`], so that many peers fetching a new file at once from one
 //!    seed ask it for different pieces instead of all for piece 0).
@@ -30,15 +30,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::Bitfield;
+use super::window::{Sent, Window, WindowConfig};
 
 /// Tunables of the scheduler.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Most requests kept outstanding per peer (the largest depth).
+    /// Most requests kept outstanding per peer (the largest depth), whatever its window says.
     pub max_in_flight: usize,
-    /// Queueing beyond twice a peer's fastest answer that is tolerated before its depth shrinks.
-    pub queue_slack: Duration,
+    /// Bounds of each peer's window: most bytes outstanding, queueing tolerated.
+    pub window: WindowConfig,
+    /// Bytes each peer's window starts at; at least one piece (the default, 0, is one piece).
+    pub initial_window: u64,
+    /// Bytes in a piece (the driver's layout), to turn a window into a number of requests.
+    pub piece_bytes: u64,
     /// A request outstanding this long counts as slow.
     pub slow_after: Duration,
     /// Strikes (slow requests, transient failures) after which a peer is dropped.
@@ -52,8 +57,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_in_flight: 4,
-            queue_slack: Duration::from_millis(50),
+            max_in_flight: 1024,
+            window: WindowConfig::default(),
+            initial_window: 0,
+            piece_bytes: 256 << 10,
             slow_after: Duration::from_secs(10),
             max_strikes: 3,
             endgame_copies: 2,
@@ -69,9 +76,22 @@ impl Config {
         self
     }
 
-    /// Sets the queueing at a peer that is tolerated before its depth shrinks (see the module docs).
+    /// Sets the queueing at a peer that is tolerated before its window shrinks (see `window.rs`).
     pub fn with_queue_slack(mut self, d: Duration) -> Self {
-        self.queue_slack = d;
+        self.window.queue_slack = d;
+        self
+    }
+
+    /// Sets the piece size of the download (the driver's layout), in bytes.
+    pub fn with_piece_bytes(mut self, bytes: u64) -> Self {
+        self.piece_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the bytes each peer's window starts at and the most it may grow to.
+    pub fn with_window(mut self, initial: u64, max: u64) -> Self {
+        self.initial_window = initial;
+        self.window.max_bytes = max;
         self
     }
 
@@ -145,7 +165,7 @@ pub enum Action<P> {
 #[derive(Debug)]
 struct Req {
     piece: u32,
-    since: Instant,
+    sent: Sent,
     slow: bool,
 }
 
@@ -155,10 +175,8 @@ struct Peer {
     have: Option<Bitfield>,
     reqs: Vec<Req>,
     strikes: u32,
-    /// Requests this peer may have outstanding (see the module docs).
-    depth: usize,
-    /// The fastest answer from this peer so far: the round trip and one piece's transfer, without a queue.
-    fastest: Option<Duration>,
+    /// The bytes this peer may have outstanding (see the module docs).
+    window: Window,
 }
 
 impl Peer {
@@ -167,15 +185,10 @@ impl Peer {
         self.have.as_ref().is_none_or(|h| h.get(piece))
     }
 
-    fn delivered(&mut self, since: Instant, now: Instant, config: &Config) {
-        let took = now.saturating_duration_since(since);
-        let base = self.fastest.map_or(took, |f| f.min(took));
-        self.fastest = Some(base);
-        if took > base * 2 + config.queue_slack {
-            self.depth = (self.depth / 2).max(1);
-        } else if took < base * 3 / 2 + config.queue_slack / 2 {
-            self.depth = (self.depth + 1).min(config.max_in_flight.max(1));
-        }
+    /// Requests this peer may have outstanding: its window over the piece size, within `1..=max_in_flight`.
+    fn depth(&self, config: &Config) -> usize {
+        let n = self.window.limit() / config.piece_bytes.max(1);
+        (n as usize).clamp(1, config.max_in_flight.max(1))
     }
 }
 
@@ -238,7 +251,8 @@ impl<P: Clone + Ord> Scheduler<P> {
             return true;
         }
         Self::count(&mut self.partial_avail, &mut self.full_peers, have.as_ref(), 1);
-        self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0, depth: 1, fastest: None });
+        let window = Window::new(self.config.initial_window.max(self.config.piece_bytes));
+        self.peers.insert(peer, Peer { have, reqs: Vec::new(), strikes: 0, window });
         true
     }
 
@@ -302,7 +316,7 @@ impl<P: Clone + Ord> Scheduler<P> {
             && let Some(p) = self.peers.get_mut(peer)
         {
             p.strikes = p.strikes.saturating_sub(1);
-            p.delivered(r.since, now, &self.config);
+            p.window.on_answer(r.sent, self.config.piece_bytes, now, &self.config.window);
         }
         if !self.done.set(piece) {
             return false;
@@ -383,7 +397,7 @@ impl<P: Clone + Ord> Scheduler<P> {
         let mut struck = Vec::new();
         for (id, p) in self.peers.iter_mut() {
             for r in p.reqs.iter_mut().filter(|r| !r.slow) {
-                if now.saturating_duration_since(r.since) >= self.config.slow_after {
+                if now.saturating_duration_since(r.sent.at) >= self.config.slow_after {
                     r.slow = true;
                     let i = r.piece as usize;
                     self.fast[i] = self.fast[i].saturating_sub(1);
@@ -407,7 +421,7 @@ impl<P: Clone + Ord> Scheduler<P> {
             let endgame = !self.any_free_piece();
             for k in keys[start..].iter().chain(&keys[..start]) {
                 let Some(p) = self.peers.get(k) else { continue };
-                if p.reqs.len() >= p.depth {
+                if p.reqs.len() >= p.depth(&self.config) {
                     continue;
                 }
                 let Some(piece) = self.pick(p, endgame) else {
@@ -416,7 +430,8 @@ impl<P: Clone + Ord> Scheduler<P> {
                 self.requested[piece as usize] += 1;
                 self.fast[piece as usize] += 1;
                 if let Some(p) = self.peers.get_mut(k) {
-                    p.reqs.push(Req { piece, since: now, slow: false });
+                    let sent = p.window.on_send(now);
+                    p.reqs.push(Req { piece, sent, slow: false });
                 }
                 out.push(Action::Request { peer: k.clone(), piece });
                 assigned = true;
@@ -509,7 +524,12 @@ impl<P: Clone + Ord> Scheduler<P> {
 
     /// Requests `peer` may have outstanding now (its depth; see the module docs).
     pub fn depth(&self, peer: &P) -> usize {
-        self.peers.get(peer).map_or(0, |p| p.depth)
+        self.peers.get(peer).map_or(0, |p| p.depth(&self.config))
+    }
+
+    /// `peer`'s window: the bytes it may have outstanding, its peak delivery rate and fastest answer.
+    pub fn window(&self, peer: &P) -> Option<&Window> {
+        self.peers.get(peer).map(|p| &p.window)
     }
 }
 

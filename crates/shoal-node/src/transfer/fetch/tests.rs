@@ -69,6 +69,36 @@ fn lookups_start_when_nobody_answered_and_not_more_than_every_few_seconds() {
 }
 
 #[test]
+fn the_first_answer_starts_a_lookup_at_once_and_lookups_go_on_while_providers_are_few() {
+    // Over a long link the lookup at the start ran before any connection existed and found nobody; the
+    // ticket's one provider answers a moment later. The others must still be found (the download used one
+    // source of four over 100 ms links before).
+    let t0 = Instant::now();
+    let a = PeerId::random();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(a, Vec::new())], true, None, tuning(), t0);
+    f.expect_size(Some(SIZE));
+    assert_eq!(f.lookup(t0), Some(Step::Lookup));
+    f.on_lookup_done();
+    let t1 = t0 + Duration::from_millis(400);
+    assert_eq!(f.lookup(t1), None, "not again within 3 s before anyone answered");
+    assert_eq!(f.on_have(a, SIZE, &all(SIZE), false, t1), Answer::Begin { size: SIZE, collection: false });
+    assert_eq!(f.lookup(t1), Some(Step::Lookup), "the first answer brings a lookup at once");
+    f.on_lookup_done();
+    f.begin(SIZE, &[], false, t1);
+    // One provider in: it keeps looking every few seconds.
+    assert_eq!(f.lookup(t1 + Duration::from_secs(1)), None);
+    assert_eq!(f.lookup(t1 + Duration::from_secs(4)), Some(Step::Lookup));
+    f.on_lookup_done();
+    let b = PeerId::random();
+    assert_eq!(f.on_found(b, Vec::new()), Some(Step::Open { peer: b, addrs: Vec::new() }), "a late provider joins");
+    // With enough providers in, it stops looking.
+    for _ in 0..8 {
+        f.on_found(PeerId::random(), Vec::new());
+    }
+    assert_eq!(f.lookup(t1 + Duration::from_secs(10)), None);
+}
+
+#[test]
 fn with_no_provider_and_no_discovery_it_fails_at_once_and_with_discovery_after_the_stall_timeout() {
     let t0 = Instant::now();
     let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), Vec::new(), false, None, tuning(), t0);

@@ -46,7 +46,7 @@ fn one_peer_fetches_everything_in_order_of_slots() {
     let mut fetched = 0;
     while !s.is_finished() {
         let acts = s.poll(now);
-        assert!(acts.len() <= 4);
+        assert!(acts.len() <= s.depth(&1));
         for a in acts {
             if let Action::Request { peer, piece } = a {
                 assert!(s.on_piece_ok(&peer, piece, now));
@@ -71,7 +71,7 @@ fn resumed_download_skips_verified_pieces() {
             _ => None,
         })
         .collect();
-    // A new peer gets one request until its answers show how fast it is.
+    // A new peer gets one request until its answers show how fast it is (one piece of window).
     assert_eq!(asked, vec![6]);
     assert!(s.on_piece_ok(&1, 6, now));
     assert_eq!(s.poll(now), vec![Action::Request { peer: 1, piece: 7 }]);
@@ -91,7 +91,7 @@ fn work_is_spread_over_all_peers() {
         }
     }
     assert_eq!(per_peer.len(), 4);
-    assert!(per_peer.values().all(|&n| n == 1));
+    assert!(per_peer.values().all(|&n| n == 1), "{per_peer:?}");
 }
 
 /// Serves every outstanding request `took` after the poll that made it; returns the depth afterwards.
@@ -115,22 +115,63 @@ fn round(s: &mut Scheduler<u8>, now: &mut Instant, took: Duration) -> usize {
 #[test]
 fn depth_grows_while_answers_are_quick_and_shrinks_when_they_queue() {
     let mut now = Instant::now();
-    let mut s: Scheduler<u8> = Scheduler::new(Config::default().with_max_in_flight(4), 1000, []);
+    let piece = 256 << 10;
+    // A window from one piece up to 64 pieces (16 MiB), so that the test shows both bounds.
+    let cfg = Config::default().with_piece_bytes(piece).with_window(piece, 64 * piece);
+    let mut s: Scheduler<u8> = Scheduler::new(cfg, 100_000, []);
     s.add_peer(1, None, now);
     assert_eq!(s.depth(&1), 1);
+    // Answers in 10 ms whatever the depth: a path with room. The depth doubles each round until the
+    // window's bound (the peer's measured rate never stops rising here).
     let quick = Duration::from_millis(10);
-    let depths: Vec<usize> = (0..6).map(|_| round(&mut s, &mut now, quick)).collect();
-    assert_eq!(depths.last(), Some(&4), "a quick peer gets the full pipeline: {depths:?}");
-    assert!(depths.windows(2).all(|w| w[0] <= w[1]), "{depths:?}");
+    let depths: Vec<usize> = (0..8).map(|_| round(&mut s, &mut now, quick)).collect();
+    assert_eq!(&depths[..3], &[2, 4, 8], "{depths:?}");
+    assert!(depths.windows(2).all(|w| w[0] < w[1] || w[1] == 64), "{depths:?}");
+    assert_eq!(depths.last(), Some(&64), "a quick peer gets the full pipeline: {depths:?}");
     // The peer's answers now wait in a queue (others are asking it too): well over twice its fastest.
     let queued = Duration::from_millis(500);
     let after = round(&mut s, &mut now, queued);
-    assert!(after < 4, "depth did not shrink: {after}");
-    let depths: Vec<usize> = (0..4).map(|_| round(&mut s, &mut now, queued)).collect();
+    assert!(after < 64, "depth did not shrink: {after}");
+    let depths: Vec<usize> = (0..8).map(|_| round(&mut s, &mut now, queued)).collect();
     assert_eq!(depths.last(), Some(&1), "{depths:?}");
     // Answers within the slack of the fastest: it grows again.
-    let depths: Vec<usize> = (0..6).map(|_| round(&mut s, &mut now, quick)).collect();
-    assert_eq!(depths.last(), Some(&4), "{depths:?}");
+    let depths: Vec<usize> = (0..12).map(|_| round(&mut s, &mut now, quick)).collect();
+    assert_eq!(depths.last(), Some(&64), "{depths:?}");
+}
+
+#[test]
+fn depth_follows_rate_times_round_trip() {
+    // One provider behind a 100 ms, 25 MB/s path, 64 KiB pieces: 2.5 MB must be in flight (39 pieces),
+    // where the old fixed 4 gave 2.6 MB/s. Answers are served in order at the path's rate.
+    let piece = 64 << 10;
+    let cfg = Config::default().with_piece_bytes(piece);
+    let mut s: Scheduler<u8> = Scheduler::new(cfg, 100_000, []);
+    let t0 = Instant::now();
+    s.add_peer(1, None, t0);
+    let rtt = Duration::from_millis(100);
+    let serialize = Duration::from_secs_f64(piece as f64 / 25e6);
+    let mut line_free = t0;
+    let mut out: std::collections::VecDeque<(u32, Instant)> = Default::default();
+    let mut now = t0;
+    let mut got = 0u64;
+    let mut depth_seen = Vec::new();
+    while now.duration_since(t0) < Duration::from_secs(5) {
+        for a in s.poll(now) {
+            if let Action::Request { piece: p, .. } = a {
+                line_free = line_free.max(now + rtt / 2) + serialize;
+                out.push_back((p, line_free + rtt / 2));
+            }
+        }
+        let Some((p, at)) = out.pop_front() else { break };
+        now = at;
+        s.on_piece_ok(&1, p, now);
+        got += piece;
+        depth_seen.push(s.depth(&1));
+    }
+    let rate = got as f64 / now.duration_since(t0).as_secs_f64();
+    assert!(rate > 0.85 * 25e6, "{:.1} MB/s of 25", rate / 1e6);
+    let last = depth_seen.last().copied().unwrap_or(0);
+    assert!((38..=100).contains(&last), "depth {last}: about one to two bandwidth-delay products");
 }
 
 #[test]
