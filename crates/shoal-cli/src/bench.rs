@@ -22,7 +22,7 @@
 //! happens to follow a pause, which is Shoal's (its sources hash the file first), not the baseline's.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,7 +32,6 @@ use anyhow::{Context, bail};
 
 mod benchkit;
 mod sample;
-use benchkit::Proc;
 use shoal_node::Ticket;
 
 struct Args {
@@ -156,26 +155,14 @@ fn shoal_case(shoal: &Path, work: &Path, input: &Path, n: usize, id: &str, warm:
     let mut ticket: Option<Ticket> = None;
     for i in 0..n {
         let home = work.join(format!("src{n}-{i}"));
-        let mut child = Command::new(shoal)
-            .arg("--home")
-            .arg(&home)
-            .arg("--loopback")
-            .arg("share")
-            .arg(input)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting shoal share")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-        let t: Ticket = line.trim().parse().context("reading the sharer's ticket")?;
+        let mut cmd = Command::new(shoal);
+        cmd.arg("--home").arg(&home).arg("--loopback");
+        let (sharer, t) = benchkit::start_sharer(cmd, input)?;
         match &mut ticket {
             None => ticket = Some(t),
             Some(all) => all.providers.extend(t.providers),
         }
-        sharers.push(Proc(child));
+        sharers.push(sharer);
     }
     let ticket = ticket.context("no sources")?;
     let cpu0: f64 = sharers.iter().map(|p| proc_cpu(p.0.id())).sum();

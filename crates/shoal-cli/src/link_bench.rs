@@ -28,7 +28,7 @@
 //! Needs root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,6 @@ use shoal_node::Ticket;
 
 mod benchkit;
 mod sample;
-use benchkit::Proc;
 
 const ROUTER: usize = 0;
 const DOWNLOADER: usize = 1;
@@ -300,19 +299,9 @@ fn shoal_case(shoal: &Path, lab: &Lab, args: &Args, input: &Input, sources: usiz
                 cmd.arg("--bootstrap").arg(format!("{a}/p2p/{peer}"));
             }
         }
-        let mut child = cmd
-            .arg("share")
-            .arg(&input.path)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting shoal share")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-        sharers.push(Proc(child));
-        tickets.push(line.trim().parse().with_context(|| format!("reading a sharer's ticket from {line:?}"))?);
+        let (sharer, ticket) = benchkit::start_sharer(cmd, &input.path)?;
+        sharers.push(sharer);
+        tickets.push(ticket);
     }
     let mut ticket = tickets.first().cloned().context("no sources")?;
     if args.ticket_all {
