@@ -26,8 +26,9 @@ use crate::config::DownloadTuning;
 const MAX_SIZE: u64 = 1 << 50;
 /// How often a provider lookup may start again.
 const LOOKUP_EVERY: Duration = Duration::from_secs(3);
-/// A download keeps looking for providers (every [`LOOKUP_EVERY`]) until this many are in it: more sources
-/// are more speed where each link is slow, and a provider that appears during a download joins it.
+/// A download keeps looking for providers (every [`LOOKUP_EVERY`] at first, then less often) until this
+/// many are in it: more sources are more speed where each link is slow, and a provider that appears during
+/// a download joins it.
 const ENOUGH_PROVIDERS: usize = 8;
 /// How often providers that are still downloading are asked again what they have.
 const HAVE_EVERY: Duration = Duration::from_secs(1);
@@ -118,6 +119,8 @@ pub(crate) struct Fetch {
     hints: HashMap<PeerId, Vec<Multiaddr>>,
     looking: bool,
     last_lookup: Option<Instant>,
+    /// Lookups made while the download was working (for the back-off in [`Fetch::lookup`]).
+    extra_lookups: u32,
     active: Option<Active>,
     last_checkpoint: Instant,
     last_have: Instant,
@@ -156,6 +159,7 @@ impl Fetch {
             hints: HashMap::new(),
             looking: false,
             last_lookup: None,
+            extra_lookups: 0,
             active: None,
             last_checkpoint: now,
             last_have: now,
@@ -187,13 +191,19 @@ impl Fetch {
     /// missing that no provider has, and while fewer than [`ENOUGH_PROVIDERS`] are in the download; at most
     /// every few seconds and one lookup at a time.
     pub(crate) fn lookup(&mut self, now: Instant) -> Option<Step> {
-        let want_more = self.answered.is_empty()
-            || self.sessions.len() < ENOUGH_PROVIDERS
+        let urgent = self.answered.is_empty()
             || self.active.as_ref().is_some_and(|a| a.sched.needs_providers() || a.sched.peer_count() == 0);
+        let want_more = urgent || self.sessions.len() < ENOUGH_PROVIDERS;
         let want_more = want_more && !self.active.as_ref().is_some_and(|a| a.sched.is_finished());
-        let due = self.last_lookup.is_none_or(|t| now.duration_since(t) > LOOKUP_EVERY);
+        // Looking for more while the download works backs off (3, 6, 12, 24, then 48 s): in the pure topology
+        // a lookup is a flood query, and a long download must not send one every 3 s.
+        let every = if urgent { LOOKUP_EVERY } else { LOOKUP_EVERY * (1 << self.extra_lookups.min(4)) };
+        let due = self.last_lookup.is_none_or(|t| now.duration_since(t) > every);
         if !(self.discover && want_more && !self.looking && due) {
             return None;
+        }
+        if !urgent && self.last_lookup.is_some() {
+            self.extra_lookups += 1;
         }
         self.looking = true;
         self.last_lookup = Some(now);

@@ -85,9 +85,12 @@ fn the_first_answer_starts_a_lookup_at_once_and_lookups_go_on_while_providers_ar
     assert_eq!(f.lookup(t1), Some(Step::Lookup), "the first answer brings a lookup at once");
     f.on_lookup_done();
     f.begin(SIZE, &[], false, t1);
-    // One provider in: it keeps looking every few seconds.
+    // One provider in: it keeps looking, less and less often (3 s, then 6 s, ...).
     assert_eq!(f.lookup(t1 + Duration::from_secs(1)), None);
     assert_eq!(f.lookup(t1 + Duration::from_secs(4)), Some(Step::Lookup));
+    f.on_lookup_done();
+    assert_eq!(f.lookup(t1 + Duration::from_secs(8)), None, "the next one waits 6 s");
+    assert_eq!(f.lookup(t1 + Duration::from_secs(11)), Some(Step::Lookup));
     f.on_lookup_done();
     let b = PeerId::random();
     assert_eq!(f.on_found(b, Vec::new()), Some(Step::Open { peer: b, addrs: Vec::new() }), "a late provider joins");
@@ -95,7 +98,7 @@ fn the_first_answer_starts_a_lookup_at_once_and_lookups_go_on_while_providers_ar
     for _ in 0..8 {
         f.on_found(PeerId::random(), Vec::new());
     }
-    assert_eq!(f.lookup(t1 + Duration::from_secs(10)), None);
+    assert_eq!(f.lookup(t1 + Duration::from_secs(60)), None);
 }
 
 #[test]
