@@ -6,6 +6,10 @@
 //! - reach of a flooded query vs TTL, beside Gnutella's sum of d(d-1)^(i-1);
 //! - search success vs churn (exponential sessions);
 //! - distribution time of a 64 MiB file vs N, beside D_p2p and D_cs.
+//!
+//! Over 600 lines (708 before the window change added 8): each experiment sits beside the Markdown that
+//! reports it, so a figure and its words change together. Splitting it into `results/` (experiments) and a
+//! Markdown writer is open work, not done in the change that only re-ran it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
