@@ -6,6 +6,8 @@
 //!
 //! - [`rng`]: seeded generators that replay, and secret ids a peer cannot predict.
 //! - [`wire`]: framing shared by Shoal's own protocols (a version byte, a bounded length, a postcard body).
+//! - [`messaging`]: topic posts (signed, hash-linked) and the topic log that orders them alike on every
+//!   peer and says which missing posts to ask for.
 //! - [`search`]: names folded into words, the `/shoal/search/1` messages, and the flooding router.
 //! - [`transfer`]: the `/shoal/transfer/1` messages, the piece layout of a blob, and the download
 //!   [`transfer::Scheduler`] (piece picker: rarest first, several requests in flight per peer, slow and
@@ -24,6 +26,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod messaging;
 pub mod rng;
 pub mod search;
 pub mod transfer;

@@ -1,0 +1,622 @@
+//! [`TopicLog`]: one topic's posts, in the order every peer shows them, and the gaps to refill.
+//!
+//! The order is (Lamport clock, id): a post's clock is one more than its highest parent's, so a post
+//! always comes after everything its author had seen, and two peers holding the same posts show them in
+//! the same order whatever order they arrived in. A post is *placed* (given its position) once all its
+//! parents are placed; until then it *waits*, and the log asks for the missing ids ([`Action::Ask`]) every
+//! [`LogConfig::ask_every`]. A post that has waited [`LogConfig::give_up_after`] is placed anyway and its
+//! missing parents are recorded as a gap (the author may have been cut off, or a peer withheld them):
+//! a lost post must not hide the ones after it for ever. Parents older than the oldest post kept (the
+//! history window) are not asked for.
+//!
+//! Where the parents are known the clock is checked exactly, so an author cannot push its post to the end
+//! of the order by claiming a large clock. Bounds: [`LogConfig::max_posts`] placed (the oldest in order
+//! are forgotten first), [`LogConfig::max_waiting`] waiting, of which [`LogConfig::max_waiting_per_author`]
+//! from one author (so a flood of orphans from one key cannot crowd out the others).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::post::{AuthorKey, Checked, Draft, MAX_PARENTS, MsgId, Post, TopicId};
+
+/// Limits and timings of a [`TopicLog`].
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Posts placed and kept; beyond, the oldest in order are forgotten.
+    pub max_posts: usize,
+    /// Posts waiting for parents, over all authors.
+    pub max_waiting: usize,
+    /// Posts waiting for parents from one author.
+    pub max_waiting_per_author: usize,
+    /// A waiting post is placed after this long, with a gap where its missing parents would be.
+    pub give_up_after: Duration,
+    /// A missing id is asked for again after this long.
+    pub ask_every: Duration,
+    /// Ids asked for in one [`Action::Ask`], at most.
+    pub max_ask: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            max_posts: 100_000,
+            max_waiting: 4096,
+            max_waiting_per_author: 256,
+            give_up_after: Duration::from_secs(60),
+            ask_every: Duration::from_secs(2),
+            max_ask: 256,
+        }
+    }
+}
+
+/// What [`TopicLog::insert`] did with a post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// Placed: these posts (the new one and any waiting ones it completed) now have their position, in
+    /// the order they were placed.
+    Placed(Vec<MsgId>),
+    /// Held until these parents arrive (ask peers for them: [`TopicLog::poll`] says when).
+    Waiting {
+        /// The parents not placed yet.
+        missing: Vec<MsgId>,
+    },
+    /// Already placed or waiting.
+    Duplicate,
+    /// Refused (see the reason); nothing changed.
+    Refused(Refusal),
+}
+
+/// Why the log refused a post that passed [`Post::check`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Another topic's post.
+    #[error("the post belongs to another topic")]
+    WrongTopic,
+    /// Its clock is not one more than its highest parent's.
+    #[error("the post's clock {claimed} should be {expected} (one more than its highest parent's)")]
+    WrongClock {
+        /// The claimed clock.
+        claimed: u64,
+        /// What its parents give.
+        expected: u64,
+    },
+    /// Too many posts are waiting, overall or from this author.
+    #[error("too many posts wait for their parents ({from_author} from this author, {all} in all)")]
+    TooManyWaiting {
+        /// Waiting from this author.
+        from_author: usize,
+        /// Waiting in all.
+        all: usize,
+    },
+}
+
+/// What the driver should do, from [`TopicLog::poll`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ask peers that follow the topic for these posts.
+    Ask(Vec<MsgId>),
+    /// These waited too long and were placed without some parents (a gap before each).
+    Placed(Vec<MsgId>),
+}
+
+/// A placed post.
+#[derive(Clone, Debug)]
+struct Kept {
+    post: Post,
+    /// Placed children, for the heads.
+    children: u32,
+    /// Parents that never arrived.
+    gap: bool,
+}
+
+/// A post waiting for parents.
+#[derive(Clone, Debug)]
+struct Waiting {
+    post: Post,
+    missing: HashSet<MsgId>,
+    since: Instant,
+}
+
+/// A missing parent: who waits for it, since when, and when it was last asked for.
+#[derive(Clone, Debug)]
+struct Wanted {
+    children: Vec<MsgId>,
+    since: Instant,
+    asked: Option<Instant>,
+}
+
+/// One topic's posts. See the module docs.
+#[derive(Clone, Debug)]
+pub struct TopicLog {
+    config: LogConfig,
+    topic: TopicId,
+    placed: HashMap<MsgId, Kept>,
+    order: BTreeSet<(u64, MsgId)>,
+    heads: BTreeSet<(u64, MsgId)>,
+    waiting: HashMap<MsgId, Waiting>,
+    waiting_by_author: HashMap<AuthorKey, usize>,
+    wanted: HashMap<MsgId, Wanted>,
+    /// Per author: placed posts and the highest sequence number among them.
+    authors: HashMap<AuthorKey, (usize, u64)>,
+    /// Posts placed without some parents, since the log was made.
+    gaps: usize,
+    /// The highest clock among posts forgotten by [`TopicLog::trim`] (0: none yet). A missing parent of a
+    /// post with a clock at most one above it may be one of those: history, not a gap.
+    forgotten: u64,
+}
+
+impl TopicLog {
+    /// An empty log of `topic`.
+    pub fn new(topic: TopicId, config: LogConfig) -> Self {
+        Self {
+            config,
+            topic,
+            placed: HashMap::new(),
+            order: BTreeSet::new(),
+            heads: BTreeSet::new(),
+            waiting: HashMap::new(),
+            waiting_by_author: HashMap::new(),
+            wanted: HashMap::new(),
+            authors: HashMap::new(),
+            gaps: 0,
+            forgotten: 0,
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> TopicId {
+        self.topic
+    }
+
+    /// Takes a checked post.
+    pub fn insert(&mut self, post: Checked, now: Instant) -> Insert {
+        let id = post.id();
+        let post = post.into_post();
+        let c = &post.content;
+        if c.topic != self.topic {
+            return Insert::Refused(Refusal::WrongTopic);
+        }
+        if self.placed.contains_key(&id) || self.waiting.contains_key(&id) {
+            return Insert::Duplicate;
+        }
+        let mut missing = HashSet::new();
+        let mut highest = 0;
+        for p in &c.parents {
+            match self.placed.get(p) {
+                Some(k) => highest = highest.max(k.post.content.clock),
+                // Older than anything kept: history we no longer hold, not a gap to fill.
+                None if self.forgotten > 0 && c.clock <= self.forgotten.saturating_add(1) => {}
+                None => {
+                    missing.insert(*p);
+                }
+            }
+        }
+        if missing.is_empty() && c.parents.iter().all(|p| self.placed.contains_key(p)) {
+            let expected = highest + 1;
+            if c.clock != expected {
+                return Insert::Refused(Refusal::WrongClock { claimed: c.clock, expected });
+            }
+        } else if c.clock <= highest {
+            return Insert::Refused(Refusal::WrongClock { claimed: c.clock, expected: highest + 1 });
+        }
+        if missing.is_empty() {
+            let mut placed = Vec::new();
+            self.place(id, post, false, &mut placed);
+            self.trim();
+            return Insert::Placed(placed);
+        }
+        let from_author = self.waiting_by_author.get(&c.author).copied().unwrap_or(0);
+        if from_author >= self.config.max_waiting_per_author || self.waiting.len() >= self.config.max_waiting {
+            return Insert::Refused(Refusal::TooManyWaiting { from_author, all: self.waiting.len() });
+        }
+        *self.waiting_by_author.entry(c.author).or_default() += 1;
+        for p in &missing {
+            self.wanted
+                .entry(*p)
+                .or_insert_with(|| Wanted { children: Vec::new(), since: now, asked: None })
+                .children
+                .push(id);
+        }
+        let mut list: Vec<MsgId> = missing.iter().copied().collect();
+        list.sort_unstable();
+        self.waiting.insert(id, Waiting { post, missing, since: now });
+        Insert::Waiting { missing: list }
+    }
+
+    /// Ids to ask for now, and waiting posts placed because they waited too long.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut late: Vec<(u64, MsgId)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| now.saturating_duration_since(w.since) >= self.config.give_up_after)
+            .map(|(id, w)| (w.post.content.clock, *id))
+            .collect();
+        late.sort_unstable();
+        let mut placed = Vec::new();
+        for (_, id) in late {
+            // An earlier one in this loop may have completed it already.
+            if let Some(w) = self.take_waiting(&id) {
+                self.gaps += 1;
+                self.place(id, w.post, true, &mut placed);
+            }
+        }
+        if !placed.is_empty() {
+            self.trim();
+            actions.push(Action::Placed(placed));
+        }
+        let mut ask: Vec<MsgId> = Vec::new();
+        for (id, w) in &mut self.wanted {
+            if ask.len() >= self.config.max_ask {
+                break;
+            }
+            if w.asked.is_none_or(|t| now.saturating_duration_since(t) >= self.config.ask_every) {
+                w.asked = Some(now);
+                ask.push(*id);
+            }
+        }
+        if !ask.is_empty() {
+            ask.sort_unstable();
+            actions.push(Action::Ask(ask));
+        }
+        actions
+    }
+
+    /// When [`TopicLog::poll`] has something to do next, if anything waits.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let give_up = self.waiting.values().map(|w| w.since + self.config.give_up_after).min();
+        let ask = self.wanted.values().map(|w| w.asked.map_or(w.since, |t| t + self.config.ask_every)).min();
+        match (give_up, ask) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// What a new post by `author` should say: its sequence number, clock and parents (the heads, the
+    /// highest clocks first if there are more than a post may name).
+    pub fn draft(&self, author: &AuthorKey, time_ms: u64, text: String) -> Draft {
+        let seq = self.authors.get(author).map_or(0, |(_, s)| *s) + 1;
+        let parents: Vec<MsgId> = self.heads.iter().rev().take(MAX_PARENTS).map(|(_, id)| *id).collect();
+        let clock =
+            parents.iter().filter_map(|p| self.placed.get(p)).map(|k| k.post.content.clock).max().unwrap_or(0) + 1;
+        Draft { topic: self.topic, seq, clock, time_ms, parents, text }
+    }
+
+    /// Placed posts in the shared order, each with whether a gap precedes it (parents that never came).
+    pub fn ordered(&self) -> impl Iterator<Item = (&MsgId, &Post, bool)> {
+        self.order.iter().filter_map(|(_, id)| self.placed.get(id).map(|k| (id, &k.post, k.gap)))
+    }
+
+    /// A placed post.
+    pub fn get(&self, id: &MsgId) -> Option<&Post> {
+        self.placed.get(id).map(|k| &k.post)
+    }
+
+    /// Whether `id` is placed or waiting.
+    pub fn has(&self, id: &MsgId) -> bool {
+        self.placed.contains_key(id) || self.waiting.contains_key(id)
+    }
+
+    /// Placed posts.
+    pub fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    /// Whether nothing is placed.
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    /// Posts waiting for parents.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Posts placed without some of their parents, since the log was made.
+    pub fn gaps(&self) -> usize {
+        self.gaps
+    }
+
+    /// The heads: placed posts no placed post names as a parent.
+    pub fn heads(&self) -> Vec<MsgId> {
+        self.heads.iter().map(|(_, id)| *id).collect()
+    }
+
+    fn take_waiting(&mut self, id: &MsgId) -> Option<Waiting> {
+        let w = self.waiting.remove(id)?;
+        if let Some(n) = self.waiting_by_author.get_mut(&w.post.content.author) {
+            *n -= 1;
+            if *n == 0 {
+                self.waiting_by_author.remove(&w.post.content.author);
+            }
+        }
+        for p in &w.missing {
+            if let Some(want) = self.wanted.get_mut(p) {
+                want.children.retain(|c| c != id);
+                if want.children.is_empty() {
+                    self.wanted.remove(p);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    /// Places `id`, then every waiting post it completes, appending each to `out`.
+    fn place(&mut self, id: MsgId, post: Post, gap: bool, out: &mut Vec<MsgId>) {
+        let mut todo = vec![(id, post, gap)];
+        while let Some((id, post, gap)) = todo.pop() {
+            let c = &post.content;
+            for p in &c.parents {
+                if let Some(k) = self.placed.get_mut(p) {
+                    if k.children == 0 {
+                        self.heads.remove(&(k.post.content.clock, *p));
+                    }
+                    k.children += 1;
+                }
+            }
+            let a = self.authors.entry(c.author).or_default();
+            a.0 += 1;
+            a.1 = a.1.max(c.seq);
+            self.order.insert((c.clock, id));
+            self.heads.insert((c.clock, id));
+            self.placed.insert(id, Kept { post, children: 0, gap });
+            out.push(id);
+            // Waiting children of this post: place those it completes (their clock checked now).
+            let Some(want) = self.wanted.remove(&id) else { continue };
+            for child in want.children {
+                let Some(w) = self.waiting.get_mut(&child) else { continue };
+                w.missing.remove(&id);
+                if !w.missing.is_empty() {
+                    continue;
+                }
+                let Some(w) = self.take_waiting(&child) else { continue };
+                let expected = w
+                    .post
+                    .content
+                    .parents
+                    .iter()
+                    .filter_map(|p| self.placed.get(p))
+                    .map(|k| k.post.content.clock)
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                // A child whose clock its parents contradict is dropped, as it would have been had its
+                // parents come first.
+                if w.post.content.clock == expected {
+                    todo.push((child, w.post, false));
+                }
+            }
+        }
+    }
+
+    /// Forgets the oldest posts beyond the limit.
+    fn trim(&mut self) {
+        while self.placed.len() > self.config.max_posts {
+            let Some((clock, id)) = self.order.pop_first() else { break };
+            self.forgotten = self.forgotten.max(clock);
+            self.heads.remove(&(clock, id));
+            if let Some(k) = self.placed.remove(&id) {
+                let author = k.post.content.author;
+                if let Some(a) = self.authors.get_mut(&author) {
+                    a.0 -= 1;
+                    if a.0 == 0 {
+                        self.authors.remove(&author);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn topic() -> TopicId {
+        TopicId::public("test").unwrap()
+    }
+
+    /// `author` posts `text` on top of what `log` holds; the post goes into `log` too.
+    fn say(log: &mut TopicLog, author: u8, text: &str, now: Instant) -> Checked {
+        let k = key(author);
+        let d = log.draft(&k.verifying_key().to_bytes(), 1_000, text.into());
+        let p = Post::sign(&k, d).unwrap();
+        assert!(matches!(log.insert(p.clone(), now), Insert::Placed(_)));
+        p
+    }
+
+    fn texts(log: &TopicLog) -> Vec<String> {
+        log.ordered().map(|(_, p, _)| p.content.text.clone()).collect()
+    }
+
+    #[test]
+    fn a_reply_comes_after_what_it_answers_and_heads_follow() {
+        let now = Instant::now();
+        let mut log = TopicLog::new(topic(), LogConfig::default());
+        let a = say(&mut log, 1, "hello", now);
+        assert_eq!(log.heads(), vec![a.id()]);
+        let b = say(&mut log, 2, "hi alice", now);
+        assert_eq!(b.post().content.parents, vec![a.id()]);
+        assert_eq!(b.post().content.clock, 2);
+        assert_eq!(log.heads(), vec![b.id()]);
+        assert_eq!(texts(&log), ["hello", "hi alice"]);
+        let d = log.draft(&key(1).verifying_key().to_bytes(), 2_000, "x".into());
+        assert_eq!(d.seq, 2, "alice's second post");
+    }
+
+    #[test]
+    fn a_post_waits_for_its_parent_asks_for_it_and_is_placed_when_it_comes() {
+        let now = Instant::now();
+        let mut full = TopicLog::new(topic(), LogConfig::default());
+        let a = say(&mut full, 1, "first", now);
+        let b = say(&mut full, 2, "second", now);
+        let mut late = TopicLog::new(topic(), LogConfig::default());
+        assert_eq!(late.insert(b.clone(), now), Insert::Waiting { missing: vec![a.id()] });
+        assert!(late.is_empty());
+        assert_eq!(late.poll(now), vec![Action::Ask(vec![a.id()])]);
+        assert_eq!(late.poll(now + Duration::from_millis(100)), vec![], "not asked again at once");
+        assert_eq!(late.poll(now + Duration::from_secs(3)), vec![Action::Ask(vec![a.id()])]);
+        assert_eq!(late.insert(a.clone(), now), Insert::Placed(vec![a.id(), b.id()]));
+        assert_eq!(texts(&late), ["first", "second"]);
+        assert_eq!(late.waiting(), 0);
+        assert_eq!(late.poll(now + Duration::from_secs(9)), vec![]);
+    }
+
+    #[test]
+    fn a_parent_that_never_comes_leaves_a_gap_not_a_hidden_post() {
+        let now = Instant::now();
+        let mut full = TopicLog::new(topic(), LogConfig::default());
+        say(&mut full, 1, "lost", now);
+        let b = say(&mut full, 2, "kept", now);
+        let mut log = TopicLog::new(topic(), LogConfig::default());
+        log.insert(b.clone(), now);
+        let later = now + LogConfig::default().give_up_after;
+        assert_eq!(log.poll(later), vec![Action::Placed(vec![b.id()])]);
+        let shown: Vec<bool> = log.ordered().map(|(_, _, gap)| gap).collect();
+        assert_eq!(shown, vec![true]);
+        assert_eq!(log.gaps(), 1);
+        assert_eq!(log.poll(later + Duration::from_secs(5)), vec![], "nothing more is asked for");
+    }
+
+    #[test]
+    fn a_clock_its_parents_contradict_is_refused() {
+        let now = Instant::now();
+        let mut log = TopicLog::new(topic(), LogConfig::default());
+        let a = say(&mut log, 1, "hello", now);
+        let k = key(2);
+        let mut d = log.draft(&k.verifying_key().to_bytes(), 1_000, "me last, always".into());
+        d.clock = 1_000_000;
+        let lie = Post::sign(&k, d).unwrap();
+        assert_eq!(log.insert(lie, now), Insert::Refused(Refusal::WrongClock { claimed: 1_000_000, expected: 2 }));
+        assert_eq!(log.len(), 1);
+        // Waiting first, then its parent arrives: the lie is dropped then.
+        let mut other = TopicLog::new(topic(), LogConfig::default());
+        let mut d = log.draft(&k.verifying_key().to_bytes(), 1_000, "later lie".into());
+        d.clock = 50;
+        let lie = Post::sign(&k, d).unwrap();
+        assert!(matches!(other.insert(lie.clone(), now), Insert::Waiting { .. }));
+        assert_eq!(other.insert(a.clone(), now), Insert::Placed(vec![a.id()]));
+        assert!(!other.has(&lie.id()));
+        assert_eq!(other.waiting(), 0);
+    }
+
+    #[test]
+    fn orphans_from_one_author_cannot_fill_the_waiting_room() {
+        let now = Instant::now();
+        let config = LogConfig { max_waiting: 10, max_waiting_per_author: 3, ..LogConfig::default() };
+        let mut log = TopicLog::new(topic(), config);
+        let orphan = |author: u8, n: u8| {
+            let d =
+                Draft { topic: topic(), seq: 1, clock: 2, time_ms: 0, parents: vec![[n; 32]], text: format!("{n}") };
+            Post::sign(&key(author), d).unwrap()
+        };
+        for n in 0..3 {
+            assert!(matches!(log.insert(orphan(9, n), now), Insert::Waiting { .. }));
+        }
+        assert!(matches!(log.insert(orphan(9, 3), now), Insert::Refused(Refusal::TooManyWaiting { .. })));
+        assert!(matches!(log.insert(orphan(1, 4), now), Insert::Waiting { .. }), "others still get in");
+        assert_eq!(log.insert(orphan(1, 4), now), Insert::Duplicate);
+        assert_eq!(log.waiting(), 4);
+        let foreign = Post::sign(
+            &key(1),
+            Draft {
+                topic: TopicId::public("other").unwrap(),
+                seq: 1,
+                clock: 1,
+                time_ms: 0,
+                parents: vec![],
+                text: "x".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(log.insert(foreign, now), Insert::Refused(Refusal::WrongTopic));
+    }
+
+    #[test]
+    fn the_oldest_posts_are_forgotten_beyond_the_limit() {
+        let now = Instant::now();
+        let mut log = TopicLog::new(topic(), LogConfig { max_posts: 5, ..LogConfig::default() });
+        for i in 0..8 {
+            say(&mut log, (i % 3) as u8, &format!("{i}"), now);
+        }
+        assert_eq!(texts(&log), ["3", "4", "5", "6", "7"]);
+        // A late reply to a forgotten post is placed, not held for a parent nobody keeps.
+        let mut full = TopicLog::new(topic(), LogConfig::default());
+        let old = say(&mut full, 1, "old", now);
+        let chain: Vec<Checked> = (0..3).map(|i| say(&mut full, 2, &format!("{i}"), now)).collect();
+        let mut small = TopicLog::new(topic(), LogConfig { max_posts: 3, ..LogConfig::default() });
+        small.insert(old.clone(), now);
+        for p in &chain {
+            small.insert(p.clone(), now);
+        }
+        assert!(!small.has(&old.id()));
+        let k = key(3);
+        let d = Draft { topic: topic(), seq: 1, clock: 2, time_ms: 0, parents: vec![old.id()], text: "late".into() };
+        let late = Post::sign(&k, d).unwrap();
+        assert!(matches!(small.insert(late, now), Insert::Placed(_)));
+        assert_eq!(small.waiting(), 0);
+    }
+
+    /// Three authors post on top of what each has seen, with messages crossing (each sees the others'
+    /// posts only now and then): a random history with concurrent posts.
+    fn history(script: &[(u8, bool)]) -> Vec<Checked> {
+        let now = Instant::now();
+        let mut views: Vec<TopicLog> = (0..3).map(|_| TopicLog::new(topic(), LogConfig::default())).collect();
+        let mut all: Vec<Checked> = Vec::new();
+        for (i, &(who, sync)) in script.iter().enumerate() {
+            let w = (who % 3) as usize;
+            if sync {
+                for p in &all {
+                    views[w].insert(p.clone(), now);
+                }
+            }
+            let k = key(w as u8 + 1);
+            let d = views[w].draft(&k.verifying_key().to_bytes(), i as u64, format!("{w}:{i}"));
+            let p = Post::sign(&k, d).unwrap();
+            views[w].insert(p.clone(), now);
+            all.push(p);
+        }
+        all
+    }
+
+    proptest! {
+        #[test]
+        fn every_arrival_order_gives_the_same_order_and_it_respects_replies(
+            script in proptest::collection::vec((0u8..3, any::<bool>()), 1..40),
+            seed in any::<u64>(),
+        ) {
+            let posts = history(&script);
+            let now = Instant::now();
+            let mut in_order = TopicLog::new(topic(), LogConfig::default());
+            for p in &posts {
+                prop_assert!(matches!(in_order.insert(p.clone(), now), Insert::Placed(_)));
+            }
+            let mut shuffled = posts.clone();
+            let mut rng = crate::rng::SplitMix64::new(seed);
+            for i in (1..shuffled.len()).rev() {
+                shuffled.swap(i, rng.below(i + 1));
+            }
+            let mut any_order = TopicLog::new(topic(), LogConfig::default());
+            for p in &shuffled {
+                any_order.insert(p.clone(), now);
+            }
+            prop_assert_eq!(any_order.waiting(), 0);
+            prop_assert_eq!(texts(&any_order), texts(&in_order));
+            prop_assert_eq!(any_order.heads(), in_order.heads());
+            let at: HashMap<MsgId, usize> = in_order.ordered().enumerate().map(|(i, (id, _, _))| (*id, i)).collect();
+            for (id, post, gap) in in_order.ordered() {
+                prop_assert!(!gap);
+                for parent in &post.content.parents {
+                    prop_assert!(at[parent] < at[id], "a post shown before its parent");
+                }
+            }
+        }
+    }
+}
