@@ -3,6 +3,9 @@
 //! - [`post`]: a [`Post`], the signed, hash-linked unit of a topic (group chat): its canonical encoding,
 //!   its id (BLAKE3 of that encoding), its limits, signing and checking. Nothing here trusts the carrier:
 //!   a post is accepted for what it proves (its author's signature), not for who forwarded it.
+//! - [`delivery`]: getting a letter to a recipient that may be offline: the sender's [`delivery::Outbox`]
+//!   (sent, held by N, delivered), a holder's bounded [`delivery::Holding`], the recipient's
+//!   [`delivery::Inbox`] (duplicates dropped).
 //! - [`direct`]: a [`direct::Letter`] to one peer, sealed with HPKE to its identity key and signed by the
 //!   sender; the [`direct::Receipt`] only the recipient can make, on which holders delete their copy.
 //! - [`log`]: [`TopicLog`], the sans-IO core of one topic: it takes checked posts and `now`, holds those
@@ -11,6 +14,7 @@
 //!
 //! The node carries posts over gossipsub and refills gaps from peers; the simulator drives the same log.
 
+pub mod delivery;
 pub mod direct;
 pub mod log;
 pub mod post;
