@@ -331,7 +331,10 @@ async fn stream_worker(
         }
         match r {
             Ok(()) => return,
-            Err(e) => why = e,
+            Err(e) => {
+                tracing::debug!(%peer, why = %e, "small files: a stream ended, opening it again");
+                why = e;
+            }
         }
         if tx.is_closed() {
             return;
