@@ -11,6 +11,8 @@
 //! - [`log`]: [`TopicLog`], the sans-IO core of one topic: it takes checked posts and `now`, holds those
 //!   whose parents have not arrived, says which ids to ask peers for, and gives the order every peer shows
 //!   (Lamport clock, then id), bounded in posts, in waiting posts and per author.
+//! - [`refill`]: set reconciliation of a topic's window between two peers (negentropy), so a peer that
+//!   was away learns which posts it missed in a few round trips.
 //!
 //! The node carries posts over gossipsub and refills gaps from peers; the simulator drives the same log.
 
@@ -18,6 +20,7 @@ pub mod delivery;
 pub mod direct;
 pub mod log;
 pub mod post;
+pub mod refill;
 
 pub use log::{Insert, LogConfig, TopicLog};
 pub use post::{AuthorKey, MsgId, Post, PostError, TopicId};

@@ -288,6 +288,14 @@ impl TopicLog {
         self.order.iter().filter_map(|(_, id)| self.placed.get(id).map(|k| (id, &k.post, k.gap)))
     }
 
+    /// (time, id) of every post held, placed or waiting, dated `since_ms` or later: what a refill
+    /// session ([`super::refill`]) reconciles.
+    pub fn items_since(&self, since_ms: u64) -> Vec<(u64, MsgId)> {
+        let placed = self.placed.iter().map(|(id, k)| (k.post.content.time_ms, *id));
+        let waiting = self.waiting.iter().map(|(id, w)| (w.post.content.time_ms, *id));
+        placed.chain(waiting).filter(|(t, _)| *t >= since_ms).collect()
+    }
+
     /// A placed post.
     pub fn get(&self, id: &MsgId) -> Option<&Post> {
         self.placed.get(id).map(|k| &k.post)
@@ -467,6 +475,8 @@ mod tests {
         assert_eq!(texts(&late), ["first", "second"]);
         assert_eq!(late.waiting(), 0);
         assert_eq!(late.poll(now + Duration::from_secs(9)), vec![]);
+        assert_eq!(late.items_since(0).len(), 2);
+        assert_eq!(late.items_since(1_001), vec![]);
     }
 
     #[test]
