@@ -372,14 +372,22 @@ async fn run_stream(
         {
             let f = &files[i];
             let span = ChunkSpan { start: 0, end: f.size.div_ceil(CHUNK) };
-            write_frame(&mut stream, &Request::Get { id: *f.id.as_bytes(), span }, MAX_FRAME)
-                .await
-                .map_err(|e| e.to_string())?;
+            // In `asked` before the write: a write that fails hands the file back with the others. (Taken
+            // from the queue and then lost on a failed write, one file was never fetched, the download
+            // waited for it with every other file in, and the stall timeout ended it: seen in benchmarks.)
             asked.push_back((i, link.sent(f.size)));
+            let get = Request::Get { id: *f.id.as_bytes(), span };
+            tokio::time::timeout(ANSWER_TIMEOUT, write_frame(&mut stream, &get, MAX_FRAME))
+                .await
+                .map_err(|_| format!("a request could not be written for {} s", ANSWER_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())?;
             sent = true;
         }
         if sent {
-            stream.flush().await.map_err(|e| e.to_string())?;
+            tokio::time::timeout(ANSWER_TIMEOUT, stream.flush())
+                .await
+                .map_err(|_| format!("requests could not be flushed for {} s", ANSWER_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())?;
         }
         let Some(&(i, sent_as)) = asked.front() else {
             // Nothing to ask now; files may still come back from other streams that fail them.
