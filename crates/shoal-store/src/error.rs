@@ -64,6 +64,9 @@ pub enum StoreError {
     /// A destination already exists.
     #[error("{0} already exists; choose another output path or remove it first")]
     Exists(PathBuf),
+    /// A messaging record was refused (a contact name, a duplicate contact); the text says why.
+    #[error("{0}")]
+    Messages(String),
 }
 
 impl StoreError {

@@ -29,7 +29,7 @@ pub struct LocalHit {
 }
 
 /// An FTS5 query for `text`: every word as a quoted prefix, all required. `None` when there is no word.
-fn match_expr(text: &str) -> Option<String> {
+pub(crate) fn match_expr(text: &str) -> Option<String> {
     let words = keywords::words(text);
     // Folded words hold letters and digits only, so quoting them needs no escaping.
     (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" AND "))

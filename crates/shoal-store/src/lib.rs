@@ -6,7 +6,8 @@
 //! - the *catalog* (`shoal.db`, SQLite in WAL mode), one module per table and concern: `blobs` (where each
 //!   blob's bytes live and the verified ranges of partial downloads, so a download resumes after a crash),
 //!   `shares`, `downloads`, `index` (the full-text index of shared names that answers searches) and
-//!   `registry` (an index server's copy of other peers' lists), built by the steps in `migrations`, each one
+//!   `registry` (an index server's copy of other peers' lists) and `messages` (posts and letters with their
+//!   text indexed, petnames, letters held for offline peers), built by the steps in `migrations`, each one
 //!   transaction;
 //! - *shares without copies*: sharing a file records its path, size and mtime; the file is re-checked before
 //!   every request and stops being served under its old id once it changes.
@@ -36,6 +37,7 @@ mod error;
 mod id;
 mod index;
 mod lock;
+mod messages;
 mod migrations;
 mod outboard;
 mod partial;
@@ -52,6 +54,7 @@ pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
 pub use index::{LocalHit, MAX_LOCAL_HITS};
 pub use lock::lock;
+pub use messages::{MAX_PETNAME, MessageKind, MessageRecord};
 pub use partial::{Partial, PieceError, VerifiedPiece};
 pub use registry::Registration;
 pub use shares::ShareRecord;

@@ -68,18 +68,21 @@ impl TopicId {
 /// A topic name as peers compare it: NFC, trimmed, 1 to [`MAX_TOPIC_NAME`] bytes, no control characters
 /// (they would reach terminals and logs).
 pub fn topic_name(name: &str) -> Result<String, PostError> {
+    clean_name(name, MAX_TOPIC_NAME, "a topic name").map_err(PostError::TopicName)
+}
+
+/// A name people type (a topic, a petname) as peers compare it: NFC, trimmed, 1 to `max` bytes, no
+/// control characters. The error says what is wrong, naming the thing as `what`.
+pub fn clean_name(name: &str, max: usize, what: &str) -> Result<String, String> {
     let name: String = name.trim().nfc().collect();
     if name.is_empty() {
-        return Err(PostError::TopicName("a topic name cannot be empty".into()));
+        return Err(format!("{what} cannot be empty"));
     }
-    if name.len() > MAX_TOPIC_NAME {
-        return Err(PostError::TopicName(format!(
-            "a topic name is at most {MAX_TOPIC_NAME} bytes (this one is {})",
-            name.len()
-        )));
+    if name.len() > max {
+        return Err(format!("{what} is at most {max} bytes (this one is {})", name.len()));
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(PostError::TopicName(format!("a topic name cannot hold the control character {c:?}")));
+        return Err(format!("{what} cannot hold the control character {c:?}"));
     }
     Ok(name)
 }
