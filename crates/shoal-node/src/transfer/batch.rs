@@ -325,10 +325,7 @@ async fn stream_worker(
     for _ in 0..=REOPENS {
         let mut asked: VecDeque<(usize, Sent)> = VecDeque::new();
         let r = run_stream(&net, peer, &addrs, &queue, &files, &tx, &mut asked, &link).await;
-        for (i, sent) in asked.drain(..) {
-            link.ended(sent, files[i].size, false);
-            queue.give_back(i);
-        }
+        hand_back(&mut asked, &link, &queue, &files);
         match r {
             Ok(()) => return,
             Err(e) => {
@@ -341,6 +338,49 @@ async fn stream_worker(
         }
     }
     let _ = tx.send(Got::Gone { peer, why }).await;
+}
+
+/// Gives every file a stream had asked for back to the queue (its stream ended) and out of the window.
+fn hand_back(asked: &mut VecDeque<(usize, Sent)>, link: &Link, queue: &Queue, files: &[SmallFile]) {
+    for (i, sent) in asked.drain(..) {
+        link.ended(sent, files[i].size, false);
+        queue.give_back(i);
+    }
+}
+
+/// Asks for more files while the provider's window has room, then flushes. Each file is in `asked` before
+/// its request is written, so a write that fails hands it back with the others ([`hand_back`]): taken from
+/// the queue and then lost on a failed write, one file was never fetched, and the download waited for it
+/// with every other file in until the stall timeout ended it (seen in benchmarks).
+async fn ask_more<W: futures::AsyncWrite + Unpin>(
+    stream: &mut W,
+    peer: &PeerId,
+    queue: &Queue,
+    files: &[SmallFile],
+    asked: &mut VecDeque<(usize, Sent)>,
+    link: &Link,
+) -> Result<(), String> {
+    let mut sent = false;
+    while link.room(asked.len())
+        && let Some(i) = queue.next(peer)
+    {
+        let f = &files[i];
+        let span = ChunkSpan { start: 0, end: f.size.div_ceil(CHUNK) };
+        asked.push_back((i, link.sent(f.size)));
+        let get = Request::Get { id: *f.id.as_bytes(), span };
+        tokio::time::timeout(ANSWER_TIMEOUT, write_frame(stream, &get, MAX_FRAME))
+            .await
+            .map_err(|_| format!("a request could not be written for {} s", ANSWER_TIMEOUT.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        sent = true;
+    }
+    if sent {
+        tokio::time::timeout(ANSWER_TIMEOUT, stream.flush())
+            .await
+            .map_err(|_| format!("requests could not be flushed for {} s", ANSWER_TIMEOUT.as_secs()))?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -366,29 +406,7 @@ async fn run_stream(
     let mut buf = Vec::new();
     loop {
         // Keep the pipe full, then read the oldest answer.
-        let mut sent = false;
-        while link.room(asked.len())
-            && let Some(i) = queue.next(&peer)
-        {
-            let f = &files[i];
-            let span = ChunkSpan { start: 0, end: f.size.div_ceil(CHUNK) };
-            // In `asked` before the write: a write that fails hands the file back with the others. (Taken
-            // from the queue and then lost on a failed write, one file was never fetched, the download
-            // waited for it with every other file in, and the stall timeout ended it: seen in benchmarks.)
-            asked.push_back((i, link.sent(f.size)));
-            let get = Request::Get { id: *f.id.as_bytes(), span };
-            tokio::time::timeout(ANSWER_TIMEOUT, write_frame(&mut stream, &get, MAX_FRAME))
-                .await
-                .map_err(|_| format!("a request could not be written for {} s", ANSWER_TIMEOUT.as_secs()))?
-                .map_err(|e| e.to_string())?;
-            sent = true;
-        }
-        if sent {
-            tokio::time::timeout(ANSWER_TIMEOUT, stream.flush())
-                .await
-                .map_err(|_| format!("requests could not be flushed for {} s", ANSWER_TIMEOUT.as_secs()))?
-                .map_err(|e| e.to_string())?;
-        }
+        ask_more(&mut stream, &peer, queue, files, asked, link).await?;
         let Some(&(i, sent_as)) = asked.front() else {
             // Nothing to ask now; files may still come back from other streams that fail them.
             if tx.is_closed() {
@@ -427,5 +445,55 @@ async fn run_stream(
         if tx.send(got).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Takes `left` writes, then fails every write, as a stream whose connection closed.
+    struct Breaks {
+        left: usize,
+    }
+
+    impl futures::AsyncWrite for Breaks {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            if self.left == 0 {
+                return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection is closed")));
+            }
+            self.left -= 1;
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_written_hands_its_file_back() {
+        let files: Vec<SmallFile> = (0..5u8)
+            .map(|n| SmallFile { id: ContentId::of(&[n]), size: 1000, target: PathBuf::from(format!("f{n}")) })
+            .collect();
+        let queue = Queue { todo: Mutex::new((0..files.len()).collect()), failed: Mutex::new(HashMap::new()) };
+        let pipe = Arc::new(Mutex::new(Pipe { window: Window::new(INITIAL_WINDOW), outstanding: 0 }));
+        let link = Link { pipe: pipe.clone(), config: WindowConfig::default() };
+        let peer = PeerId::random();
+        let mut asked = VecDeque::new();
+        let r = ask_more(&mut Breaks { left: 2 }, &peer, &queue, &files, &mut asked, &link).await;
+        assert!(r.is_err(), "the third write fails");
+        assert_eq!(asked.len(), 3, "two written and the one whose write failed");
+        hand_back(&mut asked, &link, &queue, &files);
+        let mut back: Vec<usize> = shoal_store::lock(&queue.todo).iter().copied().collect();
+        back.sort_unstable();
+        assert_eq!(back, vec![0, 1, 2, 3, 4], "no file lost");
+        assert_eq!(shoal_store::lock(&pipe).outstanding, 0);
     }
 }
