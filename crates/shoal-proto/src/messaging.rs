@@ -24,3 +24,19 @@ pub mod refill;
 
 pub use log::{Insert, LogConfig, TopicLog};
 pub use post::{AuthorKey, MsgId, Post, PostError, TopicId};
+
+/// Fixed keys for the tests of every module here: key `n` is the signing key of 32 bytes `n`.
+#[cfg(test)]
+mod test_keys {
+    use ed25519_dalek::SigningKey;
+
+    use super::AuthorKey;
+
+    pub(super) fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    pub(super) fn pk(n: u8) -> AuthorKey {
+        key(n).verifying_key().to_bytes()
+    }
+}

@@ -94,6 +94,16 @@ pub fn decode<T: DeserializeOwned>(buf: &[u8], max: usize) -> Result<(T, usize),
     Ok((decode_body(body)?, end))
 }
 
+/// Decodes a buffer that must hold exactly one frame (a gossip message, a stored record): bytes after the
+/// frame are an error, not the start of the next one.
+pub fn decode_whole<T: DeserializeOwned>(buf: &[u8], max: usize) -> Result<T, WireError> {
+    let (msg, used) = decode(buf, max)?;
+    if used != buf.len() {
+        return Err(WireError::Malformed(format!("{} bytes after the frame", buf.len() - used)));
+    }
+    Ok(msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -429,16 +429,8 @@ impl Inbox {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_keys::{key, pk};
     use super::*;
-    use ed25519_dalek::SigningKey;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
-
-    fn pk(n: u8) -> AuthorKey {
-        key(n).verifying_key().to_bytes()
-    }
 
     fn letter(from: u8, to: u8, text: &str) -> (MsgId, Sealed) {
         let (sealed, _) = Sealed::seal(&key(from), &pk(to), 0, [from; 16], text.into()).unwrap();

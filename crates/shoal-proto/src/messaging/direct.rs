@@ -266,11 +266,7 @@ impl Sealed {
 
     /// Reads one frame holding exactly one sealed letter; never panics.
     pub fn decode(frame: &[u8]) -> Result<Self, DirectError> {
-        let (sealed, used): (Self, usize) = wire::decode(frame, MAX_SEALED_FRAME)?;
-        if used != frame.len() {
-            return Err(WireError::Malformed(format!("{} bytes after the letter", frame.len() - used)).into());
-        }
-        Ok(sealed)
+        Ok(wire::decode_whole(frame, MAX_SEALED_FRAME)?)
     }
 }
 
@@ -301,16 +297,9 @@ fn receipt_bytes(sealed: &MsgId, by: &AuthorKey) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_keys::{key, pk};
     use super::*;
     use proptest::prelude::*;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
-
-    fn pk(n: u8) -> AuthorKey {
-        key(n).verifying_key().to_bytes()
-    }
 
     #[test]
     fn only_the_recipient_reads_it_and_it_names_its_sender() {

@@ -419,13 +419,9 @@ impl TopicLog {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_keys::key;
     use super::*;
-    use ed25519_dalek::SigningKey;
     use proptest::prelude::*;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
 
     fn topic() -> TopicId {
         TopicId::public("test").unwrap()

@@ -310,11 +310,7 @@ impl Post {
 
     /// Reads one frame holding exactly one post. Never panics; check the post with [`Post::check`].
     pub fn decode(frame: &[u8]) -> Result<Self, PostError> {
-        let (post, used) = wire::decode(frame, MAX_POST_FRAME)?;
-        if used != frame.len() {
-            return Err(WireError::Malformed(format!("{} bytes after the post", frame.len() - used)).into());
-        }
-        Ok(post)
+        Ok(wire::decode_whole(frame, MAX_POST_FRAME)?)
     }
 }
 
@@ -324,12 +320,9 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_keys::key;
     use super::*;
     use proptest::prelude::*;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
 
     fn draft(text: &str) -> Draft {
         Draft {

@@ -45,11 +45,7 @@ impl RefillMsg {
 
     /// Reads one frame holding exactly one message; never panics.
     pub fn decode(frame: &[u8]) -> Result<Self, RefillError> {
-        let (msg, used): (Self, usize) = wire::decode(frame, MAX_REFILL_FRAME)?;
-        if used != frame.len() {
-            return Err(WireError::Malformed(format!("{} bytes after the message", frame.len() - used)).into());
-        }
-        Ok(msg)
+        Ok(wire::decode_whole(frame, MAX_REFILL_FRAME)?)
     }
 }
 
