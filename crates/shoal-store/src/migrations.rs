@@ -116,10 +116,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     // 5: messaging (`messages.rs`): posts and letters with their text in a full-text index kept by
     // triggers, petnames, and the sealed letters held for offline peers. `n` is the FTS rowid, explicit so
-    // that a VACUUM cannot renumber it.
+    // that a VACUUM cannot renumber it. `IF NOT EXISTS` like steps 1-3: a catalog whose version says less
+    // than it holds (the index tests make one) runs the step again harmlessly.
     Migration {
         sql: "
-        CREATE TABLE messages (
+        CREATE TABLE IF NOT EXISTS messages (
             n INTEGER PRIMARY KEY,
             id BLOB NOT NULL UNIQUE,
             kind TEXT NOT NULL CHECK (kind IN ('post', 'letter')),
@@ -132,35 +133,35 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             status TEXT,
             frame BLOB NOT NULL
         );
-        CREATE INDEX messages_order ON messages (conversation, clock, id);
-        CREATE INDEX messages_time ON messages (conversation, time_ms);
-        CREATE VIRTUAL TABLE messages_text USING fts5(
+        CREATE INDEX IF NOT EXISTS messages_order ON messages (conversation, clock, id);
+        CREATE INDEX IF NOT EXISTS messages_time ON messages (conversation, time_ms);
+        CREATE VIRTUAL TABLE IF NOT EXISTS messages_text USING fts5(
             text, content = 'messages', content_rowid = 'n',
             tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
         );
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
             INSERT INTO messages_text (rowid, text) VALUES (new.n, new.text);
         END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
             INSERT INTO messages_text (messages_text, rowid, text) VALUES ('delete', old.n, old.text);
         END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
+        CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF text ON messages BEGIN
             INSERT INTO messages_text (messages_text, rowid, text) VALUES ('delete', old.n, old.text);
             INSERT INTO messages_text (rowid, text) VALUES (new.n, new.text);
         END;
-        CREATE TABLE contacts (
+        CREATE TABLE IF NOT EXISTS contacts (
             name TEXT PRIMARY KEY,
             peer TEXT NOT NULL UNIQUE,
             added_at_ms INTEGER NOT NULL
         );
-        CREATE TABLE held (
+        CREATE TABLE IF NOT EXISTS held (
             id BLOB PRIMARY KEY,
             sender BLOB NOT NULL,
             recipient BLOB NOT NULL,
             frame BLOB NOT NULL,
             since_ms INTEGER NOT NULL
         );
-        CREATE INDEX held_recipient ON held (recipient, since_ms);",
+        CREATE INDEX IF NOT EXISTS held_recipient ON held (recipient, since_ms);",
         reindex: false,
     },
 ];
