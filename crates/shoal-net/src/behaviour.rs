@@ -33,6 +33,7 @@ pub(crate) struct Behaviour {
     pub(crate) kad: Toggle<kad::Behaviour<DhtStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) gossip: libp2p::gossipsub::Behaviour,
 }
 
 /// Read buffer under the security layer on TCP connections. libp2p-noise reads its frames 8 KiB at a time
@@ -171,5 +172,6 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std
         kad: kad.into(),
         mdns: mdns.into(),
         stream: libp2p_stream::Behaviour::new(),
+        gossip: crate::gossip::behaviour()?,
     })
 }

@@ -44,6 +44,12 @@ pub enum NetError {
     /// A Kademlia operation failed.
     #[error("DHT: {0}")]
     Dht(String),
+    /// Gossipsub refused (a topic, a message).
+    #[error("topics: {0}")]
+    Gossip(String),
+    /// The operation needs the DHT, which only the `structured` topology runs.
+    #[error("this needs the DHT, which only the structured topology runs")]
+    NoDht,
     /// The network task has stopped (the node is shutting down).
     #[error("the network task has stopped")]
     Stopped,

@@ -27,6 +27,8 @@ pub(crate) enum Command {
     FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
     DhtState { key: Vec<u8>, reply: oneshot::Sender<DhtState> },
+    ClosestPeers { key: Vec<u8>, reply: oneshot::Sender<Result<Vec<PeerId>, NetError>> },
+    Gossip(crate::gossip::GossipCommand),
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -41,6 +43,9 @@ pub(crate) struct EventLoop {
     agents: HashMap<PeerId, String>,
     pending_connect: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetError>>>>,
     pending_providers: HashMap<QueryId, mpsc::Sender<PeerId>>,
+    pending_closest: HashMap<QueryId, oneshot::Sender<Result<Vec<PeerId>, NetError>>>,
+    /// Where topic messages go to be judged (see [`crate::gossip`]).
+    gossip: mpsc::Sender<crate::gossip::GossipEvent>,
     provided: HashSet<Vec<u8>>,
     /// Announcements waiting their turn (`queued` mirrors the queue, for lookups), and those under way.
     provide_queue: VecDeque<Vec<u8>>,
@@ -90,6 +95,7 @@ impl EventLoop {
         events: tokio::sync::broadcast::Sender<NetEvent>,
         dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
         metrics: Option<libp2p::metrics::Metrics>,
+        gossip: mpsc::Sender<crate::gossip::GossipEvent>,
     ) -> Self {
         Self {
             metrics,
@@ -101,6 +107,8 @@ impl EventLoop {
             agents: HashMap::new(),
             pending_connect: HashMap::new(),
             pending_providers: HashMap::new(),
+            pending_closest: HashMap::new(),
+            gossip,
             provided: HashSet::new(),
             provide_queue: VecDeque::new(),
             queued: HashSet::new(),
@@ -361,6 +369,16 @@ impl EventLoop {
                 };
                 let _ = reply.send(state);
             }
+            Command::ClosestPeers { key, reply } => match self.kad() {
+                Some(k) => {
+                    let q = k.get_closest_peers(key);
+                    self.pending_closest.insert(q, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(NetError::NoDht));
+                }
+            },
+            Command::Gossip(cmd) => crate::gossip::command(&mut self.swarm.behaviour_mut().gossip, cmd),
             Command::Shutdown { .. } => {}
         }
     }
@@ -449,6 +467,9 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(ev)) => {
+                crate::gossip::on_event(&mut self.swarm.behaviour_mut().gossip, &self.gossip, ev)
+            }
             _ => {}
         }
     }
@@ -491,6 +512,16 @@ impl EventLoop {
             }
             QueryResult::GetProviders(_) => {
                 self.pending_providers.remove(&id);
+            }
+            QueryResult::GetClosestPeers(r) => {
+                // A lookup that timed out still found peers: they are the closest we know.
+                let peers = match r {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some(reply) = self.pending_closest.remove(&id) {
+                    let _ = reply.send(Ok(peers.into_iter().map(|p| p.peer_id).collect()));
+                }
             }
             QueryResult::StartProviding(r) => {
                 if let Err(e) = &r {

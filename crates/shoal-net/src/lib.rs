@@ -2,7 +2,7 @@
 //!
 //! The principal type is [`Network`], a cheap, cloneable handle to one swarm. [`Network::start`] builds the
 //! swarm (TCP with TLS 1.3 (Noise as fallback) and our Yamux glue, and QUIC; identify, ping, Kademlia as `/shoal/kad/1.0.0` in server mode, mDNS when
-//! enabled, and `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the
+//! enabled, gossipsub for topics ([`gossip`]), and `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the
 //! event loop. Every other task talks to the swarm through commands with `oneshot` replies, the way
 //! rust-libp2p's file-sharing example does. Bulk data does not pass through the event loop: protocol streams
 //! come from [`Network::streams`] and are read and written by their own tasks.
@@ -28,6 +28,7 @@ mod behaviour;
 mod dht_store;
 mod error;
 mod event_loop;
+pub mod gossip;
 pub mod identity;
 mod mux;
 mod network;
@@ -36,6 +37,7 @@ mod secure;
 pub use behaviour::DEFAULT_MAX_CONNECTIONS;
 pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
+pub use gossip::{GossipEvent, GossipMessage, Verdict};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use libp2p_stream::{Control, IncomingStreams};
 pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};

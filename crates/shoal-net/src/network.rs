@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::NetError;
 use crate::event_loop::{Command, EventLoop};
+use crate::gossip::{GossipCommand, GossipEvent, Verdict};
 
 /// Network settings.
 #[derive(Clone, Debug)]
@@ -200,6 +201,7 @@ pub struct Network {
     control: libp2p_stream::Control,
     events: tokio::sync::broadcast::Sender<NetEvent>,
     dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    gossip: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<GossipEvent>>>>,
 }
 
 impl Network {
@@ -227,13 +229,16 @@ impl Network {
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = tokio::sync::broadcast::channel(256);
         let dht_requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut ev = EventLoop::new(swarm, rx, config.clone(), events.clone(), dht_requests.clone(), metrics);
+        let (gossip_tx, gossip_rx) = mpsc::channel(crate::gossip::PENDING_MESSAGES);
+        let mut ev =
+            EventLoop::new(swarm, rx, config.clone(), events.clone(), dht_requests.clone(), metrics, gossip_tx);
         ev.await_listeners(config.listen.len(), Duration::from_secs(5)).await?;
         for addr in &config.bootstrap {
             ev.dial_addr(addr.clone());
         }
         tokio::spawn(ev.run());
-        Ok(Self { peer_id, commands: tx, control, events, dht_requests })
+        let gossip = std::sync::Arc::new(std::sync::Mutex::new(Some(gossip_rx)));
+        Ok(Self { peer_id, commands: tx, control, events, dht_requests, gossip })
     }
 
     /// Network events from now on. A subscriber that falls behind misses the oldest (bounded buffer).
@@ -305,6 +310,44 @@ impl Network {
     /// simulator reads to measure lookups against the tables the real network built.
     pub async fn dht_state(&self, key: Vec<u8>) -> Result<DhtState, NetError> {
         self.ask(|reply| Command::DhtState { key, reply }).await
+    }
+
+    /// The up to 20 peers closest to `key` in the DHT (Kademlia's XOR distance), from a lookup; an error
+    /// without the DHT.
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::ClosestPeers { key, reply }).await?
+    }
+
+    /// Topic messages and subscriptions, for the one service that judges them: the first call takes the
+    /// receiver, later calls get `None`. Every [`GossipEvent::Message`] needs a [`Network::report`].
+    pub fn gossip_events(&self) -> Option<mpsc::Receiver<GossipEvent>> {
+        self.gossip.lock().ok()?.take()
+    }
+
+    /// Follows a topic: its messages arrive on [`Network::gossip_events`].
+    pub async fn join_topic(&self, topic: String) -> Result<(), NetError> {
+        self.ask(|reply| Command::Gossip(GossipCommand::Join { topic, reply })).await?
+    }
+
+    /// Stops following a topic.
+    pub async fn leave_topic(&self, topic: String) -> Result<(), NetError> {
+        self.commands.send(Command::Gossip(GossipCommand::Leave { topic })).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Publishes on a topic; returns how many connected peers follow it (0: nobody got it now).
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<usize, NetError> {
+        self.ask(|reply| Command::Gossip(GossipCommand::Publish { topic, data, reply })).await?
+    }
+
+    /// The verdict on a message from [`Network::gossip_events`]: forwarded only when accepted.
+    pub async fn report(&self, id: Vec<u8>, source: PeerId, verdict: Verdict) -> Result<(), NetError> {
+        let cmd = Command::Gossip(GossipCommand::Report { id, source, verdict });
+        self.commands.send(cmd).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Connected peers that follow `topic`.
+    pub async fn topic_peers(&self, topic: String) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::Gossip(GossipCommand::Peers { topic, reply })).await
     }
 
     /// Closes every connection and stops the event loop.
