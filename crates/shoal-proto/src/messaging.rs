@@ -8,6 +8,7 @@
 //!   [`delivery::Inbox`] (duplicates dropped).
 //! - [`direct`]: a [`direct::Letter`] to one peer, sealed with HPKE to its identity key and signed by the
 //!   sender; the [`direct::Receipt`] only the recipient can make, on which holders delete their copy.
+//! - [`exchange`]: the stream protocol two peers speak directly (refill, letters, holding, collecting).
 //! - [`log`]: [`TopicLog`], the sans-IO core of one topic: it takes checked posts and `now`, holds those
 //!   whose parents have not arrived, says which ids to ask peers for, and gives the order every peer shows
 //!   (Lamport clock, then id), bounded in posts, in waiting posts and per author.
@@ -18,6 +19,7 @@
 
 pub mod delivery;
 pub mod direct;
+pub mod exchange;
 pub mod log;
 pub mod post;
 pub mod refill;

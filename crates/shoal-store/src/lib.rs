@@ -54,7 +54,7 @@ pub use error::StoreError;
 pub use id::{ContentId, ParseIdError};
 pub use index::{LocalHit, MAX_LOCAL_HITS};
 pub use lock::lock;
-pub use messages::{MAX_PETNAME, MessageKind, MessageRecord};
+pub use messages::{MAX_PETNAME, MessageKind, MessageRecord, TopicRecord};
 pub use partial::{Partial, PieceError, VerifiedPiece};
 pub use registry::Registration;
 pub use shares::ShareRecord;

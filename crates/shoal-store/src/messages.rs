@@ -7,6 +7,7 @@
 //!   for letters, the other peer's key. Rows sort by `(clock, id)`: a post's Lamport clock (the order
 //!   every peer shows, `shoal_proto::messaging::log`), a letter's time.
 //! - `contacts`: petname -> peer id, both unique; names are NFC, trimmed, without control characters.
+//! - `topics`: the topics this peer follows, with a private topic's key.
 //! - `held`: sealed letters kept for a recipient that was offline (ciphertext only: this peer cannot read
 //!   them), deleted on the recipient's receipt or when they expire.
 
@@ -14,6 +15,19 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::catalog::Catalog;
 use crate::{Store, StoreError};
+
+/// A topic this peer follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicRecord {
+    /// The topic id.
+    pub id: [u8; 32],
+    /// Its name as shown (a public topic's name, or the name given to a private one).
+    pub name: String,
+    /// A private topic's key.
+    pub key: Option<[u8; 32]>,
+    /// When this peer joined it, Unix ms.
+    pub joined_ms: u64,
+}
 
 /// Longest petname, bytes.
 pub const MAX_PETNAME: usize = 64;
@@ -227,6 +241,45 @@ impl Store {
         })
     }
 
+    /// Follows a topic (joining one followed already changes nothing); whether it is new.
+    pub fn join_topic(&self, t: &TopicRecord) -> Result<bool, StoreError> {
+        let n = self.catalog.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO topics (id, name, key, joined_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![&t.id[..], t.name, t.key.as_ref().map(|k| k.to_vec()), i(t.joined_ms)],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Stops following a topic (its messages stay); whether it was followed.
+    pub fn leave_topic(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.catalog.with(|c| c.execute("DELETE FROM topics WHERE id = ?1", params![&id[..]]))? == 1)
+    }
+
+    /// The topics followed, in the order they were joined.
+    pub fn topics(&self) -> Result<Vec<TopicRecord>, StoreError> {
+        self.catalog.with(|c| {
+            let mut st = c.prepare("SELECT id, name, key, joined_ms FROM topics ORDER BY joined_ms, id")?;
+            let rows = st.query_map([], |r| {
+                let secret: Option<Vec<u8>> = r.get(2)?;
+                Ok(TopicRecord {
+                    id: key(r, 0)?,
+                    name: r.get(1)?,
+                    key: secret.and_then(|k| k.try_into().ok()),
+                    joined_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Direct letters, sent and received, newest first, at most `limit`.
+    pub fn letters(&self, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE kind = 'letter' ORDER BY time_ms DESC, id LIMIT ?1");
+        self.catalog.query_messages(&sql, &[&i(limit as u64)])
+    }
+
     /// Keeps a sealed letter for its recipient (a letter kept already is left as it is).
     pub fn hold_letter(
         &self,
@@ -364,5 +417,32 @@ mod tests {
         assert_eq!(held, vec![([1; 32], [2; 32], [3; 32], b"ciphertext".to_vec(), 10)]);
         assert!(s.drop_held(&[1; 32]).unwrap());
         assert!(s.held_letters().unwrap().is_empty());
+    }
+
+    #[test]
+    fn followed_topics_and_their_keys_survive_a_restart() {
+        let (dir, s) = store();
+        let private = TopicRecord { id: [1; 32], name: "team".into(), key: Some([7; 32]), joined_ms: 5 };
+        let public = TopicRecord { id: [2; 32], name: "rust".into(), key: None, joined_ms: 6 };
+        assert!(s.join_topic(&private).unwrap());
+        assert!(s.join_topic(&public).unwrap());
+        assert!(!s.join_topic(&public).unwrap(), "joining twice changes nothing");
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.topics().unwrap(), vec![private, public.clone()]);
+        assert!(s.leave_topic(&[1; 32]).unwrap());
+        assert_eq!(s.topics().unwrap(), vec![public]);
+    }
+
+    #[test]
+    fn letters_list_newest_first_without_posts() {
+        let (_dir, s) = store();
+        s.save_message(&post(1, 1, 1, "a post")).unwrap();
+        for n in [2u8, 3] {
+            let m = MessageRecord { kind: MessageKind::Letter, status: Some("sent".into()), ..post(n, 9, 0, "letter") };
+            s.save_message(&m).unwrap();
+        }
+        let ids: Vec<u8> = s.letters(10).unwrap().iter().map(|m| m.id[0]).collect();
+        assert_eq!(ids, [3, 2]);
     }
 }

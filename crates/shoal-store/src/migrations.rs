@@ -164,6 +164,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX IF NOT EXISTS held_recipient ON held (recipient, since_ms);",
         reindex: false,
     },
+    // 6: the topics this peer follows (a private topic's key too), so that it follows them after a restart.
+    Migration {
+        sql: "
+        CREATE TABLE IF NOT EXISTS topics (
+            id BLOB PRIMARY KEY,
+            name TEXT NOT NULL,
+            key BLOB,
+            joined_ms INTEGER NOT NULL
+        );",
+        reindex: false,
+    },
 ];
 
 /// What [`migrate`] did.
