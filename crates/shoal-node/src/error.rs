@@ -75,6 +75,9 @@ pub enum NodeError {
     /// A service the node does not run was asked for.
     #[error("the {0} service is not running on this node")]
     NoService(&'static str),
+    /// Messaging refused or failed.
+    #[error(transparent)]
+    Messaging(#[from] crate::messaging::MessagingError),
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),

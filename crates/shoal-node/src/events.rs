@@ -23,6 +23,8 @@ pub enum Event {
     Transfer(crate::transfer::Event),
     /// Searches started through the API.
     Search(crate::search::FeedEvent),
+    /// Posts and letters.
+    Messaging(crate::messaging::Event),
     /// About the feed itself.
     Feed(FeedEvent),
 }
@@ -70,6 +72,12 @@ impl From<crate::transfer::Event> for Event {
 impl From<crate::search::FeedEvent> for Event {
     fn from(e: crate::search::FeedEvent) -> Self {
         Self::Search(e)
+    }
+}
+
+impl From<crate::messaging::Event> for Event {
+    fn from(e: crate::messaging::Event) -> Self {
+        Self::Messaging(e)
     }
 }
 

@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 pub mod events;
 mod framing;
+pub mod messaging;
 pub mod metrics;
 mod node;
 pub mod peers;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub download_seconds: Histogram,
     /// Seconds from the start of a search to its first hit (searches with at least one hit).
     pub search_first_hit_seconds: Histogram,
+    /// Seconds from writing a letter to its recipient's receipt (letters whose receipt came).
+    pub letter_delivery_seconds: Histogram,
 }
 
 impl Metrics {
@@ -54,7 +56,14 @@ impl Metrics {
             "Seconds from the start of a search to its first hit",
             search_first_hit_seconds.clone(),
         );
-        Self { registry: Mutex::new(registry), download_seconds, search_first_hit_seconds }
+        // 10 ms to about 7.6 days (letters wait for offline recipients up to 7 days).
+        let letter_delivery_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 26));
+        registry.register(
+            "shoal_letter_delivery_seconds",
+            "Seconds from writing a direct letter to its recipient's receipt",
+            letter_delivery_seconds.clone(),
+        );
+        Self { registry: Mutex::new(registry), download_seconds, search_first_hit_seconds, letter_delivery_seconds }
     }
 
     /// Adds figures read at every scrape.

@@ -78,12 +78,19 @@ impl Node {
             Arc::new(blocking(move || Store::open(&home)).await?)
         };
         let mut registry = prometheus_client::registry::Registry::default();
-        let net = Network::start_with_metrics(key, config.net.clone(), Some(&mut registry)).await?;
+        let net = Network::start_with_metrics(key.clone(), config.net.clone(), Some(&mut registry)).await?;
         let metrics = Arc::new(Metrics::new(registry, &config.topology.to_string()));
         let config = Arc::new(config);
         let (events, services) = (Events::default(), Registry::default());
-        let ctx =
-            Context::new(config.clone(), store.clone(), net.clone(), events.clone(), metrics.clone(), services.clone());
+        let ctx = Context::new(
+            config.clone(),
+            key,
+            store.clone(),
+            net.clone(),
+            events.clone(),
+            metrics.clone(),
+            services.clone(),
+        );
         let node = Self { inner: Arc::new(Inner { config, store, net, events, metrics, services }) };
         if let Err(e) = crate::services::start_all(&node.inner.services, &ctx).await {
             node.shutdown().await;

@@ -77,6 +77,9 @@ pub trait Start: Service + Sized {
 pub struct Context {
     /// The node's configuration.
     pub config: Arc<NodeConfig>,
+    /// This peer's identity key (what its peer id is made of): for services that sign or open what is
+    /// sealed to this peer.
+    pub identity: libp2p::identity::Keypair,
     /// What this peer has.
     pub store: Arc<Store>,
     /// Who this peer can reach.
@@ -92,15 +95,17 @@ pub struct Context {
 
 impl Context {
     /// The context services of a node start from (each gets its own [`Tasks`] in [`Registry::start`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: Arc<NodeConfig>,
+        identity: libp2p::identity::Keypair,
         store: Arc<Store>,
         net: Network,
         events: Events,
         metrics: Arc<crate::metrics::Metrics>,
         registry: Registry,
     ) -> Self {
-        Self { config, store, net, events, metrics, tasks: Tasks::default(), registry }
+        Self { config, identity, store, net, events, metrics, tasks: Tasks::default(), registry }
     }
 
     /// A service started before this one.
@@ -265,9 +270,10 @@ mod tests {
     async fn context(dir: &std::path::Path) -> Context {
         let config = Arc::new(NodeConfig::loopback(dir.to_path_buf()));
         let store = Arc::new(Store::open(dir).unwrap());
-        let net = Network::start(libp2p::identity::Keypair::generate_ed25519(), NetConfig::loopback()).await.unwrap();
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let net = Network::start(key.clone(), NetConfig::loopback()).await.unwrap();
         let metrics = Arc::new(crate::metrics::Metrics::new(Default::default(), "structured"));
-        Context::new(config, store, net, Events::default(), metrics, Registry::default())
+        Context::new(config, key, store, net, Events::default(), metrics, Registry::default())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

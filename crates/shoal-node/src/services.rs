@@ -12,5 +12,6 @@ pub(crate) async fn start_all(registry: &Registry, ctx: &Context) -> Result<(), 
     registry.start::<crate::peers::Peers>(ctx).await?;
     registry.start::<crate::transfer::Transfer>(ctx).await?;
     registry.start::<crate::search::Search>(ctx).await?;
+    registry.start::<crate::messaging::Messaging>(ctx).await?;
     Ok(())
 }

@@ -41,6 +41,7 @@ pub async fn peer() -> Peer {
     peer_with(|c| c).await
 }
 
+#[allow(unused_imports)]
 pub use shoal_testkit::random_bytes;
 
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -1,0 +1,446 @@
+//! Direct letters: sending, holding for others, collecting ours.
+//!
+//! A letter is sealed to its recipient's key (from its peer id) and tried directly at once. If no receipt
+//! comes within the outbox's timeout, copies go to holders ([`super::holders`]: the topology's choice),
+//! which keep the ciphertext in their catalog; they cannot read it. Whenever a peer connects to us (and
+//! every [`SWEEP`] for peers we have not collected from lately) we ask it for letters it keeps for us;
+//! we answer each with a receipt, on which it deletes its copy, and pass the receipt on to the sender
+//! when we can reach it, so its letter shows as delivered. Holders only take a letter from its sender
+//! (the stream's authenticated peer) and hand letters only to their recipient.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use shoal_net::NetEvent;
+use shoal_proto::messaging::delivery::{Action, Status};
+use shoal_proto::messaging::direct::{Opened, Receipt, Sealed};
+use shoal_proto::messaging::exchange::Frame;
+use shoal_proto::messaging::{AuthorKey, MsgId};
+use shoal_store::{MessageKind, MessageRecord};
+
+use super::service::{Outgoing, Shared};
+use super::streams::{ExchangeFailed, Link};
+use super::{MessageView, MessagingError, ids, now_ms};
+use crate::NodeError;
+use crate::blocking::blocking;
+
+/// How often connected peers we have not collected from lately are asked again.
+const SWEEP: Duration = Duration::from_secs(15);
+/// A peer collected from is asked again after this long (if we meet it again).
+const RECOLLECT: Duration = Duration::from_secs(300);
+/// Letters handed over in one collection, at most (the rest at the next).
+const MAX_HANDOVER: usize = 256;
+/// Peers whose last collection is remembered; disconnected ones are forgotten first.
+const MAX_COLLECTED: usize = 4096;
+
+fn status_text(s: Status) -> String {
+    match s {
+        Status::Sent => "sent".into(),
+        Status::Held { by } => format!("held by {by}"),
+        Status::Delivered => "delivered".into(),
+        Status::Expired => "expired".into(),
+    }
+}
+
+/// Takes up what a previous run left: letters kept for others, and our letters not yet delivered.
+pub(crate) async fn resume(shared: &Arc<Shared>) -> Result<(), NodeError> {
+    let store = shared.store.clone();
+    let (held, ours) =
+        blocking(move || Ok::<_, shoal_store::StoreError>((store.held_letters()?, store.letters(100_000)?))).await?;
+    let now = Instant::now();
+    let mut st = shared.state();
+    for (id, _, _, frame, _) in held {
+        if let Ok(sealed) = Sealed::decode(&frame) {
+            let _ = st.holding.offer(id, sealed, now);
+        }
+    }
+    for m in ours {
+        let waiting = matches!(m.status.as_deref(), Some(s) if s == "sent" || s.starts_with("held"));
+        if m.author != shared.my_key || !waiting {
+            continue;
+        }
+        let Ok(sealed) = Sealed::decode(&m.frame) else { continue };
+        let Ok(id) = sealed.id() else { continue };
+        if st.outbox.send(id, sealed.to, now).is_ok() {
+            st.outgoing.insert(id, Outgoing { sealed, letter: m.id, since: now });
+        }
+    }
+    Ok(())
+}
+
+/// Writes, seals and starts delivering a letter.
+pub(crate) async fn send(shared: &Arc<Shared>, peer: PeerId, text: &str) -> Result<MessageView, NodeError> {
+    if text.trim().is_empty() {
+        return Err(MessagingError::Compose("nothing to send: the text is empty".into()).into());
+    }
+    if peer == shared.peer_id {
+        return Err(MessagingError::Compose("a letter to yourself: give another peer's id".into()).into());
+    }
+    let to = ids::author_of(&peer).ok_or_else(|| MessagingError::NoKey(peer.to_string()))?;
+    let time_ms = now_ms();
+    let (sealed, letter) = Sealed::seal(&shared.me, &to, time_ms, rand::random(), text.to_string())
+        .map_err(|e| MessagingError::Compose(format!("cannot seal the letter: {e}")))?;
+    let id = sealed.id().map_err(|e| MessagingError::Compose(e.to_string()))?;
+    let frame = sealed.encode().map_err(|e| MessagingError::Compose(e.to_string()))?;
+    shared.state().outbox.send(id, to, Instant::now()).map_err(MessagingError::from)?;
+    let rec = MessageRecord {
+        id: letter,
+        kind: MessageKind::Letter,
+        conversation: to,
+        author: shared.my_key,
+        time_ms,
+        clock: time_ms,
+        gap: false,
+        text: text.to_string(),
+        status: Some("sent".into()),
+        frame,
+    };
+    shared.state().outgoing.insert(id, Outgoing { sealed, letter, since: Instant::now() });
+    shared.count(|c| c.letters_sent += 1);
+    let view = shared.view(&rec, &shared.contacts().await);
+    shared.save(vec![rec]).await;
+    tick(shared).await;
+    Ok(view)
+}
+
+/// The outbox's and the holding's timers.
+pub(crate) async fn tick(shared: &Arc<Shared>) {
+    let now = Instant::now();
+    let (actions, expired) = {
+        let mut st = shared.state();
+        (st.outbox.poll(now), st.holding.expire(now))
+    };
+    if !expired.is_empty() {
+        let store = shared.store.clone();
+        let _ = blocking(move || {
+            for id in &expired {
+                store.drop_held(id)?;
+            }
+            Ok::<_, shoal_store::StoreError>(())
+        })
+        .await;
+    }
+    for a in actions {
+        match a {
+            Action::Direct { id, to } => {
+                let s = shared.clone();
+                shared.tasks.spawn(async move {
+                    if let Err(e) = deliver(&s, id, to).await {
+                        tracing::debug!(error = %e, "letter not delivered directly (holders will carry it)");
+                    }
+                });
+            }
+            Action::Place { id, to, more, besides } => {
+                let s = shared.clone();
+                shared.tasks.spawn(async move { place(&s, id, to, more, besides).await });
+            }
+            Action::Status { id, status } => set_status(shared, id, status).await,
+        }
+    }
+}
+
+async fn set_status(shared: &Shared, id: MsgId, status: Status) {
+    let (letter, to, since) = {
+        let mut st = shared.state();
+        let Some(o) = st.outgoing.get(&id) else { return };
+        let r = (o.letter, o.sealed.to, o.since);
+        if matches!(status, Status::Delivered | Status::Expired) {
+            st.outgoing.remove(&id);
+        }
+        r
+    };
+    if status == Status::Delivered {
+        shared.count(|c| c.letters_delivered += 1);
+        shared.delivery_seconds.observe(since.elapsed().as_secs_f64());
+    }
+    let text = status_text(status);
+    let (store, t) = (shared.store.clone(), text.clone());
+    if let Err(e) = blocking(move || store.set_message_status(&letter, &t)).await {
+        tracing::warn!(error = %e, "cannot record a letter's state");
+    }
+    shared.events.emit(super::Event::LetterStatus { id: ids::hex(&letter), to: ids::peer_text(&to), status: text });
+}
+
+fn sealed_of(shared: &Shared, id: &MsgId) -> Option<Sealed> {
+    shared.state().outgoing.get(id).map(|o| o.sealed.clone())
+}
+
+/// Hands a letter to its recipient and takes its receipt.
+async fn deliver(shared: &Arc<Shared>, id: MsgId, to: AuthorKey) -> Result<(), ExchangeFailed> {
+    let (Some(sealed), Some(peer)) = (sealed_of(shared, &id), ids::peer_of(&to)) else { return Ok(()) };
+    let mut link = Link::open(shared, peer).await?;
+    link.send(&Frame::Letter(sealed)).await?;
+    match link.expect().await? {
+        Frame::Receipt(r) => {
+            link.close().await;
+            on_receipt(shared, peer, r).await;
+            Ok(())
+        }
+        Frame::Refused { why, .. } => {
+            tracing::debug!(%peer, why, "recipient refused a letter");
+            Ok(())
+        }
+        _ => Err(ExchangeFailed::Unexpected("answered a letter with something else")),
+    }
+}
+
+/// A receipt for one of our letters (from its recipient, directly or passed on later).
+pub(crate) async fn on_receipt(shared: &Shared, _from: PeerId, r: Receipt) {
+    let action = {
+        let mut st = shared.state();
+        let Some(o) = st.outgoing.get(&r.sealed) else { return };
+        if !r.is_from(&o.sealed.to) {
+            return;
+        }
+        st.outbox.on_receipt(&r.sealed)
+    };
+    if let Some(Action::Status { id, status }) = action {
+        set_status(shared, id, status).await;
+    }
+}
+
+/// Places copies of a letter with up to `more` holders.
+async fn place(shared: &Arc<Shared>, id: MsgId, to: AuthorKey, more: usize, besides: Vec<PeerId>) {
+    let (Some(sealed), Some(recipient)) = (sealed_of(shared, &id), ids::peer_of(&to)) else { return };
+    let mut placed = 0;
+    for holder in super::holders::candidates(shared, recipient).await {
+        if placed >= more {
+            break;
+        }
+        if besides.contains(&holder) {
+            continue;
+        }
+        let r = async {
+            let mut link = Link::open(shared, holder).await?;
+            link.send(&Frame::Hold(sealed.clone())).await?;
+            let answer = link.expect().await?;
+            link.close().await;
+            Ok::<_, ExchangeFailed>(answer)
+        }
+        .await;
+        match r {
+            Ok(Frame::Taken { id: taken }) if taken == id => {
+                placed += 1;
+                shared.count(|c| c.letters_placed += 1);
+                let action = shared.state().outbox.on_held(&id, holder);
+                if let Some(Action::Status { id, status }) = action {
+                    set_status(shared, id, status).await;
+                }
+            }
+            Ok(Frame::Refused { why, .. }) => tracing::debug!(%holder, why, "holder refused a letter"),
+            Ok(_) => tracing::debug!(%holder, "holder answered a hold with something else"),
+            Err(e) => tracing::debug!(%holder, error = %e, "cannot place a letter"),
+        }
+    }
+}
+
+/// Keeps a letter that arrived (from its sender or a holder); whether it is new. Its receipt is due
+/// either way.
+async fn accept(shared: &Shared, opened: Opened, sealed: &Sealed) -> bool {
+    if !shared.state().inbox.accept(opened.id, Instant::now()) {
+        return false;
+    }
+    let l = opened.letter;
+    let rec = MessageRecord {
+        id: opened.id,
+        kind: MessageKind::Letter,
+        conversation: l.from,
+        author: l.from,
+        time_ms: l.time_ms,
+        clock: l.time_ms,
+        gap: false,
+        text: l.text,
+        status: Some("received".into()),
+        frame: sealed.encode().unwrap_or_default(),
+    };
+    shared.count(|c| c.letters_received += 1);
+    shared.save(vec![rec]).await;
+    true
+}
+
+/// A letter handed to us by its sender.
+pub(crate) async fn take_letter(shared: &Shared, mut link: Link, sealed: Sealed) -> Result<(), ExchangeFailed> {
+    let id = sealed.id().map_err(|_| ExchangeFailed::Unexpected("an unencodable letter"))?;
+    match sealed.open(&shared.me, now_ms()) {
+        Ok(opened) => {
+            accept(shared, opened, &sealed).await;
+            link.send(&Frame::Receipt(Receipt::new(&shared.me, id))).await?;
+        }
+        Err(e) => link.send(&Frame::refused(id, &e.to_string())).await?,
+    }
+    link.close().await;
+    Ok(())
+}
+
+/// A sender asks us to keep a letter for its recipient.
+pub(crate) async fn take_hold(shared: &Shared, mut link: Link, sealed: Sealed) -> Result<(), ExchangeFailed> {
+    let id = sealed.id().map_err(|_| ExchangeFailed::Unexpected("an unencodable letter"))?;
+    let answer = if ids::author_of(&link.peer) != Some(sealed.from) {
+        Frame::refused(id, "only a letter's sender may leave it with a holder")
+    } else if sealed.to == shared.my_key {
+        Frame::refused(id, "this peer is the recipient: send the letter directly")
+    } else {
+        let offered = shared.state().holding.offer(id, sealed.clone(), Instant::now());
+        match offered {
+            Ok(()) => {
+                let (store, now) = (shared.store.clone(), now_ms());
+                let frame = sealed.encode().unwrap_or_default();
+                let saved = blocking(move || store.hold_letter(&id, &sealed.from, &sealed.to, &frame, now)).await;
+                match saved {
+                    Ok(()) => Frame::Taken { id },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot keep a letter for another peer");
+                        Frame::refused(id, "the holder could not save the letter")
+                    }
+                }
+            }
+            Err(refusal) => {
+                shared.count(|c| c.holds_refused += 1);
+                Frame::refused(id, &refusal.to_string())
+            }
+        }
+    };
+    link.send(&answer).await?;
+    link.close().await;
+    Ok(())
+}
+
+/// A recipient collects what we keep for it.
+pub(crate) async fn hand_over(shared: &Shared, mut link: Link) -> Result<(), ExchangeFailed> {
+    let Some(key) = ids::author_of(&link.peer) else { return Ok(()) };
+    let letters: Vec<Sealed> = {
+        let st = shared.state();
+        st.holding.for_recipient(&key).into_iter().take(MAX_HANDOVER).map(|(_, s)| s.clone()).collect()
+    };
+    for s in letters {
+        link.send(&Frame::Letter(s)).await?;
+    }
+    link.send(&Frame::Done).await?;
+    let mut gone = Vec::new();
+    for _ in 0..=MAX_HANDOVER {
+        match link.recv().await? {
+            Some(Frame::Receipt(r)) => {
+                if shared.state().holding.on_receipt(&r) {
+                    gone.push(r.sealed);
+                }
+            }
+            Some(Frame::Done) | None => break,
+            Some(_) => return Err(ExchangeFailed::Unexpected("answered letters with something else")),
+        }
+    }
+    let store = shared.store.clone();
+    let _ = blocking(move || {
+        for id in &gone {
+            store.drop_held(id)?;
+        }
+        Ok::<_, shoal_store::StoreError>(())
+    })
+    .await;
+    link.close().await;
+    Ok(())
+}
+
+/// Asks `peer` for the letters it keeps for us; returns how many were new.
+async fn collect(shared: &Arc<Shared>, peer: PeerId) -> Result<usize, ExchangeFailed> {
+    let mut link = Link::open(shared, peer).await?;
+    link.send(&Frame::Collect).await?;
+    let mut receipts = Vec::new();
+    let mut new = 0;
+    for _ in 0..=MAX_HANDOVER {
+        match link.expect().await? {
+            Frame::Letter(s) => {
+                let Ok(id) = s.id() else { continue };
+                if let Ok(opened) = s.open(&shared.me, now_ms()) {
+                    let from = opened.letter.from;
+                    if accept(shared, opened, &s).await {
+                        new += 1;
+                    }
+                    receipts.push((from, Receipt::new(&shared.me, id)));
+                }
+            }
+            Frame::Done => break,
+            _ => return Err(ExchangeFailed::Unexpected("handed over something other than letters")),
+        }
+    }
+    for (_, r) in &receipts {
+        link.send(&Frame::Receipt(r.clone())).await?;
+    }
+    link.send(&Frame::Done).await?;
+    link.close().await;
+    // The senders learn their letters arrived, if we can reach them now.
+    for (from, r) in receipts {
+        let Some(sender) = ids::peer_of(&from) else { continue };
+        let s = shared.clone();
+        shared.tasks.spawn(async move {
+            if let Ok(mut link) = Link::open(&s, sender).await
+                && link.send(&Frame::Receipt(r)).await.is_ok()
+            {
+                link.close().await;
+            }
+        });
+    }
+    Ok(new)
+}
+
+fn due(collected: &HashMap<PeerId, Instant>, peer: &PeerId, now: Instant) -> bool {
+    collected.get(peer).is_none_or(|at| now.duration_since(*at) >= RECOLLECT)
+}
+
+fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
+    let s = shared.clone();
+    shared.tasks.spawn(async move {
+        match collect(&s, peer).await {
+            Ok(n) => {
+                let mut st = s.state();
+                if st.collected.len() >= MAX_COLLECTED {
+                    st.collected.clear();
+                }
+                st.collected.insert(peer, Instant::now());
+                drop(st);
+                if n > 0 {
+                    tracing::debug!(%peer, letters = n, "collected letters kept for us");
+                }
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot collect letters"),
+        }
+    });
+}
+
+/// Collects from every peer we meet, and from those connected that were not collected from lately. In
+/// `structured`, looks up the peers closest to our own id first: that is where holders put our letters.
+pub(crate) async fn watch_connections(shared: Arc<Shared>) {
+    let mut events = shared.net.subscribe();
+    if shared.config.topology == crate::config::Topology::Structured {
+        let s = shared.clone();
+        shared.tasks.spawn(async move {
+            // The routing table fills as bootstrap peers answer: look a little later, and again.
+            for wait in [2, 10, 60] {
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                for p in s.net.closest_peers(s.peer_id.to_bytes()).await.unwrap_or_default() {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), s.net.connect(p, Vec::new())).await;
+                }
+            }
+        });
+    }
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(NetEvent::PeerConnected { peer, .. }) => collect_from(&shared, peer),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = sweep.tick() => {
+                let now = Instant::now();
+                for p in shared.net.peers().await.unwrap_or_default() {
+                    if due(&shared.state().collected, &p.peer, now) {
+                        collect_from(&shared, p.peer);
+                    }
+                }
+            }
+        }
+    }
+}

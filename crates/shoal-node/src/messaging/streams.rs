@@ -1,0 +1,120 @@
+//! Both ends of `/shoal/messages/1` (see `shoal_proto::messaging::exchange`): frames with a deadline each,
+//! and the dispatch of an incoming stream by its first frame.
+
+use std::time::Duration;
+
+use futures::AsyncWriteExt;
+use libp2p::{PeerId, Stream};
+use shoal_proto::messaging::exchange::{Frame, MAX_EXCHANGE_FRAME};
+
+use super::service::Shared;
+use crate::framing::{read_frame, write_frame};
+
+/// How long one frame may take to come or to go: a peer that stalls an exchange loses it.
+pub(crate) const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long opening a stream (and connecting first, if needed) may take.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an exchange ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeFailed {
+    #[error("the peer did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Frame(#[from] crate::framing::FrameError),
+    #[error(transparent)]
+    Bounds(#[from] shoal_proto::messaging::exchange::ExchangeError),
+    #[error("cannot reach the peer: {0}")]
+    Open(String),
+    #[error("the peer broke the exchange: {0}")]
+    Unexpected(&'static str),
+}
+
+/// A stream with its peer.
+pub(crate) struct Link {
+    pub(crate) peer: PeerId,
+    stream: Stream,
+}
+
+impl Link {
+    /// Connects to `peer` if needed and opens a messaging stream, within [`OPEN_TIMEOUT`].
+    pub(crate) async fn open(shared: &Shared, peer: PeerId) -> Result<Self, ExchangeFailed> {
+        let open = async {
+            shared.net.connect(peer, Vec::new()).await.map_err(|e| ExchangeFailed::Open(e.to_string()))?;
+            shared
+                .net
+                .streams()
+                .open_stream(peer, super::PROTOCOL)
+                .await
+                .map_err(|e| ExchangeFailed::Open(e.to_string()))
+        };
+        let stream =
+            tokio::time::timeout(OPEN_TIMEOUT, open).await.map_err(|_| ExchangeFailed::Timeout(OPEN_TIMEOUT))??;
+        Ok(Self { peer, stream })
+    }
+
+    pub(crate) fn accepted(peer: PeerId, stream: Stream) -> Self {
+        Self { peer, stream }
+    }
+
+    /// Writes and flushes one frame.
+    pub(crate) async fn send(&mut self, f: &Frame) -> Result<(), ExchangeFailed> {
+        f.bounded()?;
+        let write = async {
+            write_frame(&mut self.stream, f, MAX_EXCHANGE_FRAME).await?;
+            self.stream.flush().await.map_err(crate::framing::FrameError::from)
+        };
+        tokio::time::timeout(FRAME_TIMEOUT, write).await.map_err(|_| ExchangeFailed::Timeout(FRAME_TIMEOUT))??;
+        Ok(())
+    }
+
+    /// Reads one frame; `None` when the peer closed the stream.
+    pub(crate) async fn recv(&mut self) -> Result<Option<Frame>, ExchangeFailed> {
+        let read = read_frame::<Frame, _>(&mut self.stream, MAX_EXCHANGE_FRAME);
+        let f =
+            tokio::time::timeout(FRAME_TIMEOUT, read).await.map_err(|_| ExchangeFailed::Timeout(FRAME_TIMEOUT))??;
+        if let Some(f) = &f {
+            f.bounded()?;
+        }
+        Ok(f)
+    }
+
+    /// Reads one frame that must be there.
+    pub(crate) async fn expect(&mut self) -> Result<Frame, ExchangeFailed> {
+        self.recv().await?.ok_or(ExchangeFailed::Unexpected("closed the stream mid-exchange"))
+    }
+
+    /// Closes our side.
+    pub(crate) async fn close(mut self) {
+        let _ = tokio::time::timeout(FRAME_TIMEOUT, self.stream.close()).await;
+    }
+}
+
+/// Serves one incoming stream: its first frame says which exchange it is.
+pub(crate) async fn serve(shared: std::sync::Arc<Shared>, mut link: Link) {
+    let first = match link.recv().await {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(peer = %link.peer, error = %e, "messaging stream: bad first frame");
+            return;
+        }
+    };
+    let peer = link.peer;
+    let r = match first {
+        Frame::Refill(_) | Frame::Want { .. } | Frame::Post(_) | Frame::Done => {
+            super::topics::answer(&shared, link, first).await
+        }
+        Frame::Letter(sealed) => super::letters::take_letter(&shared, link, sealed).await,
+        Frame::Hold(sealed) => super::letters::take_hold(&shared, link, sealed).await,
+        Frame::Collect => super::letters::hand_over(&shared, link).await,
+        Frame::Receipt(r) => {
+            super::letters::on_receipt(&shared, peer, r).await;
+            Ok(())
+        }
+        Frame::Taken { .. } | Frame::Refused { .. } => Err(ExchangeFailed::Unexpected("an answer with no question")),
+    };
+    if let Err(e) = r {
+        tracing::debug!(%peer, error = %e, "messaging exchange ended early");
+    }
+}
