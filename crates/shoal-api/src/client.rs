@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
-    AddShare, ContentId, DownloadInfo, PeerView, Removed, SearchBody, SearchLine, ShareRecord, Shared, StartDownload,
-    Status, Stopping,
+    AddShare, Contact, ContentId, Done, DownloadInfo, JoinTopic, MessageView, PeerView, Removed, SearchBody,
+    SearchLine, ShareRecord, Shared, StartDownload, Status, Stopping, TopicView, WriteLetter, WritePost,
 };
 
 /// Why a call to the daemon failed.
@@ -184,9 +184,84 @@ impl Client {
         self.post(&format!("/api/v1/shares/{id}/remove"), &serde_json::json!({})).await
     }
 
+    /// `GET /api/v1/topics`.
+    pub async fn topics(&self) -> Result<Vec<TopicView>, ClientError> {
+        self.get("/api/v1/topics").await
+    }
+
+    /// `POST /api/v1/topics`.
+    pub async fn join_topic(&self, name: &str, key: Option<&str>) -> Result<TopicView, ClientError> {
+        self.post("/api/v1/topics", &JoinTopic { name: name.into(), key: key.map(str::to_string) }).await
+    }
+
+    /// `POST /api/v1/topics/{topic}/leave`.
+    pub async fn leave_topic(&self, topic: &str) -> Result<Done, ClientError> {
+        self.post(&format!("/api/v1/topics/{}/leave", segment(topic)), &serde_json::json!({})).await
+    }
+
+    /// `GET /api/v1/topics/{topic}/messages`: the first `limit` posts after `after`.
+    pub async fn topic_messages(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, ClientError> {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        self.get(&format!("/api/v1/topics/{}/messages?limit={limit}{after}", segment(topic))).await
+    }
+
+    /// `POST /api/v1/topics/{topic}/messages`.
+    pub async fn write_post(&self, topic: &str, text: &str) -> Result<MessageView, ClientError> {
+        self.post(&format!("/api/v1/topics/{}/messages", segment(topic)), &WritePost { text: text.into() }).await
+    }
+
+    /// `POST /api/v1/letters`.
+    pub async fn write_letter(&self, to: &str, text: &str) -> Result<MessageView, ClientError> {
+        self.post("/api/v1/letters", &WriteLetter { to: to.into(), text: text.into() }).await
+    }
+
+    /// `GET /api/v1/letters`.
+    pub async fn inbox(&self, limit: usize) -> Result<Vec<MessageView>, ClientError> {
+        self.get(&format!("/api/v1/letters?limit={limit}")).await
+    }
+
+    /// `GET /api/v1/letters/{peer}`.
+    pub async fn letters_with(&self, peer: &str, limit: usize) -> Result<Vec<MessageView>, ClientError> {
+        self.get(&format!("/api/v1/letters/{}?limit={limit}", segment(peer))).await
+    }
+
+    /// `GET /api/v1/contacts`.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, ClientError> {
+        self.get("/api/v1/contacts").await
+    }
+
+    /// `POST /api/v1/contacts`.
+    pub async fn add_contact(&self, name: &str, peer: &str) -> Result<Contact, ClientError> {
+        self.post("/api/v1/contacts", &Contact { name: name.into(), peer: peer.into() }).await
+    }
+
+    /// `POST /api/v1/contacts/{name}/remove`.
+    pub async fn remove_contact(&self, name: &str) -> Result<Done, ClientError> {
+        self.post(&format!("/api/v1/contacts/{}/remove", segment(name)), &serde_json::json!({})).await
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await;
         self.answer(r).await
     }
+}
+
+/// A path segment with everything but unreserved characters percent-encoded (topic and contact names
+/// may hold spaces, slashes, any letter).
+fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -49,7 +49,12 @@ impl From<shoal_node::NodeError> for ApiError {
             | shoal_node::NodeError::Store(shoal_store::StoreError::NotShareable { .. })
             | shoal_node::NodeError::Ticket(_)
             | shoal_node::NodeError::Output { .. } => Self::bad_request(e.to_string()),
-            shoal_node::NodeError::NoDownload(_) => Self::not_found(e.to_string()),
+            shoal_node::NodeError::NoDownload(_)
+            | shoal_node::NodeError::Messaging(shoal_node::messaging::MessagingError::NotFollowing(_)) => {
+                Self::not_found(e.to_string())
+            }
+            shoal_node::NodeError::Messaging(_)
+            | shoal_node::NodeError::Store(shoal_store::StoreError::Messages(_)) => Self::bad_request(e.to_string()),
             shoal_node::NodeError::Busy(_) => Self::conflict(e.to_string()),
             other => Self::internal(other),
         }

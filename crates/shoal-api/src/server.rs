@@ -23,6 +23,7 @@ use crate::ApiError;
 
 mod downloads;
 mod events;
+mod messages;
 mod metrics;
 mod search;
 mod shares;
@@ -90,6 +91,7 @@ fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(downloads::routes())
         .merge(events::routes())
         .merge(search::routes())
+        .merge(messages::routes())
         .split_for_parts()
 }
 

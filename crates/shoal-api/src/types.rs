@@ -166,3 +166,67 @@ pub struct ErrorBody {
     /// What went wrong and, where possible, what to do.
     pub error: String,
 }
+
+// Messaging: topics, letters, contacts. Posts and letters are `MessageView`s, topics `TopicView`s.
+
+pub use shoal_node::messaging::{MessageView, MessagingCounters, TopicView};
+
+/// `POST /api/v1/topics`: follow a public topic by name, or a private one by its key.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JoinTopic {
+    /// A public topic's name (NFC, trimmed, at most 128 bytes), or the name to show a private one by.
+    pub name: String,
+    /// A private topic's key: 64 hex digits from its invite.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// `POST /api/v1/topics/{topic}/messages`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WritePost {
+    /// The text (at most 64 KiB; larger content goes as a share's ticket).
+    pub text: String,
+}
+
+/// `POST /api/v1/letters`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WriteLetter {
+    /// The recipient: a peer id, or a contact's name.
+    pub to: String,
+    /// The text (at most 64 KiB).
+    pub text: String,
+}
+
+/// A page of a conversation: `?after=<message id>&limit=N`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct Page {
+    /// The id of the last message of the previous page.
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/messages/search?q=...`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct MessageSearch {
+    /// Words that must all be in the text (as prefixes).
+    pub q: String,
+    /// At most this many (default 50, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// A petname for a peer id (`GET`/`POST /api/v1/contacts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    /// The name (NFC, trimmed, at most 64 bytes, no control characters).
+    pub name: String,
+    /// The peer id.
+    pub peer: String,
+}
+
+/// What a removal or a leave answers: whether there was something to remove.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Done {
+    /// True when something was removed or left.
+    pub done: bool,
+}

@@ -339,6 +339,18 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         ("POST", "/api/v1/downloads/{id}/cancel"),
         ("GET", "/api/v1/events"),
         ("POST", "/api/v1/search"),
+        ("GET", "/api/v1/topics"),
+        ("POST", "/api/v1/topics"),
+        ("POST", "/api/v1/topics/{topic}/leave"),
+        ("GET", "/api/v1/topics/{topic}/messages"),
+        ("POST", "/api/v1/topics/{topic}/messages"),
+        ("GET", "/api/v1/letters"),
+        ("POST", "/api/v1/letters"),
+        ("GET", "/api/v1/letters/{peer}"),
+        ("GET", "/api/v1/messages/search"),
+        ("GET", "/api/v1/contacts"),
+        ("POST", "/api/v1/contacts"),
+        ("POST", "/api/v1/contacts/{name}/remove"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -351,7 +363,8 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         if p.ends_with("/events") || p.ends_with("/stop") {
             continue;
         }
-        let uri = p.replace("{id}", &"0".repeat(64));
+        let uri =
+            p.replace("{id}", &"0".repeat(64)).replace("{topic}", "x").replace("{peer}", "x").replace("{name}", "x");
         let (_, b) = call(&app, m, &uri, Some(TOKEN), Some("{}")).await;
         assert!(!b.contains("no such route"), "{m} {uri}: {b}");
     }
@@ -415,4 +428,66 @@ async fn every_event_has_an_id_and_a_reconnecting_client_gets_what_it_missed() {
     let (_, kind, data) = recv(&mut late).await;
     assert_eq!(kind, "lost", "{data}");
     assert!(data["missed"].as_u64().unwrap() > 0, "{data}");
+}
+
+/// Topics, posts, contacts and letters through the API, and what bad input gets: words, a 4xx, nothing
+/// stored.
+#[tokio::test]
+async fn messaging_routes_post_read_and_refuse_bad_input_in_words() {
+    let (app, _d) = app().await;
+    let (s, b) = call(&app, "POST", "/api/v1/topics", Some(TOKEN), Some(r#"{"name":"  Rust Lang "}"#)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let topic: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(topic["name"], "Rust Lang");
+    let (s, b) =
+        call(&app, "POST", "/api/v1/topics/Rust%20Lang/messages", Some(TOKEN), Some(r#"{"text":"hello"}"#)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = call(&app, "GET", "/api/v1/topics/Rust%20Lang/messages", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let posts: Vec<serde_json::Value> = serde_json::from_str(&b).unwrap();
+    assert_eq!(posts.len(), 1);
+    assert_eq!((posts[0]["text"].as_str(), posts[0]["mine"].as_bool()), (Some("hello"), Some(true)));
+    let (s, b) = call(&app, "GET", "/api/v1/messages/search?q=hel", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b.contains("hello"), "{b}");
+
+    let bad = [
+        ("POST", "/api/v1/topics", r#"{"name":"a\u0007b"}"#, StatusCode::BAD_REQUEST, "control"),
+        ("POST", "/api/v1/topics", r#"{"name":"x","key":"nothex"}"#, StatusCode::BAD_REQUEST, "64 hex"),
+        ("POST", "/api/v1/topics/Rust%20Lang/messages", r#"{"text":"  "}"#, StatusCode::BAD_REQUEST, "empty"),
+        ("POST", "/api/v1/topics/nope/messages", r#"{"text":"hi"}"#, StatusCode::NOT_FOUND, "join it first"),
+        ("POST", "/api/v1/letters", r#"{"to":"nobody","text":"hi"}"#, StatusCode::BAD_REQUEST, "contact"),
+        ("POST", "/api/v1/contacts", r#"{"name":"bob","peer":"not a peer"}"#, StatusCode::BAD_REQUEST, "peer id"),
+        ("POST", "/api/v1/topics", r#"{"nom":"x"}"#, StatusCode::BAD_REQUEST, "malformed JSON"),
+    ];
+    for (m, uri, body, want, says) in bad {
+        let (s, b) = call(&app, m, uri, Some(TOKEN), Some(body)).await;
+        assert_eq!(s, want, "{uri} {body}: {b}");
+        assert!(b.contains(says), "{uri} {body}: {b}");
+    }
+    let x = "x".repeat(64 * 1024 + 1);
+    let (s, b) =
+        call(&app, "POST", "/api/v1/topics/Rust%20Lang/messages", Some(TOKEN), Some(&format!(r#"{{"text":"{x}"}}"#)))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", &b[..b.len().min(200)]);
+
+    let peer = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id().to_string();
+    let (s, b) =
+        call(&app, "POST", "/api/v1/contacts", Some(TOKEN), Some(&format!(r#"{{"name":" Bob ","peer":"{peer}"}}"#)))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) =
+        call(&app, "POST", "/api/v1/contacts", Some(TOKEN), Some(&format!(r#"{{"name":"Bob2","peer":"{peer}"}}"#)))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "one name per peer: {b}");
+    let (s, b) = call(&app, "POST", "/api/v1/letters", Some(TOKEN), Some(r#"{"to":"Bob","text":"for bob"}"#)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let letter: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((letter["conversation"].as_str(), letter["status"].as_str()), (Some("Bob"), Some("sent")));
+    let (_, b) = call(&app, "GET", "/api/v1/letters", Some(TOKEN), None).await;
+    assert!(b.contains("for bob"), "{b}");
+    let (s, b) = call(&app, "POST", "/api/v1/contacts/Bob/remove", Some(TOKEN), Some("{}")).await;
+    assert_eq!((s, b.contains("true")), (StatusCode::OK, true), "{b}");
+    let (_, b) = call(&app, "GET", "/api/v1/topics/Rust%20Lang/messages", Some(TOKEN), None).await;
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap().len(), 1, "bad input stored nothing");
 }
