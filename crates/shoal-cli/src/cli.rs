@@ -233,4 +233,99 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Talk in a topic (group chat) through the running daemon: follows it, prints its recent posts, then
+    /// sends each line you type and prints each post that arrives (author and time). Ctrl-D leaves.
+    Chat {
+        /// The topic's name (anyone with the name can read and write).
+        topic: String,
+        /// Post this text and exit (for scripts).
+        #[arg(long)]
+        send: Option<String>,
+        /// Recent posts to print first.
+        #[arg(long, default_value_t = 20)]
+        history: usize,
+        /// One JSON object per post.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a direct letter, sealed so that only PEER can read it; held by other peers while it is offline.
+    Msg {
+        /// A peer id, or a contact's name (`shoal contact add`).
+        peer: String,
+        /// The text (at most 64 KiB).
+        text: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List direct letters sent and received, newest first, with their delivery state.
+    Inbox {
+        /// Only the letters with this peer (id or contact name), oldest first.
+        #[arg(long)]
+        with: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the topics followed; `join NAME` or `leave NAME` changes them.
+    Topics {
+        #[command(subcommand)]
+        action: Option<TopicsAction>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Petnames for peer ids: `add NAME PEER`, `rm NAME`, `ls`.
+    Contact {
+        #[command(subcommand)]
+        action: ContactAction,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Print a conversation (a topic followed, or the letters with a peer) as a JSON array, oldest first.
+    Export {
+        /// A topic's name or id, or a peer id or contact name.
+        conversation: String,
+    },
+}
+
+/// `shoal topics` actions.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TopicsAction {
+    /// Follow a topic: a public one by name, or a private one with the key from its invite.
+    Join {
+        /// The topic's name.
+        name: String,
+        /// A private topic's key (64 hex digits).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Stop following a topic (its history stays).
+    Leave {
+        /// The topic's name or id.
+        name: String,
+    },
+}
+
+/// `shoal contact` actions.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ContactAction {
+    /// Name a peer.
+    Add {
+        /// The name (letters, digits, spaces; at most 64 bytes).
+        name: String,
+        /// The peer id.
+        peer: String,
+    },
+    /// Forget a name.
+    Rm {
+        /// The name.
+        name: String,
+    },
+    /// List every contact.
+    Ls,
 }

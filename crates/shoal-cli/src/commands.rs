@@ -3,6 +3,7 @@
 mod daemon;
 mod demo;
 mod get;
+mod messages;
 mod remote;
 mod search;
 mod share;
@@ -113,6 +114,24 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         }
         Command::Doctor { json } => share::doctor(&config.home, json),
         Command::Completions { .. } => Ok(()),
+        Command::Chat { topic, send, history, json } => {
+            messages::chat(&remote::required(&config.home).await?, &topic, send, history, json).await
+        }
+        Command::Msg { peer, text, json } => {
+            messages::msg(&remote::required(&config.home).await?, &peer, &text, json).await
+        }
+        Command::Inbox { with, limit, json } => {
+            messages::inbox(&remote::required(&config.home).await?, with, limit, json).await
+        }
+        Command::Topics { action, json } => {
+            messages::topics(&remote::required(&config.home).await?, action, json).await
+        }
+        Command::Contact { action, json } => {
+            messages::contact(&remote::required(&config.home).await?, action, json).await
+        }
+        Command::Export { conversation } => {
+            messages::export(&remote::required(&config.home).await?, &conversation).await
+        }
         Command::Demo { sources, size_mib, json } => demo::run(sources, size_mib, json).await,
     }
 }
