@@ -199,19 +199,23 @@ pub struct WriteLetter {
 
 /// A page of a conversation: `?after=<message id>&limit=N`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// The id of the last message of the previous page.
     pub after: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
 /// `GET /api/v1/messages/search?q=...`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessageSearch {
     /// Words that must all be in the text (as prefixes).
     pub q: String,
     /// At most this many (default 50, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

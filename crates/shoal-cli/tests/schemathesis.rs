@@ -3,7 +3,8 @@
 //! data rejected...) but "every schema-valid request is accepted", which the search body cannot promise (it
 //! needs `text` or `id`, one of two optional fields, and says so in words). Routes whose bodies name paths
 //! on this machine (`POST /shares`, `POST /downloads`) and `stop` and the endless event feed are left to the
-//! property test in shoal-api's `tests/fuzz.rs`, which keeps every path inside its own directory.
+//! property test in shoal-api's `tests/fuzz.rs`, which keeps every path inside its own directory; the
+//! `.../leave` and `.../remove` routes to shoal-api's own tests (see below).
 //!
 //! `.ci/run` installs schemathesis and names it in `SHOAL_SCHEMATHESIS`; elsewhere the test says it is
 //! skipped, and fails if CI is set without it.
@@ -31,6 +32,10 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
         .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
         .args(["--exclude-path", "/api/v1/shares", "--exclude-path", "/api/v1/downloads"])
         .args(["--exclude-path", "/api/v1/stop", "--exclude-path", "/api/v1/events"])
+        // Leaving a topic and forgetting a contact are POSTs that end a resource: schemathesis's stateful
+        // runs follow them with a call on what was left and call the (right) 404 a missing resource.
+        // shoal-api's `messaging_routes_...` test covers them.
+        .args(["--exclude-path-regex", "/(leave|remove)$"])
         .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
         .args(["--max-examples", "40", "--seed", "1", "--no-color"])
         .stdin(std::process::Stdio::null())

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use shoal_node::messaging::Messaging;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,8 +33,17 @@ fn messaging(s: &ApiState) -> Result<Arc<Messaging>, ApiError> {
     Ok(s.node().service::<Messaging>()?)
 }
 
-fn limit(l: Option<usize>, default: usize) -> usize {
-    l.unwrap_or(default).clamp(1, 1000)
+/// The query string, or a 400 in words (axum's own rejection is plain text, not the API's error body).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(format!("malformed query string: {}", e.body_text())))
+}
+
+/// `limit`, 1 to 1000, or a 400.
+fn limit(l: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match l.unwrap_or(default) {
+        n @ 1..=1000 => Ok(n),
+        n => Err(ApiError::bad_request(format!("limit must be between 1 and 1000, not {n}"))),
+    }
 }
 
 /// The topics this peer follows.
@@ -64,13 +73,14 @@ async fn leave_topic(State(s): State<ApiState>, Path(topic): Path<String>) -> Re
 /// A topic's posts, in the order every peer shows them.
 #[utoipa::path(get, path = "/api/v1/topics/{topic}/messages",
     params(("topic" = String, Path, description = "name or id"), Page),
-    responses((status = 200, body = Vec<MessageView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<MessageView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn topic_messages(
     State(s): State<ApiState>,
     Path(topic): Path<String>,
-    Query(p): Query<Page>,
+    p: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
-    Ok(Json(messaging(&s)?.history(&topic, p.after.as_deref(), limit(p.limit, 100)).await?))
+    let p = query(p)?;
+    Ok(Json(messaging(&s)?.history(&topic, p.after.as_deref(), limit(p.limit, 100)?).await?))
 }
 
 /// Posts to a topic this peer follows.
@@ -86,9 +96,14 @@ async fn write_post(
 }
 
 /// Letters sent and received, newest first.
-#[utoipa::path(get, path = "/api/v1/letters", params(Page), responses((status = 200, body = Vec<MessageView>)))]
-async fn inbox(State(s): State<ApiState>, Query(p): Query<Page>) -> Result<Json<Vec<MessageView>>, ApiError> {
-    Ok(Json(messaging(&s)?.inbox(limit(p.limit, 100)).await?))
+#[utoipa::path(get, path = "/api/v1/letters", params(Page),
+    responses((status = 200, body = Vec<MessageView>), (status = 400, body = ErrorBody)))]
+async fn inbox(
+    State(s): State<ApiState>,
+    p: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let p = query(p)?;
+    Ok(Json(messaging(&s)?.inbox(limit(p.limit, 100)?).await?))
 }
 
 /// Writes a letter, sealed to the recipient: delivered directly, or held for it by other peers.
@@ -109,19 +124,21 @@ async fn write_letter(
 async fn letters_with(
     State(s): State<ApiState>,
     Path(peer): Path<String>,
-    Query(p): Query<Page>,
+    p: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
-    Ok(Json(messaging(&s)?.letters_with(&peer, p.after.as_deref(), limit(p.limit, 100)).await?))
+    let p = query(p)?;
+    Ok(Json(messaging(&s)?.letters_with(&peer, p.after.as_deref(), limit(p.limit, 100)?).await?))
 }
 
 /// Posts and letters whose text has every word asked for, best first.
 #[utoipa::path(get, path = "/api/v1/messages/search", params(MessageSearch),
-    responses((status = 200, body = Vec<MessageView>)))]
+    responses((status = 200, body = Vec<MessageView>), (status = 400, body = ErrorBody)))]
 async fn search_messages(
     State(s): State<ApiState>,
-    Query(q): Query<MessageSearch>,
+    q: Result<Query<MessageSearch>, QueryRejection>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
-    Ok(Json(messaging(&s)?.search(&q.q, limit(q.limit, 50)).await?))
+    let q = query(q)?;
+    Ok(Json(messaging(&s)?.search(&q.q, limit(q.limit, 50)?).await?))
 }
 
 /// Every contact, by name.

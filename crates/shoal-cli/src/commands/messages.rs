@@ -31,13 +31,22 @@ fn who(m: &MessageView) -> String {
     })
 }
 
+/// Text from other peers as a terminal may show it: control characters (escape sequences could move the
+/// cursor, rewrite earlier lines or set the window title) become visible `\u{..}` escapes; line breaks
+/// and tabs stay.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
 fn line(m: &MessageView) -> String {
     let gap = if m.gap { "[some earlier messages are missing] " } else { "" };
     let status = match (&m.status, m.kind.as_str()) {
         (Some(s), "letter") if m.mine => format!("  ({s})"),
         _ => String::new(),
     };
-    format!("{} {}{}: {}{}", clock(m.time_ms), gap, who(m), m.text, status)
+    format!("{} {}{}: {}{}", clock(m.time_ms), gap, printable(&who(m)), printable(&m.text), status)
 }
 
 fn print(m: &MessageView, json: bool) -> anyhow::Result<()> {
@@ -231,4 +240,15 @@ pub(crate) async fn export(c: &Client, conversation: &str) -> anyhow::Result<()>
             .with_context(|| format!("{conversation:?} is not a topic followed here, nor a peer id or contact name"))?;
     }
     super::print_line(&serde_json::to_string_pretty(&all)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_from_peers_are_shown_not_obeyed() {
+        assert_eq!(printable("hi\u{1b}[2Jthere\nnext\tcol"), "hi\\u{1b}[2Jthere\nnext\tcol");
+        assert_eq!(clock(3_723_000), "01:02:03");
+    }
 }
