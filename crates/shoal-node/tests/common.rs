@@ -75,3 +75,12 @@ pub async fn fetch(dst: &Peer, ticket: &shoal_node::Ticket, out: &Path) -> shoal
     let req = shoal_node::DownloadRequest::from_ticket(ticket, Some(out.to_path_buf()));
     dst.node.download(req).await.unwrap().finish().await.unwrap()
 }
+
+/// Polls `ok` every 100 ms until it holds; fails the test, naming `what`, after `secs`.
+pub async fn wait_until(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !ok().await {
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -6,20 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use shoal_node::config::{SearchConfig, Topology};
 use shoal_node::messaging::Messaging;
 use shoal_node::{Node, NodeConfig};
-
-async fn wait_for(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok().await {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn msg(node: &Node) -> std::sync::Arc<Messaging> {
     node.service::<Messaging>().unwrap()
@@ -55,7 +47,7 @@ async fn a_topic_crosses_a_line_of_twelve_in_one_order_and_a_returning_peer_catc
     let sent = msg(&nodes[0]).post("rust", "hello, line").await.unwrap();
     assert!(sent.mine && sent.kind == "post");
     for (i, n) in nodes.iter().enumerate() {
-        wait_for(&format!("peer {i} to get the first post"), 20, async || texts(n, "rust").await.len() == 1).await;
+        wait_until(&format!("peer {i} to get the first post"), 20, async || texts(n, "rust").await.len() == 1).await;
     }
 
     // Concurrent posts from both ends and the middle: one order on every peer.
@@ -65,7 +57,7 @@ async fn a_topic_crosses_a_line_of_twelve_in_one_order_and_a_returning_peer_catc
     rb.unwrap();
     rc.unwrap();
     for (i, n) in nodes.iter().enumerate() {
-        wait_for(&format!("peer {i} to get the concurrent posts"), 30, async || texts(n, "rust").await.len() == 4)
+        wait_until(&format!("peer {i} to get the concurrent posts"), 30, async || texts(n, "rust").await.len() == 4)
             .await;
     }
     let order: Vec<Vec<String>> = {
@@ -91,7 +83,7 @@ async fn a_topic_crosses_a_line_of_twelve_in_one_order_and_a_returning_peer_catc
     let back =
         Node::start(config(&root.path().join("11"), Topology::Pure, boot, SearchConfig::default())).await.unwrap();
     assert_eq!(msg(&back).topics().await.len(), 1, "the followed topic survives the restart");
-    wait_for("the returning peer to catch up", 30, async || texts(&back, "rust").await.len() == 24).await;
+    wait_until("the returning peer to catch up", 30, async || texts(&back, "rust").await.len() == 24).await;
     let ours: Vec<String> = msg(&back).history("rust", None, 100).await.unwrap().into_iter().map(|m| m.id).collect();
     let theirs: Vec<String> =
         msg(&nodes[10]).history("rust", None, 100).await.unwrap().into_iter().map(|m| m.id).collect();
@@ -150,7 +142,7 @@ async fn offline_letter(topology: Topology) {
     // The DHT gives the peers closest to the recipient; elsewhere the sender's one link (the hub: its
     // neighbour, index server or supernode) is where the topology puts it.
     let want = if topology == Topology::Structured { 2 } else { 1 };
-    wait_for("holders to take the letter", 40, async || held_count().await >= want).await;
+    wait_until("holders to take the letter", 40, async || held_count().await >= want).await;
     let status = msg(&sender).inbox(10).await.unwrap()[0].status.clone().unwrap();
     assert!(status.starts_with("held by"), "{status}");
     sender.shutdown().await;
@@ -171,14 +163,14 @@ async fn offline_letter(topology: Topology) {
 
     let recipient = start("recipient").await;
     assert_eq!(recipient.peer_id(), recipient_id);
-    wait_for("the recipient to collect the letter", 40, async || {
+    wait_until("the recipient to collect the letter", 40, async || {
         msg(&recipient).inbox(10).await.unwrap().iter().any(|m| m.text == text && !m.mine)
     })
     .await;
     let got = msg(&recipient).inbox(10).await.unwrap();
     assert_eq!(got.iter().filter(|m| m.text == text).count(), 1, "duplicates dropped: {got:?}");
     assert_eq!(got[0].status.as_deref(), Some("received"));
-    wait_for("holders to drop the letter after the receipt", 40, async || held_count().await == 0).await;
+    wait_until("holders to drop the letter after the receipt", 40, async || held_count().await == 0).await;
     recipient.shutdown().await;
     for h in holders {
         h.shutdown().await;
@@ -230,7 +222,7 @@ async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
     let gossip = format!("shoal/m/1/{}", topic.to_hex());
     hostile.join_topic(gossip.clone()).await.unwrap();
     hostile.dial(a_addr).await.unwrap();
-    wait_for("the hostile peer to see a on the topic", 20, async || {
+    wait_until("the hostile peer to see a on the topic", 20, async || {
         hostile.topic_peers(gossip.clone()).await.unwrap().contains(&a.peer_id())
     })
     .await;
@@ -244,7 +236,7 @@ async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
     for data in [b"garbage".to_vec(), tampered.encode().unwrap(), forged.encode().unwrap()] {
         hostile.publish(gossip.clone(), data).await.unwrap();
     }
-    wait_for("a to reject the three", 20, async || msg(&a).counters().posts_rejected >= 3).await;
+    wait_until("a to reject the three", 20, async || msg(&a).counters().posts_rejected >= 3).await;
 
     // A flood of valid posts, all at once.
     for seq in 3..203 {
@@ -252,7 +244,7 @@ async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
         let _ = hostile.publish(gossip.clone(), post.encode().unwrap()).await;
     }
     msg(&b).post("rust", "still talking").await.unwrap();
-    wait_for("a to get b's post through the flood", 30, async || {
+    wait_until("a to get b's post through the flood", 30, async || {
         texts(&a, "rust").await.iter().any(|t| t == "still talking")
     })
     .await;

@@ -49,14 +49,6 @@ async fn ring_with(topology: Topology, servers: Vec<shoal_net::Multiaddr>, max_l
     peers
 }
 
-async fn wait_for(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Searches until `want` says the hits are right, or fails after `secs`. Searches are retried because
 /// announcements (DHT keywords) and overlay links take a moment to settle.
 async fn search_until(
@@ -105,7 +97,7 @@ async fn scenario(topology: Topology) {
         // machine is retried with back-off up to 30 s (`search/overlay.rs`), so wait longer than that.
         for p in peers.iter().flatten() {
             let node = p.node.clone();
-            wait_for("ring neighbours", 60, async || node.search_counters().neighbours == 2).await;
+            wait_until("ring neighbours", 60, async || node.search_counters().neighbours == 2).await;
         }
     }
     let bytes = random_bytes(300_000, 7);
@@ -193,7 +185,7 @@ async fn supernodes_on_a_ring_of_12() {
 async fn all_homed(peers: &[Option<Peer>], secs: u64) {
     for p in peers.iter().flatten() {
         let node = p.node.clone();
-        wait_for("a supernode for every leaf", secs, async || {
+        wait_until("a supernode for every leaf", secs, async || {
             let c = node.search_counters();
             c.role == Some(Role::Super) || !c.supers.is_empty()
         })
@@ -219,7 +211,7 @@ async fn a_leaf_re_homes_when_its_supernode_dies() {
 
     let node = peers[leaf].as_ref().unwrap().node.clone();
     let started = Instant::now();
-    wait_for("the leaf to re-home", 20, async || {
+    wait_until("the leaf to re-home", 20, async || {
         let c = node.search_counters();
         c.role == Some(Role::Super) || (!c.supers.is_empty() && !c.supers.contains(&home))
     })
@@ -245,8 +237,8 @@ async fn a_peer_of_another_topology_is_reported() {
     })
     .await;
     let (na, nb) = (a.node.clone(), b.node.clone());
-    wait_for("mismatch on the structured peer", 10, async || !na.topology_mismatches().is_empty()).await;
-    wait_for("mismatch on the pure peer", 10, async || !nb.topology_mismatches().is_empty()).await;
+    wait_until("mismatch on the structured peer", 10, async || !na.topology_mismatches().is_empty()).await;
+    wait_until("mismatch on the pure peer", 10, async || !nb.topology_mismatches().is_empty()).await;
     assert_eq!(a.node.topology_mismatches()[0], (b.node.peer_id().to_string(), "pure".to_string()));
     assert_eq!(b.node.topology_mismatches()[0], (a.node.peer_id().to_string(), "structured".to_string()));
 }
@@ -273,7 +265,7 @@ async fn an_index_server_keeps_its_lists_across_a_restart_and_expires_them_on_ti
     let f = write_file(dir.path(), "Autumn Leaves.flac", b"leaves");
     let shared = a.share(&f).await.unwrap();
     let store = server.store().clone();
-    wait_for("the registration to be saved", 10, async || {
+    wait_until("the registration to be saved", 10, async || {
         store.load_registered().unwrap().iter().any(|r| r.peer == a.peer_id().to_bytes())
     })
     .await;
@@ -284,11 +276,11 @@ async fn an_index_server_keeps_its_lists_across_a_restart_and_expires_them_on_ti
     // The server comes back; the peer that registered does not. Its list is there until it expires.
     let server = Node::start(server_cfg()).await.unwrap();
     let s2 = server.clone();
-    wait_for("the saved registration to be restored", 5, async || s2.search_counters().index_peers == 1).await;
+    wait_until("the saved registration to be restored", 5, async || s2.search_counters().index_peers == 1).await;
     let b = Node::start(hybrid_peer(dir.path().join("b"), server.addrs().await.unwrap()[0].clone())).await.unwrap();
     let a_id = a.peer_id();
     let b2 = b.clone();
-    wait_for("b to reach the index server", 5, async || b2.search_counters().index_servers_up == 1).await;
+    wait_until("b to reach the index server", 5, async || b2.search_counters().index_servers_up == 1).await;
     search_until(&b, "autumn", 1, 10, |h| h.iter().any(|h| h.id == shared.id && h.peer == a_id)).await;
     search_until(&b, "autumn", 1, 30, |h| h.is_empty()).await;
     assert_eq!(server.search_counters().index_peers, 1, "only b is registered now");

@@ -112,16 +112,7 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         let mut st = shared.state();
         (st.outbox.poll(now), st.holding.expire(now))
     };
-    if !expired.is_empty() {
-        let store = shared.store.clone();
-        let _ = blocking(move || {
-            for id in &expired {
-                store.drop_held(id)?;
-            }
-            Ok::<_, shoal_store::StoreError>(())
-        })
-        .await;
-    }
+    drop_held(shared, expired).await;
     for a in actions {
         match a {
             Action::Direct { id, to } => {
@@ -138,6 +129,18 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
             }
             Action::Status { id, status } => set_status(shared, id, status).await,
         }
+    }
+}
+
+/// Deletes held letters from the catalog (delivered or expired).
+async fn drop_held(shared: &Shared, ids: Vec<MsgId>) {
+    if ids.is_empty() {
+        return;
+    }
+    let store = shared.store.clone();
+    let r = blocking(move || ids.iter().try_for_each(|id| store.drop_held(id).map(|_| ()))).await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot delete held letters");
     }
 }
 
@@ -330,14 +333,7 @@ pub(crate) async fn hand_over(shared: &Shared, mut link: Link) -> Result<(), Exc
             Some(_) => return Err(ExchangeFailed::Unexpected("answered letters with something else")),
         }
     }
-    let store = shared.store.clone();
-    let _ = blocking(move || {
-        for id in &gone {
-            store.drop_held(id)?;
-        }
-        Ok::<_, shoal_store::StoreError>(())
-    })
-    .await;
+    drop_held(shared, gone).await;
     link.close().await;
     Ok(())
 }
