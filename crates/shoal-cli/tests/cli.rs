@@ -574,6 +574,20 @@ fn two_daemons_chat_in_a_topic_and_exchange_a_letter_through_the_cli() {
     let status = child.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "end of input ends the chat cleanly");
 
+    // A private topic followed under a name is what `chat NAME` uses, not the public topic of that name.
+    let key = "ab".repeat(32);
+    run_ok(&a_home, &["topics", "join", "crew", "--key", &key]);
+    let p = json(&run_ok(&a_home, &["chat", "crew", "--send", "private words", "--json"]));
+    assert_eq!(p["conversation"], "crew");
+    let followed = json(&run_ok(&a_home, &["topics", "--json"]));
+    let names: Vec<(&str, bool)> = followed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["private"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(names, [("crew", true), ("harbour", false)]);
+
     run_ok(&a_home, &["contact", "add", "Bée", &b_peer]);
     let contacts = json(&run_ok(&a_home, &["contact", "ls", "--json"]));
     assert_eq!(contacts[0]["name"], "Bée");

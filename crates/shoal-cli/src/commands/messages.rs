@@ -62,16 +62,21 @@ pub(crate) async fn chat(
     history: usize,
     json: bool,
 ) -> anyhow::Result<()> {
-    let t = c.join_topic(topic, None).await?;
+    // A topic followed already (a private one too) is used as it is; otherwise the public one of that name.
+    let followed = c.topics().await?.into_iter().find(|t| t.name == topic.trim() || t.id == topic);
+    let t = match followed {
+        Some(t) => t,
+        None => c.join_topic(topic, None).await?,
+    };
     if let Some(text) = send {
-        let m = c.write_post(&t.name, &text).await?;
+        let m = c.write_post(&t.id, &text).await?;
         return print(&m, json);
     }
     // The last `history` posts: read the whole log page by page, keep the tail.
     let mut shown: Vec<MessageView> = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = c.topic_messages(&t.name, after.as_deref(), 1000).await?;
+        let page = c.topic_messages(&t.id, after.as_deref(), 1000).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         shown.extend(page);
@@ -96,7 +101,7 @@ pub(crate) async fn chat(
             l = lines.next_line() => match l.context("reading stdin")? {
                 Some(text) if text.trim().is_empty() => {}
                 Some(text) => {
-                    let m = c.write_post(&t.name, &text).await?;
+                    let m = c.write_post(&t.id, &text).await?;
                     seen.insert(m.id.clone());
                     print(&m, json)?;
                 }
@@ -105,7 +110,7 @@ pub(crate) async fn chat(
             _ = tick.tick() => {
                 // Posts come in the shared order; one that arrives late may sort before ones shown.
                 loop {
-                    let page = c.topic_messages(&t.name, after.as_deref(), 1000).await?;
+                    let page = c.topic_messages(&t.id, after.as_deref(), 1000).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.id.clone());
                     for m in page {
