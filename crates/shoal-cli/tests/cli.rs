@@ -1,11 +1,8 @@
 //! End-to-end tests of the `shoal` binary: real processes on 127.0.0.1 (port 0), real files, outputs checked
 //! with `b3sum` when it is installed (else with the same BLAKE3 implementation it uses).
 //!
-//! Over 600 lines for now: the messaging test at the end belongs in its own `tests/messaging.rs` (the
-//! move is done in b53bd11, reverted in 782a1d6 only because no CI run could check it in time).
-//!
-//! The helpers (spawning, daemons, JSON, `b3sum`) are in `common/`; crash tests are in `crash.rs`.
-//! Over 600 lines: one end-to-end test per verb; splitting it by verb is open work.
+//! The helpers (spawning, daemons, JSON, `b3sum`) are in `common/`; crash tests are in `crash.rs`, the
+//! messaging verbs in `messaging.rs`, the link-emulator runs in `link.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
 
 mod common;
