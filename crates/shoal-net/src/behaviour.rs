@@ -1,5 +1,7 @@
 //! The composed libp2p behaviour and how the swarm is built.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -58,12 +60,17 @@ fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerI
 /// An in-process transport (libp2p's memory transport) with Noise or plaintext, then Yamux: many peers in
 /// one process for the simulator. Plaintext still exchanges and checks public keys (peer ids are real); it
 /// only skips the encryption, whose handshakes dominate the CPU at a thousand peers. Memory addresses cannot
-/// leave the process, so nothing unencrypted ever reaches a real network.
+/// leave the process, so nothing unencrypted ever reaches a real network. Under the handshake, an
+/// emulated link ([`crate::link`]): a one-way delay and a count of the bytes received.
 fn memory_transport(
     key: &Keypair,
     encrypted: bool,
+    delay: Duration,
+    received: Arc<AtomicU64>,
 ) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, NetError> {
-    let base = MemoryTransport::default().upgrade(upgrade::Version::V1);
+    let base = MemoryTransport::default()
+        .map(move |stream, _| crate::link::Delayed::new(stream, delay, received.clone()))
+        .upgrade(upgrade::Version::V1);
     let transport = if encrypted {
         let noise = noise::Config::new(key).map_err(|e| NetError::Transport(e.to_string()))?;
         base.authenticate(noise)
@@ -115,7 +122,7 @@ fn connection_limits(config: &NetConfig) -> connection_limits::ConnectionLimits 
     }
 }
 
-pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+pub(crate) fn build(key: Keypair, config: &NetConfig, received: Arc<AtomicU64>) -> Result<Swarm<Behaviour>, NetError> {
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match config.transport {
         TransportKind::System => {
@@ -130,8 +137,8 @@ pub(crate) fn build(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>
                 .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
                 .build()
         }
-        TransportKind::Memory { encrypted } => {
-            let transport = memory_transport(&key, encrypted)?;
+        TransportKind::Memory { encrypted, delay } => {
+            let transport = memory_transport(&key, encrypted, delay, received)?;
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
                 .with_other_transport(move |_| transport)

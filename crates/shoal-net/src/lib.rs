@@ -30,6 +30,7 @@ mod error;
 mod event_loop;
 pub mod gossip;
 pub mod identity;
+mod link;
 mod mux;
 mod network;
 mod secure;

@@ -53,6 +53,8 @@ pub enum TransportKind {
     Memory {
         /// Noise (true) or plaintext (false).
         encrypted: bool,
+        /// One-way delay on every connection, each way (see [`NetConfig::with_link_delay`]).
+        delay: Duration,
     },
 }
 
@@ -94,10 +96,19 @@ impl NetConfig {
     pub fn memory(encrypted: bool) -> Self {
         Self {
             listen: vec!["/memory/0".parse().unwrap_or_else(|_| Multiaddr::empty())],
-            transport: TransportKind::Memory { encrypted },
+            transport: TransportKind::Memory { encrypted, delay: Duration::ZERO },
             idle_timeout: Duration::from_secs(10),
             ..Self::loopback()
         }
+    }
+
+    /// On the memory transport, delays everything each connection carries by `delay` each way (a round
+    /// trip of twice that), as a real link would; other transports are left as they are.
+    pub fn with_link_delay(mut self, delay: Duration) -> Self {
+        if let TransportKind::Memory { delay: d, .. } = &mut self.transport {
+            *d = delay;
+        }
+        self
     }
 
     /// Sets how many provider records the DHT keeps.
@@ -201,6 +212,7 @@ pub struct Network {
     control: libp2p_stream::Control,
     events: tokio::sync::broadcast::Sender<NetEvent>,
     dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
     gossip: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<GossipEvent>>>>,
 }
 
@@ -219,7 +231,8 @@ impl Network {
     ) -> Result<Self, NetError> {
         let metrics = registry.map(libp2p::metrics::Metrics::new);
         let peer_id = key.public().to_peer_id();
-        let mut swarm = crate::behaviour::build(key, &config)?;
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut swarm = crate::behaviour::build(key, &config, received.clone())?;
         let control = swarm.behaviour().stream.new_control();
         for addr in &config.listen {
             swarm
@@ -238,7 +251,7 @@ impl Network {
         }
         tokio::spawn(ev.run());
         let gossip = std::sync::Arc::new(std::sync::Mutex::new(Some(gossip_rx)));
-        Ok(Self { peer_id, commands: tx, control, events, dht_requests, gossip })
+        Ok(Self { peer_id, commands: tx, control, events, dht_requests, received, gossip })
     }
 
     /// Network events from now on. A subscriber that falls behind misses the oldest (bounded buffer).
@@ -250,6 +263,13 @@ impl Network {
     /// DHT costs, for the figures that compare topologies.
     pub fn dht_requests(&self) -> u64 {
         self.dht_requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes this peer has received on all its connections since start, as the link carried them (framing,
+    /// handshakes and every protocol included): counted on the memory transport only (the simulator's
+    /// figure of what a protocol costs), 0 on real transports.
+    pub fn link_bytes_received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This peer's id.

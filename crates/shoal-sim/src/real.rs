@@ -178,28 +178,28 @@ impl RealReport {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Online,
     Leaving,
     Offline,
 }
 
-struct Peer {
-    home: PathBuf,
-    id: Option<PeerId>,
-    node: Option<Node>,
-    addr: Option<Multiaddr>,
-    state: State,
+pub(crate) struct Peer {
+    pub(crate) home: PathBuf,
+    pub(crate) id: Option<PeerId>,
+    pub(crate) node: Option<Node>,
+    pub(crate) addr: Option<Multiaddr>,
+    pub(crate) state: State,
 }
 
 /// The peers, shared by the query loop and the churn task. Never held across an `.await`.
-type Peers = Arc<Mutex<Vec<Peer>>>;
+pub(crate) type Peers = Arc<Mutex<Vec<Peer>>>;
 
-fn lock(peers: &Peers) -> std::sync::MutexGuard<'_, Vec<Peer>> {
+pub(crate) fn lock(peers: &Peers) -> std::sync::MutexGuard<'_, Vec<Peer>> {
     shoal_store::lock(peers)
 }
 
-fn online_nodes(peers: &Peers) -> Vec<(usize, Node)> {
+pub(crate) fn online_nodes(peers: &Peers) -> Vec<(usize, Node)> {
     lock(peers)
         .iter()
         .enumerate()
@@ -209,7 +209,7 @@ fn online_nodes(peers: &Peers) -> Vec<(usize, Node)> {
 }
 
 /// Up to `n` addresses of random online peers (other than `except`).
-fn random_addrs(peers: &Peers, rng: &mut Rng, n: usize, except: usize) -> Vec<Multiaddr> {
+pub(crate) fn random_addrs(peers: &Peers, rng: &mut Rng, n: usize, except: usize) -> Vec<Multiaddr> {
     let ps = lock(peers);
     let up: Vec<&Multiaddr> = ps
         .iter()
@@ -230,8 +230,13 @@ fn random_addrs(peers: &Peers, rng: &mut Rng, n: usize, except: usize) -> Vec<Mu
     out
 }
 
-async fn start_node(home: &Path, encrypted: bool, boot: Vec<Multiaddr>) -> Result<(Node, Multiaddr), String> {
-    let net = NetConfig::memory(encrypted).with_bootstrap(boot);
+pub(crate) async fn start_node(
+    home: &Path,
+    encrypted: bool,
+    delay: Duration,
+    boot: Vec<Multiaddr>,
+) -> Result<(Node, Multiaddr), String> {
+    let net = NetConfig::memory(encrypted).with_link_delay(delay).with_bootstrap(boot);
     let cfg = NodeConfig::loopback(home.to_path_buf()).with_net(net).with_topology(NodeTopology::Structured);
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let addr = node.addrs().await.map_err(|e| e.to_string())?.into_iter().next().ok_or("no listen address")?;
@@ -244,49 +249,64 @@ pub fn run(sc: &Scenario) -> Result<RealReport, RealError> {
     rt.block_on(run_async(sc))
 }
 
-async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
-    let wall = Instant::now();
-    let dir = tempfile::Builder::new().prefix("shoal-sim-").tempdir()?;
-    let mut rng = Rng::new(sc.seed);
-    let peers: Peers = Arc::new(Mutex::new(
-        (0..sc.peers)
-            .map(|i| Peer {
-                home: dir.path().join(format!("p{i}")),
-                id: None,
-                node: None,
-                addr: None,
-                state: State::Offline,
-            })
+/// `n` peers with homes under `dir`, none started.
+pub(crate) fn new_peers(dir: &Path, n: usize) -> Peers {
+    Arc::new(Mutex::new(
+        (0..n)
+            .map(|i| Peer { home: dir.join(format!("p{i}")), id: None, node: None, addr: None, state: State::Offline })
             .collect(),
-    ));
-    let links = (sc.degree / 2).max(1);
+    ))
+}
 
-    // 1. Start: peer 0 alone, then batches, each peer joining through peers of earlier batches.
-    eprintln!("  starting {} peers ...", sc.peers);
+/// Starts every peer: peer 0 alone, then batches, each peer joining through `links` random peers of earlier
+/// batches.
+pub(crate) async fn start_all(
+    peers: &Peers,
+    rng: &mut Rng,
+    links: usize,
+    encrypted: bool,
+    delay: Duration,
+) -> Result<(), RealError> {
+    let n = lock(peers).len();
     let mut next = 0;
-    while next < sc.peers {
-        let batch: Vec<usize> = (next..(next + if next == 0 { 1 } else { START_BATCH }).min(sc.peers)).collect();
+    while next < n {
+        let batch: Vec<usize> = (next..(next + if next == 0 { 1 } else { START_BATCH }).min(n)).collect();
         next += batch.len();
         let plans: Vec<(usize, PathBuf, Vec<Multiaddr>)> = batch
             .iter()
             .map(|&i| {
-                let home = lock(&peers)[i].home.clone();
-                (i, home, random_addrs(&peers, &mut rng, links, i))
+                let home = lock(peers)[i].home.clone();
+                (i, home, random_addrs(peers, rng, links, i))
             })
             .collect();
         let started = futures::future::join_all(
-            plans.into_iter().map(|(i, home, boot)| async move { (i, start_node(&home, sc.encrypted, boot).await) }),
+            plans
+                .into_iter()
+                .map(|(i, home, boot)| async move { (i, start_node(&home, encrypted, delay, boot).await) }),
         )
         .await;
         for (i, r) in started {
             let (node, addr) = r.map_err(|why| RealError::Start { peer: i, why })?;
-            let mut ps = lock(&peers);
+            let mut ps = lock(peers);
             ps[i].id = Some(node.peer_id());
             ps[i].node = Some(node);
             ps[i].addr = Some(addr);
             ps[i].state = State::Online;
         }
     }
+    Ok(())
+}
+
+async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
+    let wall = Instant::now();
+    let dir = tempfile::Builder::new().prefix("shoal-sim-").tempdir()?;
+    let mut rng = Rng::new(sc.seed);
+    let peers = new_peers(dir.path(), sc.peers);
+    let links = (sc.degree / 2).max(1);
+
+    // 1. Start.
+    eprintln!("  starting {} peers ...", sc.peers);
+    start_all(&peers, &mut rng, links, sc.encrypted, Duration::ZERO).await?;
     let start_seconds = wall.elapsed().as_secs_f64();
     let settle_from = Instant::now();
     settle_tables(&peers).await;
@@ -434,7 +454,7 @@ fn total_requests(peers: &Peers) -> u64 {
 }
 
 /// Waits until the routing tables stop growing (Kademlia's own bootstrap lookups fill them), at most 60 s.
-async fn settle_tables(peers: &Peers) {
+pub(crate) async fn settle_tables(peers: &Peers) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = 0usize;
     let mut steady = 0;
@@ -641,7 +661,7 @@ async fn churn_loop(peers: Peers, churn: crate::scenario::Churn, seed: u64, encr
         let boot = random_addrs(&peers, &mut rng, links, i);
         let p = peers.clone();
         tokio::spawn(async move {
-            match start_node(&home, encrypted, boot).await {
+            match start_node(&home, encrypted, Duration::ZERO, boot).await {
                 Ok((node, addr)) => {
                     let mut ps = lock(&p);
                     ps[i].node = Some(node);
