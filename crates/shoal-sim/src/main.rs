@@ -3,8 +3,8 @@
 //! `shoal-sim results [--full] [--reuse-real] [--out DIR]`: runs the standard experiments and writes
 //! `DIR/RESULTS.md` (`--reuse-real`: the real-peer figures of the last run, from `DIR/results/real.json`).
 //!
-//! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); any other is a
-//! search scenario (see `shoal_sim::scenario`).
+//! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); one with a
+//! `[messaging]` table a topic on real peers (`shoal_sim::real::messaging`); any other is a search scenario (see `shoal_sim::scenario`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use anyhow::{Context, bail};
@@ -43,6 +43,12 @@ fn main() -> anyhow::Result<()> {
     }
     let path = scenario.context("give a scenario file, e.g. crates/shoal-sim/scenarios/pure-1k.toml")?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    if let Some((name, m)) = shoal_sim::real::messaging::from_toml(&text).with_context(|| format!("in {path}"))? {
+        eprintln!("{name}: {} real peers, one topic, {} posts of {} bytes ...", m.peers, m.messages, m.size_bytes);
+        let summary = shoal_sim::real::messaging::run(&name, &m)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
     if let Some(d) = shoal_sim::swarm::from_toml(&text).with_context(|| format!("in {path}"))? {
         eprintln!("distribution: {} MiB to {} peers (and {:?}) ...", d.file_mib, d.peers, d.sweep);
         let results = shoal_sim::swarm::run_all(&d);

@@ -18,6 +18,7 @@
 //! `real/hops.rs` holds the hop counting. Splitting churn and lookups out is open work.
 
 pub mod hops;
+pub mod messaging;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,290 @@
+//! Messaging on real peers: one topic, N Shoal nodes on the memory transport with an emulated per-link
+//! delay ([`shoal_net::NetConfig::with_link_delay`]), posts of a fixed size from a few publishers.
+//!
+//! A run: start the peers (a random graph, as in [`crate::real`]), every peer joins the topic, wait for the
+//! gossipsub meshes to form, measure the background traffic over a quiet window, then post `messages`
+//! posts one `interval_ms` apart from `publishers` random peers. Every peer's event feed is read from the
+//! start: the time from a post's publication to its arrival at each subscriber is its delivery latency;
+//! the bytes every peer received during the posting window, less the quiet window's rate, divided by the
+//! deliveries, are the wire bytes per delivered message per peer.
+//!
+//! ```toml
+//! name = "messaging-1k"
+//! [messaging]
+//! peers = 1000
+//! link_delay_ms = 50     # one way, every link
+//! publishers = 10
+//! messages = 50
+//! size_bytes = 10000
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use shoal_node::messaging::{Event as MsgEvent, Messaging};
+use shoal_node::{Event, Node};
+
+use super::{RealError, lock, new_peers, online_nodes, settle_tables, start_all};
+use crate::report::quantile;
+use crate::scenario::ScenarioError;
+use crate::sim::Rng;
+
+/// The topic every peer joins.
+const TOPIC: &str = "shoal-sim";
+
+/// What to run.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingScenario {
+    /// Peers.
+    pub peers: usize,
+    /// Connections each peer opens when it joins (it gets about as many more from later peers and the DHT).
+    #[serde(default = "default_links")]
+    pub links: usize,
+    /// Random seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Noise on every connection (default: plaintext handshake, which still proves peer ids).
+    #[serde(default)]
+    pub encrypted: bool,
+    /// One-way delay of every link, milliseconds.
+    #[serde(default = "default_delay")]
+    pub link_delay_ms: u64,
+    /// Peers that post.
+    #[serde(default = "default_publishers")]
+    pub publishers: usize,
+    /// Posts in all.
+    #[serde(default = "default_messages")]
+    pub messages: usize,
+    /// Bytes of text per post.
+    #[serde(default = "default_size")]
+    pub size_bytes: usize,
+    /// Milliseconds between posts.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Seconds between the joins and the quiet window (meshes form on gossipsub's heartbeat).
+    #[serde(default = "default_mesh_wait")]
+    pub mesh_wait_s: f64,
+    /// Seconds of quiet over which the background traffic is measured.
+    #[serde(default = "default_quiet")]
+    pub quiet_window_s: f64,
+    /// Seconds after the last post until the run ends.
+    #[serde(default = "default_drain")]
+    pub drain_s: f64,
+}
+
+fn default_links() -> usize {
+    4
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_delay() -> u64 {
+    50
+}
+fn default_publishers() -> usize {
+    10
+}
+fn default_messages() -> usize {
+    50
+}
+fn default_size() -> usize {
+    10_000
+}
+fn default_interval() -> u64 {
+    200
+}
+fn default_mesh_wait() -> f64 {
+    15.0
+}
+fn default_quiet() -> f64 {
+    10.0
+}
+fn default_drain() -> f64 {
+    20.0
+}
+
+impl MessagingScenario {
+    fn check(&self) -> Result<(), ScenarioError> {
+        let bad = |m: &str| Err(ScenarioError::Invalid(m.to_string()));
+        if !(2..=5_000).contains(&self.peers) {
+            return bad("messaging.peers is between 2 and 5,000");
+        }
+        if self.publishers == 0 || self.publishers > self.peers || self.messages == 0 || self.links == 0 {
+            return bad("messaging.publishers (at most peers), messages and links are at least 1");
+        }
+        if self.size_bytes == 0 || self.size_bytes > shoal_proto::messaging::post::MAX_TEXT {
+            return bad("messaging.size_bytes is between 1 and the post text limit (64 KiB)");
+        }
+        if self.link_delay_ms > 10_000 {
+            return bad("messaging.link_delay_ms is at most 10,000");
+        }
+        for (v, what) in
+            [(self.mesh_wait_s, "mesh_wait_s"), (self.quiet_window_s, "quiet_window_s"), (self.drain_s, "drain_s")]
+        {
+            if !(0.0..=3600.0).contains(&v) {
+                return Err(ScenarioError::Invalid(format!("messaging.{what} is between 0 and 3,600")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A scenario file with a `[messaging]` table (`None`: it has none, so it is another kind of scenario).
+pub fn from_toml(text: &str) -> Result<Option<(String, MessagingScenario)>, ScenarioError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        name: String,
+        messaging: MessagingScenario,
+    }
+    let table: toml::Table = toml::from_str(text)?;
+    if !table.contains_key("messaging") {
+        return Ok(None);
+    }
+    let f: File = toml::from_str(text)?;
+    f.messaging.check()?;
+    Ok(Some((f.name, f.messaging)))
+}
+
+/// What a messaging run measured.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MessagingSummary {
+    /// Scenario name.
+    pub name: String,
+    /// The scenario.
+    pub scenario: MessagingScenario,
+    /// Seconds to start every peer.
+    pub start_seconds: f64,
+    /// Peers subscribed (joined the topic) when posting started.
+    pub subscribers: usize,
+    /// Posts published.
+    pub posted: usize,
+    /// Arrivals at subscribers other than the author, over posts x (subscribers - 1).
+    pub delivery_ratio: f64,
+    /// Milliseconds from publication to arrival: median, 99th percentile, mean, maximum.
+    pub latency_p50_ms: f64,
+    /// 99th percentile.
+    pub latency_p99_ms: f64,
+    /// Mean.
+    pub latency_mean_ms: f64,
+    /// Maximum.
+    pub latency_max_ms: f64,
+    /// Bytes every peer received during the posting window, less the background rate of the quiet window,
+    /// per arrival: what one delivered post cost the peer that got it.
+    pub wire_bytes_per_delivery: f64,
+    /// The same over the post's text size (1.0: each peer received each post exactly once, with no framing).
+    pub amplification: f64,
+    /// Background bytes per peer per second (the quiet window: heartbeats, gossip, pings, DHT upkeep).
+    pub background_bytes_per_peer_per_s: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+}
+
+/// Runs a messaging scenario to the end.
+pub fn run(name: &str, sc: &MessagingScenario) -> Result<MessagingSummary, RealError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(name, sc))
+}
+
+fn received(nodes: &[(usize, Node)]) -> u64 {
+    nodes.iter().map(|(_, n)| n.network().link_bytes_received()).sum()
+}
+
+async fn run_async(name: &str, sc: &MessagingScenario) -> Result<MessagingSummary, RealError> {
+    let wall = Instant::now();
+    let dir = tempfile::Builder::new().prefix("shoal-sim-msg-").tempdir()?;
+    let mut rng = Rng::new(sc.seed);
+    let peers = new_peers(dir.path(), sc.peers);
+    let delay = Duration::from_millis(sc.link_delay_ms);
+    eprintln!("  starting {} peers ({} ms links) ...", sc.peers, sc.link_delay_ms);
+    start_all(&peers, &mut rng, sc.links, sc.encrypted, delay).await?;
+    let start_seconds = wall.elapsed().as_secs_f64();
+    settle_tables(&peers).await;
+    let nodes = online_nodes(&peers);
+
+    // Every arrival: (post id, when), per peer, read off the event feeds from before the joins.
+    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
+    for (_, node) in &nodes {
+        let mut feed = node.events().subscribe();
+        let arrivals = arrivals.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(ev) = feed.recv().await {
+                if let Event::Messaging(MsgEvent::Message(m)) = &*ev
+                    && !m.mine
+                    && m.kind == "post"
+                {
+                    shoal_store::lock(&arrivals).push((m.id.clone(), Instant::now()));
+                }
+            }
+        }));
+    }
+    let services: Vec<Arc<Messaging>> = nodes.iter().filter_map(|(_, n)| n.service::<Messaging>().ok()).collect();
+    eprintln!("  {} peers join the topic ...", services.len());
+    let joined = futures::future::join_all(services.iter().map(|m| m.join(TOPIC, None))).await;
+    let subscribers = joined.iter().filter(|r| r.is_ok()).count();
+    tokio::time::sleep(Duration::from_secs_f64(sc.mesh_wait_s)).await;
+
+    let quiet_from = (received(&nodes), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(sc.quiet_window_s)).await;
+    let background = (received(&nodes) - quiet_from.0) as f64 / quiet_from.1.elapsed().as_secs_f64().max(1e-3);
+
+    let publishers: Vec<usize> = (0..sc.publishers).map(|_| rng.below(services.len())).collect();
+    let text: String = "m".repeat(sc.size_bytes);
+    let mut posts: HashMap<String, Instant> = HashMap::new();
+    let (bytes_from, window_from) = (received(&nodes), Instant::now());
+    eprintln!("  {} posts of {} bytes ...", sc.messages, sc.size_bytes);
+    for k in 0..sc.messages {
+        let by = &services[publishers[k % publishers.len()]];
+        let t = Instant::now();
+        // Distinct text per post (so a distinct id); the size stays as set.
+        let body = format!("{k:06} {}", &text[..sc.size_bytes.saturating_sub(7)]);
+        if let Ok(view) = by.post(TOPIC, &body).await {
+            posts.insert(view.id, t);
+        }
+        tokio::time::sleep(Duration::from_millis(sc.interval_ms)).await;
+    }
+    // Until every subscriber has every post, or the drain time is up.
+    let want = posts.len() * subscribers.saturating_sub(1);
+    let deadline = Instant::now() + Duration::from_secs_f64(sc.drain_s);
+    while Instant::now() < deadline && shoal_store::lock(&arrivals).len() < want {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let window = window_from.elapsed().as_secs_f64();
+    let bytes = (received(&nodes) - bytes_from) as f64 - background * window;
+
+    let got = shoal_store::lock(&arrivals).clone();
+    let latencies: Vec<f64> =
+        got.iter().filter_map(|(id, at)| posts.get(id).map(|t| at.duration_since(*t).as_secs_f64() * 1000.0)).collect();
+    let delivered = latencies.len();
+    for r in readers {
+        r.abort();
+    }
+    let all: Vec<Node> = lock(&peers).iter_mut().filter_map(|p| p.node.take()).collect();
+    drop(nodes);
+    futures::future::join_all(all.iter().map(Node::shutdown)).await;
+
+    Ok(MessagingSummary {
+        name: name.to_string(),
+        scenario: sc.clone(),
+        start_seconds,
+        subscribers,
+        posted: posts.len(),
+        delivery_ratio: delivered as f64 / want.max(1) as f64,
+        latency_p50_ms: quantile(latencies.clone(), 0.5),
+        latency_p99_ms: quantile(latencies.clone(), 0.99),
+        latency_mean_ms: latencies.iter().sum::<f64>() / delivered.max(1) as f64,
+        latency_max_ms: latencies.iter().copied().fold(0.0, f64::max),
+        wire_bytes_per_delivery: bytes / delivered.max(1) as f64,
+        amplification: bytes / delivered.max(1) as f64 / sc.size_bytes as f64,
+        background_bytes_per_peer_per_s: background / sc.peers as f64,
+        peak_rss_mib: crate::report::status_kib("VmHWM:") as f64 / 1024.0,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    })
+}
