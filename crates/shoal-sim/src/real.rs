@@ -14,7 +14,7 @@
 //! directory, so the same identity and shares; a restarted node announces its shares again). Hops per
 //! lookup are read off a replay over the routing tables at the time (see [`hops`]).
 //!
-//! Over 600 lines: start-up ([`start_all`], also used by [`messaging`]), churn, lookups and the report of
+//! Over 600 lines: start-up (`start_all`, also used by [`messaging`]), churn, lookups and the report of
 //! the real-peer mode share one run state; `real/hops.rs` holds the hop counting and `real/messaging.rs`
 //! the topic scenario. Splitting churn and lookups out is open work.
 
