@@ -179,6 +179,6 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std
         kad: kad.into(),
         mdns: mdns.into(),
         stream: libp2p_stream::Behaviour::new(),
-        gossip: crate::gossip::behaviour()?,
+        gossip: crate::gossip::behaviour(config.gossip_mesh)?,
     })
 }

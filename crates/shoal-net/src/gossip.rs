@@ -158,9 +158,58 @@ fn content_id(m: &gossipsub::Message) -> MessageId {
     MessageId::new(blake3::hash(&m.data).as_bytes())
 }
 
+/// How wide each topic's mesh is: every peer sends a whole message to about `n` mesh peers and only its id
+/// to a few others (IHAVE), so `n` trades bytes for hops. Each peer receives up to `n` copies of a message
+/// (IDONTWANT spares the ones still queued when the first arrives), and a message crosses about
+/// log(peers)/log(n - 1) hops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GossipMesh {
+    /// Mesh peers wanted per topic (gossipsub's D).
+    pub n: usize,
+    /// Below this, the heartbeat grafts more (D_low).
+    pub low: usize,
+    /// Above this, the heartbeat prunes (D_high).
+    pub high: usize,
+    /// Our own messages go to every subscribed peer we know rather than to the mesh only: a hop less for
+    /// the first ring, more bytes at the publisher.
+    pub flood_publish: bool,
+}
+
+impl GossipMesh {
+    /// A mesh of degree `n` (at least 2): D_low `n` - `n`/4, D_high `n` + `n`/2, publishing to the mesh
+    /// only. D_high is tighter than gossipsub's 2D because every mesh peer above D is one more copy of
+    /// every message (measured in `docs/RESULTS.md`).
+    pub fn with_degree(n: usize) -> Self {
+        let n = n.max(2);
+        Self { n, low: n - n / 4, high: n + n / 2, flood_publish: false }
+    }
+
+    /// Publishes to every subscribed peer we know (see [`GossipMesh::flood_publish`]).
+    pub fn with_flood_publish(mut self, on: bool) -> Self {
+        self.flood_publish = on;
+        self
+    }
+}
+
+impl Default for GossipMesh {
+    /// Degree 4, measured against 6 (gossipsub's default) and 3 in `docs/RESULTS.md`.
+    fn default() -> Self {
+        Self::with_degree(4)
+    }
+}
+
 /// The behaviour: anonymous messages, ids by content, validation by the service, peer scoring on.
-pub(crate) fn behaviour() -> Result<gossipsub::Behaviour, String> {
+pub(crate) fn behaviour(mesh: GossipMesh) -> Result<gossipsub::Behaviour, String> {
     let config = gossipsub::ConfigBuilder::default()
+        .mesh_n(mesh.n)
+        .mesh_n_low(mesh.low)
+        .mesh_n_high(mesh.high)
+        // Half of D at most (gossipsub's rule), and never more than D_low.
+        .mesh_outbound_min((mesh.n / 2).min(mesh.low).min(2))
+        .flood_publish(mesh.flood_publish)
+        // Our own message need not come back to us from the mesh peers we just sent it to.
+        .idontwant_on_publish(true)
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(content_id)
         .validate_messages()
@@ -202,8 +251,9 @@ mod tests {
 
     #[test]
     fn the_configuration_is_accepted_by_gossipsub() {
-        let b = behaviour().unwrap();
-        drop(b);
+        for n in [2, 3, 4, 6, 8, 12] {
+            drop(behaviour(GossipMesh::with_degree(n)).unwrap());
+        }
         topic_params().validate().unwrap();
         score_params().validate().unwrap();
     }

@@ -38,7 +38,7 @@ mod secure;
 pub use behaviour::DEFAULT_MAX_CONNECTIONS;
 pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
-pub use gossip::{GossipEvent, GossipMessage, Verdict};
+pub use gossip::{GossipEvent, GossipMesh, GossipMessage, Verdict};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use libp2p_stream::{Control, IncomingStreams};
 pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};

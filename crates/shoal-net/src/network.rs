@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::NetError;
 use crate::event_loop::{Command, EventLoop};
-use crate::gossip::{GossipCommand, GossipEvent, Verdict};
+use crate::gossip::{GossipCommand, GossipEvent, GossipMesh, Verdict};
 
 /// Network settings.
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ pub struct NetConfig {
     pub transport: TransportKind,
     /// A connection with no stream open and no protocol wanting it is closed after this long.
     pub idle_timeout: Duration,
+    /// How wide gossipsub's meshes are (topics).
+    pub gossip_mesh: GossipMesh,
 }
 
 /// How a swarm reaches other peers.
@@ -75,6 +77,7 @@ impl Default for NetConfig {
             agent: format!("shoal/{}", env!("CARGO_PKG_VERSION")),
             transport: TransportKind::System,
             idle_timeout: Duration::from_secs(60),
+            gossip_mesh: GossipMesh::default(),
         }
     }
 }
@@ -138,6 +141,12 @@ impl NetConfig {
     /// Turns the DHT on or off.
     pub fn with_dht(mut self, on: bool) -> Self {
         self.dht = on;
+        self
+    }
+
+    /// Sets how wide gossipsub's meshes are.
+    pub fn with_gossip_mesh(mut self, mesh: GossipMesh) -> Self {
+        self.gossip_mesh = mesh;
         self
     }
 

@@ -7,6 +7,11 @@
 //! we answer each with a receipt, on which it deletes its copy, and pass the receipt on to the sender
 //! when we can reach it, so its letter shows as delivered. Holders only take a letter from its sender
 //! (the stream's authenticated peer) and hand letters only to their recipient.
+//!
+//! A holder also knocks: it dials the recipients of the letters it keeps (every [`KNOCK`] at first, then
+//! less and less often while one stays away), since a recipient that came back while the holder was
+//! away, or that met other peers first, would otherwise wait for a chance meeting. The recipient collects
+//! on the connection, as from any peer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +39,12 @@ const RECOLLECT: Duration = Duration::from_secs(300);
 const MAX_HANDOVER: usize = 256;
 /// Peers whose last collection is remembered; disconnected ones are forgotten first.
 const MAX_COLLECTED: usize = 4096;
+/// How often holders knock, and the first wait per recipient; it doubles up to [`KNOCK_MAX`].
+const KNOCK: Duration = Duration::from_secs(5);
+/// The longest wait between knocks at one recipient's door.
+const KNOCK_MAX: Duration = Duration::from_secs(30 * 60);
+/// Recipients knocked at in one round, at most (each a DHT lookup and a dial).
+const KNOCKS_PER_ROUND: usize = 8;
 
 fn status_text(s: Status) -> String {
     match s {
@@ -421,8 +432,10 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
         });
     }
     let mut sweep = tokio::time::interval(SWEEP);
+    let mut knock = tokio::time::interval_at(tokio::time::Instant::now() + KNOCK, KNOCK);
     loop {
         tokio::select! {
+            _ = knock.tick() => knock_round(&shared).await,
             ev = events.recv() => match ev {
                 Ok(NetEvent::PeerConnected { peer, .. }) => collect_from(&shared, peer),
                 Ok(_) => {}
@@ -438,5 +451,41 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Dials the recipients whose knock is due (a few per round), so that they collect what we keep for them.
+async fn knock_round(shared: &Arc<Shared>) {
+    let now = Instant::now();
+    let connected: std::collections::HashSet<PeerId> =
+        shared.net.peers().await.unwrap_or_default().into_iter().map(|p| p.peer).collect();
+    let due: Vec<PeerId> = {
+        let mut st = shared.state();
+        let waiting: Vec<AuthorKey> = st.holding.recipients().copied().collect();
+        st.knocks.retain(|k, _| waiting.contains(k));
+        let mut due = Vec::new();
+        for key in waiting {
+            let Some(peer) = ids::peer_of(&key) else { continue };
+            let (next, wait) = st.knocks.get(&key).copied().unwrap_or((now, KNOCK));
+            if due.len() >= KNOCKS_PER_ROUND || next > now || connected.contains(&peer) {
+                continue;
+            }
+            st.knocks.insert(key, (now + wait, (wait * 2).min(KNOCK_MAX)));
+            due.push(peer);
+        }
+        due
+    };
+    for peer in due {
+        let s = shared.clone();
+        shared.tasks.spawn(async move {
+            // In `structured` the lookup is what finds the recipient's current address.
+            if s.config.topology == crate::config::Topology::Structured {
+                let _ = s.net.closest_peers(peer.to_bytes()).await;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), s.net.connect(peer, Vec::new())).await {
+                Ok(Ok(())) => tracing::debug!(%peer, "knocked: the recipient of letters we hold is here"),
+                _ => tracing::debug!(%peer, "knocked: the recipient of letters we hold is away"),
+            }
+        });
     }
 }

@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) inbox: Inbox,
     /// When we last collected from each peer.
     pub(crate) collected: HashMap<PeerId, Instant>,
+    /// Recipients of letters we hold: when to knock next, and the wait after that.
+    pub(crate) knocks: HashMap<AuthorKey, (Instant, Duration)>,
 }
 
 /// What the service's tasks share.
@@ -176,6 +178,7 @@ impl Start for Messaging {
             holding: Holding::new(HoldingConfig::default()),
             inbox: Inbox::new(delivery.keep_for, 100_000),
             collected: HashMap::new(),
+            knocks: HashMap::new(),
         };
         let shared = Arc::new(Shared {
             me,

@@ -105,25 +105,32 @@ pub(crate) enum Via {
 /// gossipsub and is new here is published on the topic, so it travels on from us: the peers that missed
 /// it while it was only at the peer we refilled from get it now, not at their next refill.
 pub(crate) async fn ingest(shared: &Shared, post: Post, source: Option<PeerId>, via: Via) -> Verdict {
+    let (verdict, records) = admit(shared, post, source, via).await;
+    shared.save(records).await;
+    verdict
+}
+
+/// [`ingest`] but the saving: the verdict and the records to save.
+async fn admit(shared: &Shared, post: Post, source: Option<PeerId>, via: Via) -> (Verdict, Vec<MessageRecord>) {
     let rate = via != Via::Asked;
     let Ok(checked) = post.check(now_ms()) else {
         shared.count(|c| c.posts_rejected += 1);
-        return Verdict::Reject;
+        return (Verdict::Reject, Vec::new());
     };
     let (topic, author) = (checked.post().content.topic, checked.post().content.author);
     let now = Instant::now();
     let (records, verdict) = {
         let mut st = shared.state();
         if !st.topics.contains_key(&topic) {
-            return Verdict::Ignore;
+            return (Verdict::Ignore, Vec::new());
         }
         if rate && !st.rates.allow(author, now) {
             drop(st);
             shared.count(|c| c.posts_rejected += 1);
             let from_author = source.and_then(|s| ids::author_of(&s)) == Some(author);
-            return if from_author { Verdict::Reject } else { Verdict::Ignore };
+            return (if from_author { Verdict::Reject } else { Verdict::Ignore }, Vec::new());
         }
-        let Some(t) = st.topics.get_mut(&topic) else { return Verdict::Ignore };
+        let Some(t) = st.topics.get_mut(&topic) else { return (Verdict::Ignore, Vec::new()) };
         match t.log.insert(checked, now) {
             Insert::Placed(new) => (placed(&t.log, &new, false), Verdict::Accept),
             Insert::Waiting { .. } => (Vec::new(), Verdict::Accept),
@@ -143,8 +150,7 @@ pub(crate) async fn ingest(shared: &Shared, post: Post, source: Option<PeerId>, 
             let _ = shared.net.publish(ids::gossip_topic(&topic), r.frame.clone()).await;
         }
     }
-    shared.save(records).await;
-    verdict
+    (verdict, records)
 }
 
 /// Judges every message gossipsub brings, and refills from peers that turn out to follow our topics.
@@ -152,19 +158,22 @@ pub(crate) async fn judge(shared: Arc<Shared>, mut events: mpsc::Receiver<Gossip
     while let Some(ev) = events.recv().await {
         match ev {
             GossipEvent::Message(m) => {
-                let verdict = match Post::decode(&m.data) {
+                let (verdict, records) = match Post::decode(&m.data) {
                     Ok(post) if ids::gossip_topic(&post.content.topic) == m.topic => {
-                        ingest(&shared, post, Some(m.source), Via::Gossip).await
+                        admit(&shared, post, Some(m.source), Via::Gossip).await
                     }
                     _ => {
                         shared.count(|c| c.posts_rejected += 1);
-                        Verdict::Reject
+                        (Verdict::Reject, Vec::new())
                     }
                 };
                 if verdict == Verdict::Reject {
                     tracing::debug!(peer = %m.source, "rejected a topic message");
                 }
+                // The verdict first: gossipsub forwards on it, and the next hop need not wait for our disk.
+                // A crash before the save loses only our copy, which the next refill brings back.
                 let _ = shared.net.report(m.id, m.source, verdict).await;
+                shared.save(records).await;
             }
             GossipEvent::Subscribed { peer, topic } => {
                 let id = shared.state().by_gossip.get(&topic).copied();

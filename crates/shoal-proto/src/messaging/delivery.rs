@@ -42,7 +42,7 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            holders: 3,
+            holders: 5,
             direct_timeout: Duration::from_secs(5),
             retry_every: Duration::from_secs(60),
             keep_for: Duration::from_secs(7 * 24 * 3600),
@@ -308,6 +308,11 @@ impl Holding {
         Ok(())
     }
 
+    /// The recipients something is kept for.
+    pub fn recipients(&self) -> impl Iterator<Item = &AuthorKey> {
+        self.for_recipient.keys()
+    }
+
     /// What is kept for `recipient`, oldest first (the driver hands these over when it shows up).
     pub fn for_recipient(&self, recipient: &AuthorKey) -> Vec<(MsgId, &Sealed)> {
         let mut out: Vec<(Instant, MsgId, &Sealed)> = self
@@ -440,7 +445,7 @@ mod tests {
     #[test]
     fn an_unanswered_letter_goes_to_holders_then_is_delivered_on_the_receipt() {
         let t0 = Instant::now();
-        let c = DeliveryConfig::default();
+        let c = DeliveryConfig { holders: 3, ..DeliveryConfig::default() };
         let mut out: Outbox<u32> = Outbox::new(c.clone());
         let (id, _) = letter(1, 2, "hi");
         out.send(id, pk(2), t0).unwrap();
