@@ -4,7 +4,9 @@
 //! `DIR/RESULTS.md` (`--reuse-real`: the real-peer figures of the last run, from `DIR/results/real.json`).
 //!
 //! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); one with a
-//! `[messaging]` table a topic on real peers (`shoal_sim::real::messaging`); any other is a search scenario (see `shoal_sim::scenario`).
+//! `[messaging]` table a topic on real peers (`shoal_sim::real::messaging`); one with a `[letters]` table
+//! letters to peers that are away, under churn (`shoal_sim::real::letters`); any other is a search
+//! scenario (see `shoal_sim::scenario`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use anyhow::{Context, bail};
@@ -46,6 +48,12 @@ fn main() -> anyhow::Result<()> {
     if let Some((name, m)) = shoal_sim::real::messaging::from_toml(&text).with_context(|| format!("in {path}"))? {
         eprintln!("{name}: {} real peers, one topic, {} posts of {} bytes ...", m.peers, m.messages, m.size_bytes);
         let summary = shoal_sim::real::messaging::run(&name, &m)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    if let Some((name, l)) = shoal_sim::real::letters::from_toml(&text).with_context(|| format!("in {path}"))? {
+        eprintln!("{name}: {} real peers, {} letters to {} that are away ...", l.peers, l.letters, l.recipients);
+        let summary = shoal_sim::real::letters::run(&name, &l)?;
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }

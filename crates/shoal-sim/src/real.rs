@@ -19,6 +19,7 @@
 //! the topic scenario. Splitting churn and lookups out is open work.
 
 pub mod hops;
+pub mod letters;
 pub mod messaging;
 
 use std::collections::{HashMap, HashSet};
@@ -232,13 +233,14 @@ pub(crate) fn random_addrs(peers: &Peers, rng: &mut Rng, n: usize, except: usize
     out
 }
 
+/// Starts the structured-topology node at `home` on `net` (a memory-transport configuration), joining
+/// through `boot`.
 pub(crate) async fn start_node(
     home: &Path,
-    encrypted: bool,
-    delay: Duration,
+    net: &NetConfig,
     boot: Vec<Multiaddr>,
 ) -> Result<(Node, Multiaddr), String> {
-    let net = NetConfig::memory(encrypted).with_link_delay(delay).with_bootstrap(boot);
+    let net = net.clone().with_bootstrap(boot);
     let cfg = NodeConfig::loopback(home.to_path_buf()).with_net(net).with_topology(NodeTopology::Structured);
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let addr = node.addrs().await.map_err(|e| e.to_string())?.into_iter().next().ok_or("no listen address")?;
@@ -262,13 +264,7 @@ pub(crate) fn new_peers(dir: &Path, n: usize) -> Peers {
 
 /// Starts every peer: peer 0 alone, then batches, each peer joining through `links` random peers of earlier
 /// batches.
-pub(crate) async fn start_all(
-    peers: &Peers,
-    rng: &mut Rng,
-    links: usize,
-    encrypted: bool,
-    delay: Duration,
-) -> Result<(), RealError> {
+pub(crate) async fn start_all(peers: &Peers, rng: &mut Rng, links: usize, net: &NetConfig) -> Result<(), RealError> {
     let n = lock(peers).len();
     let mut next = 0;
     while next < n {
@@ -282,9 +278,7 @@ pub(crate) async fn start_all(
             })
             .collect();
         let started = futures::future::join_all(
-            plans
-                .into_iter()
-                .map(|(i, home, boot)| async move { (i, start_node(&home, encrypted, delay, boot).await) }),
+            plans.into_iter().map(|(i, home, boot)| async move { (i, start_node(&home, net, boot).await) }),
         )
         .await;
         for (i, r) in started {
@@ -299,16 +293,31 @@ pub(crate) async fn start_all(
     Ok(())
 }
 
+/// A fresh folder for the peers' homes, removed when dropped: in `/dev/shm` where there is one. A thousand
+/// catalogs on one disk wait on each other's writes (a 1,000-peer topic run wrote 2.3 GB and spent half
+/// its time in I/O wait); each peer of a real network has a disk of its own.
+pub(crate) fn homes_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    if shm.is_dir()
+        && let Ok(dir) = b.tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    b.tempdir()
+}
+
 async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
     let wall = Instant::now();
-    let dir = tempfile::Builder::new().prefix("shoal-sim-").tempdir()?;
+    let dir = homes_dir("shoal-sim-")?;
     let mut rng = Rng::new(sc.seed);
     let peers = new_peers(dir.path(), sc.peers);
     let links = (sc.degree / 2).max(1);
 
     // 1. Start.
     eprintln!("  starting {} peers ...", sc.peers);
-    start_all(&peers, &mut rng, links, sc.encrypted, Duration::ZERO).await?;
+    start_all(&peers, &mut rng, links, &NetConfig::memory(sc.encrypted)).await?;
     let start_seconds = wall.elapsed().as_secs_f64();
     let settle_from = Instant::now();
     settle_tables(&peers).await;
@@ -361,7 +370,8 @@ async fn run_async(sc: &Scenario) -> Result<RealReport, RealError> {
         let peers = peers.clone();
         let seed = sc.seed ^ 0xC4_u64;
         let (encrypted, links) = (sc.encrypted, links);
-        tokio::spawn(async move { churn_loop(peers, c, seed, encrypted, links).await })
+        let net = NetConfig::memory(encrypted);
+        tokio::spawn(async move { churn_loop(peers, c, seed, net, links, Default::default()).await })
     });
     if churn.is_some() {
         let warmup = sc.warmup_s.unwrap_or(60.0);
@@ -620,13 +630,22 @@ async fn lookup(
     (q, Some(rest))
 }
 
-/// Peers leave and come back with exponential session and offline times, until aborted.
-async fn churn_loop(peers: Peers, churn: crate::scenario::Churn, seed: u64, encrypted: bool, links: usize) {
+/// Peers leave and come back with exponential session and offline times, until aborted; those in `skip`
+/// are left alone. Peers that come back start on `net`, joining through `links` random online peers.
+pub(crate) async fn churn_loop(
+    peers: Peers,
+    churn: crate::scenario::Churn,
+    seed: u64,
+    net: NetConfig,
+    links: usize,
+    skip: std::collections::HashSet<usize>,
+) {
     let mut rng = Rng::new(seed);
     let start = tokio::time::Instant::now();
     let n = lock(&peers).len();
     // (when, peer, leave?) in a heap ordered by time.
     let mut events: std::collections::BinaryHeap<std::cmp::Reverse<(Duration, usize, bool)>> = (0..n)
+        .filter(|i| !skip.contains(i))
         .map(|i| std::cmp::Reverse((Duration::from_secs_f64(rng.exp_median(churn.median_session_s)), i, true)))
         .collect();
     while let Some(std::cmp::Reverse((at, i, leave))) = events.pop() {
@@ -661,9 +680,9 @@ async fn churn_loop(peers: Peers, churn: crate::scenario::Churn, seed: u64, encr
             continue;
         }
         let boot = random_addrs(&peers, &mut rng, links, i);
-        let p = peers.clone();
+        let (p, net) = (peers.clone(), net.clone());
         tokio::spawn(async move {
-            match start_node(&home, encrypted, Duration::ZERO, boot).await {
+            match start_node(&home, &net, boot).await {
                 Ok((node, addr)) => {
                     let mut ps = lock(&p);
                     ps[i].node = Some(node);

@@ -212,6 +212,25 @@ pub enum ScenarioError {
     Invalid(String),
 }
 
+/// A scenario file whose settings are one table, `[key]`, beside an optional `name` (`[messaging]`,
+/// `[letters]`, `[distribution]`); `None` when it has no such table.
+pub(crate) fn named_table<T: serde::de::DeserializeOwned>(
+    text: &str,
+    key: &str,
+) -> Result<Option<(String, T)>, ScenarioError> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    let Some(settings) = table.remove(key) else { return Ok(None) };
+    let name = match table.remove("name") {
+        None => String::new(),
+        Some(toml::Value::String(s)) => s,
+        Some(_) => return Err(ScenarioError::Invalid("name is a string".into())),
+    };
+    if let Some(other) = table.keys().next() {
+        return Err(ScenarioError::Invalid(format!("unknown key {other:?} beside [{key}]")));
+    }
+    Ok(Some((name, settings.try_into()?)))
+}
+
 impl Scenario {
     /// Parses and checks a scenario.
     pub fn from_toml(text: &str) -> Result<Self, ScenarioError> {
@@ -292,5 +311,26 @@ mod tests {
         assert!(Scenario::from_toml("topology = \"pure\"\npeers = 1\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }").is_err());
         assert!(Scenario::from_toml("topology = \"mesh\"").is_err());
         assert!(Scenario::from_toml("topology = \"pure\"\npeers = 10\nfiles = 1\nqueries = 1\nreplication = { kind = \"uniform\", copies = 1 }\nbogus = 1").is_err());
+    }
+    #[test]
+    fn a_table_scenario_is_found_by_its_table_and_checked() {
+        use crate::real::{letters, messaging};
+        let letters_file = "name = \"l\"\n[letters]\npeers = 50\nrecipients = 5\nsenders = 5\nletters = 10\nmedian_session_s = 60\nmedian_offline_s = 60\n";
+        let (name, l) = letters::from_toml(letters_file).unwrap().unwrap();
+        assert_eq!((name.as_str(), l.peers, l.away_s, l.on_time_s), ("l", 50, 60.0, 10.0));
+        assert!(messaging::from_toml(letters_file).unwrap().is_none(), "not a messaging scenario");
+        let (_, m) = messaging::from_toml("[messaging]\npeers = 10\nmesh_n = 3\n").unwrap().unwrap();
+        assert_eq!(m.mesh_n, Some(3));
+        for bad in [
+            "[messaging]\npeers = 10\nmesh_n = 1\n",
+            "[messaging]\npeers = 10\nmesh_n = 4\nmesh_high = 3\n",
+            "[messaging]\npeers = 10\nbogus = 1\n",
+            "bogus = 1\n[messaging]\npeers = 10\n",
+            "name = 3\n[messaging]\npeers = 10\n",
+        ] {
+            assert!(messaging::from_toml(bad).is_err(), "{bad}");
+        }
+        let too_many = letters_file.replace("senders = 5", "senders = 30");
+        assert!(letters::from_toml(&too_many).is_err(), "recipients and senders are at most half of the peers");
     }
 }

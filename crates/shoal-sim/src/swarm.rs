@@ -499,21 +499,9 @@ impl Swarm {
 
 /// A scenario file's `[distribution]` table, if it has one (and a `name`, optionally).
 pub fn from_toml(text: &str) -> Result<Option<Distribution>, crate::scenario::ScenarioError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        #[allow(dead_code)]
-        name: String,
-        distribution: Distribution,
-    }
-    let table: toml::Table = toml::from_str(text)?;
-    if !table.contains_key("distribution") {
-        return Ok(None);
-    }
-    let f: File = toml::from_str(text)?;
-    f.distribution.check().map_err(crate::scenario::ScenarioError::Invalid)?;
-    Ok(Some(f.distribution))
+    let Some((_, d)) = crate::scenario::named_table::<Distribution>(text, "distribution")? else { return Ok(None) };
+    d.check().map_err(crate::scenario::ScenarioError::Invalid)?;
+    Ok(Some(d))
 }
 
 /// Runs `d.peers`, then every size in `d.sweep`.

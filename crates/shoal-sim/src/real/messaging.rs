@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use shoal_net::{GossipMesh, NetConfig};
 use shoal_node::messaging::{Event as MsgEvent, Messaging};
 use shoal_node::{Event, Node};
 
@@ -73,6 +74,15 @@ pub struct MessagingScenario {
     /// Seconds after the last post until the run ends.
     #[serde(default = "default_drain")]
     pub drain_s: f64,
+    /// Gossipsub mesh degree D (default: Shoal's, [`GossipMesh::default`]).
+    #[serde(default)]
+    pub mesh_n: Option<usize>,
+    /// Gossipsub D_high, above which meshes are pruned (default: the degree's, [`GossipMesh::with_degree`]).
+    #[serde(default)]
+    pub mesh_high: Option<usize>,
+    /// Publishers send to every subscribed peer they know, not only to their mesh.
+    #[serde(default)]
+    pub flood_publish: bool,
 }
 
 fn default_links() -> usize {
@@ -107,6 +117,18 @@ fn default_drain() -> f64 {
 }
 
 impl MessagingScenario {
+    /// The gossipsub mesh its peers run.
+    fn mesh(&self) -> GossipMesh {
+        let mut mesh = self
+            .mesh_n
+            .map_or_else(GossipMesh::default, GossipMesh::with_degree)
+            .with_flood_publish(self.flood_publish);
+        if let Some(h) = self.mesh_high {
+            mesh.high = h;
+        }
+        mesh
+    }
+
     fn check(&self) -> Result<(), ScenarioError> {
         let bad = |m: &str| Err(ScenarioError::Invalid(m.to_string()));
         if !(2..=5_000).contains(&self.peers) {
@@ -117,6 +139,12 @@ impl MessagingScenario {
         }
         if self.size_bytes == 0 || self.size_bytes > shoal_proto::messaging::post::MAX_TEXT {
             return bad("messaging.size_bytes is between 1 and the post text limit (64 KiB)");
+        }
+        if self.mesh_n.is_some_and(|d| !(2..=50).contains(&d)) {
+            return bad("messaging.mesh_n is between 2 and 50");
+        }
+        if self.mesh_high.is_some_and(|h| h < self.mesh().n || h > 100) {
+            return bad("messaging.mesh_high is at least the mesh degree and at most 100");
         }
         if self.link_delay_ms > 10_000 {
             return bad("messaging.link_delay_ms is at most 10,000");
@@ -134,20 +162,11 @@ impl MessagingScenario {
 
 /// A scenario file with a `[messaging]` table (`None`: it has none, so it is another kind of scenario).
 pub fn from_toml(text: &str) -> Result<Option<(String, MessagingScenario)>, ScenarioError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        name: String,
-        messaging: MessagingScenario,
-    }
-    let table: toml::Table = toml::from_str(text)?;
-    if !table.contains_key("messaging") {
+    let Some((name, sc)) = crate::scenario::named_table::<MessagingScenario>(text, "messaging")? else {
         return Ok(None);
-    }
-    let f: File = toml::from_str(text)?;
-    f.messaging.check()?;
-    Ok(Some((f.name, f.messaging)))
+    };
+    sc.check()?;
+    Ok(Some((name, sc)))
 }
 
 /// What a messaging run measured.
@@ -198,12 +217,14 @@ fn received(nodes: &[(usize, Node)]) -> u64 {
 
 async fn run_async(name: &str, sc: &MessagingScenario) -> Result<MessagingSummary, RealError> {
     let wall = Instant::now();
-    let dir = tempfile::Builder::new().prefix("shoal-sim-msg-").tempdir()?;
+    let dir = super::homes_dir("shoal-sim-msg-")?;
     let mut rng = Rng::new(sc.seed);
     let peers = new_peers(dir.path(), sc.peers);
     let delay = Duration::from_millis(sc.link_delay_ms);
     eprintln!("  starting {} peers ({} ms links) ...", sc.peers, sc.link_delay_ms);
-    start_all(&peers, &mut rng, sc.links, sc.encrypted, delay).await?;
+    let mesh = sc.mesh();
+    let net = NetConfig::memory(sc.encrypted).with_link_delay(delay).with_gossip_mesh(mesh);
+    start_all(&peers, &mut rng, sc.links, &net).await?;
     let start_seconds = wall.elapsed().as_secs_f64();
     settle_tables(&peers).await;
     let nodes = online_nodes(&peers);
