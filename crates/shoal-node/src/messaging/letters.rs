@@ -457,11 +457,15 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
 /// Dials the recipients whose knock is due (a few per round), so that they collect what we keep for them.
 async fn knock_round(shared: &Arc<Shared>) {
     let now = Instant::now();
+    if shared.state().holding.is_empty() {
+        shared.state().knocks.clear();
+        return;
+    }
     let connected: std::collections::HashSet<PeerId> =
         shared.net.peers().await.unwrap_or_default().into_iter().map(|p| p.peer).collect();
     let due: Vec<PeerId> = {
         let mut st = shared.state();
-        let waiting: Vec<AuthorKey> = st.holding.recipients().copied().collect();
+        let waiting: std::collections::HashSet<AuthorKey> = st.holding.recipients().copied().collect();
         st.knocks.retain(|k, _| waiting.contains(k));
         let mut due = Vec::new();
         for key in waiting {
