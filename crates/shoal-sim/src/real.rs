@@ -262,6 +262,15 @@ pub(crate) fn new_peers(dir: &Path, n: usize) -> Peers {
     ))
 }
 
+/// Records peer `i` as up, with its node and listen address.
+pub(crate) fn set_online(peers: &Peers, i: usize, node: Node, addr: Multiaddr) {
+    let mut ps = lock(peers);
+    ps[i].id = Some(node.peer_id());
+    ps[i].node = Some(node);
+    ps[i].addr = Some(addr);
+    ps[i].state = State::Online;
+}
+
 /// Starts every peer: peer 0 alone, then batches, each peer joining through `links` random peers of earlier
 /// batches.
 pub(crate) async fn start_all(peers: &Peers, rng: &mut Rng, links: usize, net: &NetConfig) -> Result<(), RealError> {
@@ -283,11 +292,7 @@ pub(crate) async fn start_all(peers: &Peers, rng: &mut Rng, links: usize, net: &
         .await;
         for (i, r) in started {
             let (node, addr) = r.map_err(|why| RealError::Start { peer: i, why })?;
-            let mut ps = lock(peers);
-            ps[i].id = Some(node.peer_id());
-            ps[i].node = Some(node);
-            ps[i].addr = Some(addr);
-            ps[i].state = State::Online;
+            set_online(peers, i, node, addr);
         }
     }
     Ok(())
@@ -683,12 +688,7 @@ pub(crate) async fn churn_loop(
         let (p, net) = (peers.clone(), net.clone());
         tokio::spawn(async move {
             match start_node(&home, &net, boot).await {
-                Ok((node, addr)) => {
-                    let mut ps = lock(&p);
-                    ps[i].node = Some(node);
-                    ps[i].addr = Some(addr);
-                    ps[i].state = State::Online;
-                }
+                Ok((node, addr)) => set_online(&p, i, node, addr),
                 Err(e) => eprintln!("  peer {i} could not restart: {e}"),
             }
         });

@@ -31,7 +31,9 @@ use shoal_net::NetConfig;
 use shoal_node::messaging::Messaging;
 use shoal_proto::messaging::delivery::DeliveryConfig;
 
-use super::{RealError, State, churn_loop, lock, new_peers, random_addrs, settle_tables, start_all, start_node};
+use super::{
+    RealError, State, churn_loop, lock, new_peers, random_addrs, set_online, settle_tables, start_all, start_node,
+};
 use crate::report::quantile;
 use crate::scenario::{Churn, ScenarioError};
 use crate::sim::Rng;
@@ -293,10 +295,7 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
         let at = Instant::now();
         match start_node(&home, &net, boot).await {
             Ok((node, addr)) => {
-                let mut ps = lock(&peers);
-                ps[r].node = Some(node);
-                ps[r].addr = Some(addr);
-                ps[r].state = State::Online;
+                set_online(&peers, r, node, addr);
                 returned.insert(r, at);
             }
             Err(e) => eprintln!("  recipient {r} could not return: {e}"),
