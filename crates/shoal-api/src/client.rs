@@ -191,7 +191,13 @@ impl Client {
 
     /// `POST /api/v1/topics`.
     pub async fn join_topic(&self, name: &str, key: Option<&str>) -> Result<TopicView, ClientError> {
-        self.post("/api/v1/topics", &JoinTopic { name: name.into(), key: key.map(str::to_string) }).await
+        self.post("/api/v1/topics", &JoinTopic { name: name.into(), key: key.map(str::to_string), private: false })
+            .await
+    }
+
+    /// `POST /api/v1/topics` with `private`: a new private topic, its key in the answer.
+    pub async fn create_private_topic(&self, name: &str) -> Result<TopicView, ClientError> {
+        self.post("/api/v1/topics", &JoinTopic { name: name.into(), key: None, private: true }).await
     }
 
     /// `POST /api/v1/topics/{topic}/leave`.

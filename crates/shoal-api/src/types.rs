@@ -179,6 +179,9 @@ pub struct JoinTopic {
     /// A private topic's key: 64 hex digits from its invite.
     #[serde(default)]
     pub key: Option<String>,
+    /// Start a new private topic (a fresh key; the answer carries it) when no `key` is given.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// `POST /api/v1/topics/{topic}/messages`.

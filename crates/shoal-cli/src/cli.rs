@@ -296,13 +296,17 @@ pub(crate) enum Command {
 /// `shoal topics` actions.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TopicsAction {
-    /// Follow a topic: a public one by name, or a private one with the key from its invite.
+    /// Follow a topic: a public one by name, or a private one with the key from its invite; or start a
+    /// private one (`--private`).
     Join {
-        /// The topic's name.
+        /// The topic's name (a private topic's is only how this peer shows it).
         name: String,
         /// A private topic's key (64 hex digits).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "private")]
         key: Option<String>,
+        /// Start a new private topic: prints the key members join with.
+        #[arg(long)]
+        private: bool,
     },
     /// Stop following a topic (its history stays).
     Leave {

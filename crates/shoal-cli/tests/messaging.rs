@@ -1,5 +1,5 @@
 //! Messaging through the real `shoal` binary: two daemons on 127.0.0.1 talk in a topic (one-shot and
-//! interactive `chat`), exchange a letter through a contact's name, export both, and refuse bad input.
+//! interactive `chat`), start and join a private topic, exchange a letter through a contact's name, export both, and refuse bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
 
 mod common;
@@ -63,10 +63,23 @@ fn two_daemons_chat_in_a_topic_and_exchange_a_letter_through_the_cli() {
     assert!(status.success(), "end of input ends the chat cleanly");
 
     // A private topic followed under a name is what `chat NAME` uses, not the public topic of that name.
-    let key = "ab".repeat(32);
-    run_ok(&a_home, &["topics", "join", "crew", "--key", &key]);
+    // `--private` starts one and prints the command members join with; b joins under a name of its own.
+    let made = run_ok(&a_home, &["topics", "join", "crew", "--private"]);
+    let invite = made.lines().map(str::trim).find(|l| l.starts_with("shoal topics join crew --key ")).expect(&made);
+    let key = invite.rsplit(' ').next().unwrap();
+    assert_eq!(key.len(), 64, "{made}");
+    run_ok(&b_home, &["topics", "join", "our crew", "--key", key]);
     let p = json(&run_ok(&a_home, &["chat", "crew", "--send", "private words", "--json"]));
     assert_eq!(p["conversation"], "crew");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all: serde_json::Value = serde_json::from_str(&run_ok(&b_home, &["export", "our crew"])).unwrap();
+        if all.as_array().is_some_and(|a| a.iter().any(|m| m["text"] == "private words")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "b never read a's private post");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let followed = json(&run_ok(&a_home, &["topics", "--json"]));
     let names: Vec<(&str, bool)> = followed
         .as_array()
@@ -107,6 +120,8 @@ fn two_daemons_chat_in_a_topic_and_exchange_a_letter_through_the_cli() {
         (vec!["topics", "join", "bad\u{7}name"], "control"),
         (vec!["contact", "add", "x", "not-a-peer"], "peer id"),
         (vec!["topics", "leave", "never-joined"], "not following"),
+        (vec!["topics", "join", "x", "--private", "--key", "00"], "cannot be used with"),
+        (vec!["topics", "join", "x", "--key", "00"], "64 hex digits"),
     ] {
         let o = shoal(&a_home).args(&args).stdin(Stdio::null()).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

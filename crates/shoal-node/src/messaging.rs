@@ -8,6 +8,7 @@
 //!   ordering and keeping posts, refilling a topic from peers after an absence;
 //! - [`letters`]: sending a letter, placing copies with holders when the recipient does not answer,
 //!   holding letters for others, collecting ours from every peer we meet;
+//! - [`placing`]: copies of letters placed with holders, grouped by recipient, holders in parallel;
 //! - [`holders`]: which peers hold a letter, the topology's way;
 //! - [`streams`]: the `/shoal/messages/1` stream protocol, both ends;
 //! - [`ids`]: peer ids as the authors' keys and back.
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod holders;
 pub(crate) mod ids;
 pub(crate) mod letters;
+pub(crate) mod placing;
 pub mod service;
 pub(crate) mod streams;
 pub(crate) mod topics;
@@ -94,6 +96,9 @@ pub struct TopicView {
     pub id: String,
     /// A private topic (joined with its key).
     pub private: bool,
+    /// A private topic's key (64 hex digits): what members join with (`shoal topics join NAME --key
+    /// KEY`). Whoever has it reads the topic: give it only to members.
+    pub key: Option<String>,
     /// Posts placed in its log.
     pub posts: usize,
     /// Posts waiting for their parents.

@@ -12,6 +12,9 @@ use common::*;
 use shoal_node::config::{SearchConfig, Topology};
 use shoal_node::messaging::Messaging;
 use shoal_node::{Node, NodeConfig};
+use shoal_proto::messaging::group::GroupKey;
+use shoal_proto::messaging::post::{Body, Draft};
+use shoal_proto::messaging::{Post, TopicId};
 
 fn msg(node: &Node) -> std::sync::Arc<Messaging> {
     node.service::<Messaging>().unwrap()
@@ -94,6 +97,89 @@ async fn a_topic_crosses_a_line_of_twelve_in_one_order_and_a_returning_peer_catc
     for n in nodes {
         n.shutdown().await;
     }
+}
+
+/// A raw libp2p peer outside Shoal's rules, on `topic`'s gossip with `a`: its network, its signing key and
+/// the gossip topic.
+async fn hostile_on(
+    a: &Node,
+    a_addr: shoal_net::Multiaddr,
+    topic: TopicId,
+) -> (shoal_net::Network, ed25519_dalek::SigningKey, String) {
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let secret: [u8; 32] = key.clone().try_into_ed25519().unwrap().secret().as_ref().try_into().unwrap();
+    let sk = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let hostile = shoal_net::Network::start(key, shoal_net::NetConfig::loopback()).await.unwrap();
+    let gossip = format!("shoal/m/1/{}", topic.to_hex());
+    hostile.join_topic(gossip.clone()).await.unwrap();
+    hostile.dial(a_addr).await.unwrap();
+    wait_until("the hostile peer to see a on the topic", 20, async || {
+        hostile.topic_peers(gossip.clone()).await.unwrap().contains(&a.peer_id())
+    })
+    .await;
+    (hostile, sk, gossip)
+}
+
+/// A starts a private topic, B joins with its key: they read each other; what travels and what is stored
+/// is sealed; an outsider that learnt the topic's id (gossip subscriptions show it) can neither post in
+/// the clear nor with another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_topic_is_read_by_members_only() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let a =
+        Node::start(config(&root.path().join("a"), Topology::Pure, Vec::new(), SearchConfig::default())).await.unwrap();
+    let a_addr = a.addrs().await.unwrap()[0].clone();
+    let b = Node::start(config(&root.path().join("b"), Topology::Pure, vec![a_addr.clone()], SearchConfig::default()))
+        .await
+        .unwrap();
+    let made = msg(&a).create_private("crew").await.unwrap();
+    let key = made.key.clone().expect("a private topic's view carries its key");
+    assert!(made.private && key.len() == 64, "{made:?}");
+    let joined = msg(&b).join("our crew", Some(&key)).await.unwrap();
+    assert_eq!(joined.id, made.id, "the key names the topic, whatever each member calls it");
+    assert!(msg(&b).join("x", Some("not hex")).await.is_err());
+
+    let id: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&made.id[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let (hostile, sk, gossip) = hostile_on(&a, a_addr, TopicId(id)).await;
+    let secret = "the door code is 4711";
+    msg(&b).post("our crew", secret).await.unwrap();
+    msg(&a).post("crew", "noted").await.unwrap();
+    wait_until("a to read b's post", 20, async || texts(&a, "crew").await.iter().any(|t| t == secret)).await;
+    wait_until("b to read a's post", 20, async || texts(&b, "our crew").await.iter().any(|t| t == "noted")).await;
+    for node in [&a, &b] {
+        for row in node.store().conversation(&id, None, 100).unwrap() {
+            assert!(!row.frame.windows(4).any(|w| w == b"4711"), "a post's frame holds the text in the clear");
+        }
+    }
+
+    // The outsider: a post in the clear, and one sealed with a key of its own. Neither is taken.
+    let now = shoal_node::messaging::now_ms_for_tests();
+    let draft = |seq: u64, text: &str| Draft {
+        topic: TopicId(id),
+        seq,
+        clock: 1,
+        time_ms: now,
+        parents: Vec::new(),
+        text: text.into(),
+    };
+    let before = msg(&a).counters().posts_rejected;
+    let plain = Post::sign(&sk, draft(1, "plain intruder")).unwrap().into_post();
+    hostile.publish(gossip.clone(), plain.encode().unwrap()).await.unwrap();
+    // Signed properly, sealed with a key that is not the topic's.
+    let wrong = GroupKey::from_bytes([9; 32]);
+    let sealed = Post::sign_sealed(&sk, draft(2, "sealed intruder"), &wrong, [1; 24]).unwrap().into_post();
+    hostile.publish(gossip.clone(), sealed.encode().unwrap()).await.unwrap();
+    wait_until("a to reject both", 20, async || msg(&a).counters().posts_rejected >= before + 2).await;
+    let at_a = texts(&a, "crew").await;
+    assert!(!at_a.iter().any(|t| t.contains("intruder")), "{at_a:?}");
+    hostile.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// Sender, recipient and three more peers in `topology`; the recipient is away, the letter goes to
@@ -201,8 +287,6 @@ async fn a_letter_to_an_offline_peer_is_held_and_collected_in_supernode() {
 /// forwarded; a flood of valid posts is cut to its author's rate, and the others still talk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
-    use shoal_proto::messaging::post::Draft;
-    use shoal_proto::messaging::{Post, TopicId};
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let a =
@@ -214,23 +298,13 @@ async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
     msg(&a).join("rust", None).await.unwrap();
     msg(&b).join("rust", None).await.unwrap();
 
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let secret: [u8; 32] = key.clone().try_into_ed25519().unwrap().secret().as_ref().try_into().unwrap();
-    let sk = ed25519_dalek::SigningKey::from_bytes(&secret);
-    let hostile = shoal_net::Network::start(key, shoal_net::NetConfig::loopback()).await.unwrap();
     let topic = TopicId::public("rust").unwrap();
-    let gossip = format!("shoal/m/1/{}", topic.to_hex());
-    hostile.join_topic(gossip.clone()).await.unwrap();
-    hostile.dial(a_addr).await.unwrap();
-    wait_until("the hostile peer to see a on the topic", 20, async || {
-        hostile.topic_peers(gossip.clone()).await.unwrap().contains(&a.peer_id())
-    })
-    .await;
+    let (hostile, sk, gossip) = hostile_on(&a, a_addr, topic).await;
     let now = shoal_node::messaging::now_ms_for_tests();
     let draft = |seq: u64, text: String| Draft { topic, seq, clock: 1, time_ms: now, parents: Vec::new(), text };
 
     let mut tampered = Post::sign(&sk, draft(1, "signed".into())).unwrap().into_post();
-    tampered.content.text = "changed after signing".into();
+    tampered.content.body = Body::Text("changed after signing".into());
     let mut forged = Post::sign(&sk, draft(2, "in a's name".into())).unwrap().into_post();
     forged.content.author = msg(&a).my_key_for_tests();
     for data in [b"garbage".to_vec(), tampered.encode().unwrap(), forged.encode().unwrap()] {

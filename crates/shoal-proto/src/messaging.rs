@@ -8,6 +8,8 @@
 //!   [`delivery::Inbox`] (duplicates dropped).
 //! - [`direct`]: a [`direct::Letter`] to one peer, sealed with HPKE to its identity key and signed by the
 //!   sender; the [`direct::Receipt`] only the recipient can make, on which holders delete their copy.
+//! - [`group`]: a private topic's [`group::GroupKey`] (from its invite) and its posts' text sealed with
+//!   it (XChaCha20-Poly1305), so only members read a private topic.
 //! - [`exchange`]: the stream protocol two peers speak directly (refill, letters, holding, collecting).
 //! - [`log`]: [`TopicLog`], the sans-IO core of one topic: it takes checked posts and `now`, holds those
 //!   whose parents have not arrived, says which ids to ask peers for, and gives the order every peer shows
@@ -20,6 +22,7 @@
 pub mod delivery;
 pub mod direct;
 pub mod exchange;
+pub mod group;
 pub mod log;
 pub mod post;
 pub mod refill;

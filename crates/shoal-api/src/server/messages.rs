@@ -60,7 +60,11 @@ async fn join_topic(
     b: Result<Json<JoinTopic>, JsonRejection>,
 ) -> Result<Json<TopicView>, ApiError> {
     let j = body(b)?;
-    Ok(Json(messaging(&s)?.join(&j.name, j.key.as_deref()).await?))
+    let m = messaging(&s)?;
+    Ok(Json(match (j.private, j.key.as_deref()) {
+        (true, None) => m.create_private(&j.name).await?,
+        (_, key) => m.join(&j.name, key).await?,
+    }))
 }
 
 /// Stops following a topic (its history stays).

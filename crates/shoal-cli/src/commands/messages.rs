@@ -158,12 +158,23 @@ pub(crate) async fn inbox(c: &Client, with: Option<String>, limit: usize, json: 
 /// `shoal topics [join NAME | leave NAME]`.
 pub(crate) async fn topics(c: &Client, action: Option<TopicsAction>, json: bool) -> anyhow::Result<()> {
     match action {
-        Some(TopicsAction::Join { name, key }) => {
-            let t = c.join_topic(&name, key.as_deref()).await?;
+        Some(TopicsAction::Join { name, key, private }) => {
+            let t = match private {
+                true => c.create_private_topic(&name).await?,
+                false => c.join_topic(&name, key.as_deref()).await?,
+            };
             if json {
                 return super::print_line(&serde_json::to_string(&t)?);
             }
-            super::print_line(&format!("following {} (id {}), {} peers follow it here", t.name, t.id, t.peers))
+            super::print_line(&format!("following {} (id {}), {} peers follow it here", t.name, t.id, t.peers))?;
+            match (&t.key, private) {
+                (Some(k), true) => super::print_line(&format!(
+                    "private: only members read it. Give members (and only them) this command:\n  \
+                     shoal topics join {} --key {k}",
+                    shell_word(&t.name)
+                )),
+                _ => Ok(()),
+            }
         }
         Some(TopicsAction::Leave { name }) => {
             let d = c.leave_topic(&name).await?;
@@ -247,6 +258,12 @@ pub(crate) async fn export(c: &Client, conversation: &str) -> anyhow::Result<()>
     super::print_line(&serde_json::to_string_pretty(&all)?)
 }
 
+/// `word` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +272,13 @@ mod tests {
     fn escape_sequences_from_peers_are_shown_not_obeyed() {
         assert_eq!(printable("hi\u{1b}[2Jthere\nnext\tcol"), "hi\\u{1b}[2Jthere\nnext\tcol");
         assert_eq!(clock(3_723_000), "01:02:03");
+    }
+
+    #[test]
+    fn a_name_in_a_printed_command_stays_one_word() {
+        assert_eq!(shell_word("crew"), "crew");
+        assert_eq!(shell_word("our crew"), "'our crew'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
     }
 }

@@ -18,6 +18,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use shoal_net::Network;
 use shoal_proto::messaging::delivery::{DeliveryConfig, Holding, HoldingConfig, Inbox, Outbox};
 use shoal_proto::messaging::direct::Sealed;
+use shoal_proto::messaging::group::GroupKey;
 use shoal_proto::messaging::{AuthorKey, MsgId, TopicId};
 use shoal_store::{MessageKind, MessageRecord, Store};
 
@@ -36,7 +37,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// One followed topic.
 pub(crate) struct Followed {
     pub(crate) name: String,
-    pub(crate) private: bool,
+    /// A private topic's key: its posts' text is sealed with it.
+    pub(crate) key: Option<GroupKey>,
     pub(crate) log: shoal_proto::messaging::TopicLog,
 }
 
@@ -64,6 +66,8 @@ pub(crate) struct State {
     pub(crate) collected: HashMap<PeerId, Instant>,
     /// Recipients of letters we hold: when to knock next, and the wait after that.
     pub(crate) knocks: HashMap<AuthorKey, (Instant, Duration)>,
+    /// Letters whose copies are being placed now (see [`super::placing`]).
+    pub(crate) placing: std::collections::HashSet<MsgId>,
 }
 
 /// What the service's tasks share.
@@ -179,6 +183,7 @@ impl Start for Messaging {
             inbox: Inbox::new(delivery.keep_for, 100_000),
             collected: HashMap::new(),
             knocks: HashMap::new(),
+            placing: Default::default(),
         };
         let shared = Arc::new(Shared {
             me,
@@ -246,6 +251,12 @@ impl Messaging {
     /// our choosing; returns it. Joining one followed already returns it as it is.
     pub async fn join(&self, name: &str, key: Option<&str>) -> Result<TopicView, NodeError> {
         topics::join(&self.shared, name, key).await
+    }
+
+    /// Starts a new private topic named `name` (here; each member names it as it likes) with a fresh
+    /// key, and follows it; the returned view carries the key to give to members.
+    pub async fn create_private(&self, name: &str) -> Result<TopicView, NodeError> {
+        topics::create_private(&self.shared, name).await
     }
 
     /// Stops following a topic (its history stays); whether it was followed.

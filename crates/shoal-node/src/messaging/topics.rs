@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use shoal_net::{GossipEvent, Verdict};
 use shoal_proto::messaging::exchange::{Frame, MAX_WANT};
+use shoal_proto::messaging::group::GroupKey;
 use shoal_proto::messaging::log::{Action, Refusal};
 use shoal_proto::messaging::post::{MAX_TOPIC_NAME, clean_name, topic_name};
 use shoal_proto::messaging::refill::{Initiator, Responder};
@@ -70,8 +71,12 @@ impl Rates {
     }
 }
 
-fn record(topic: TopicId, id: MsgId, post: &Post, gap: bool) -> MessageRecord {
+/// A post as the history keeps it, its text opened (a private topic's) with `key`.
+fn record(topic: TopicId, id: MsgId, post: &Post, gap: bool, key: Option<&GroupKey>) -> MessageRecord {
     let c = &post.content;
+    // Only posts whose text opened are admitted (see `admit`), so this fails only for a post kept from
+    // before a format change: it is kept, and shown as unreadable.
+    let text = post.text(key).unwrap_or_else(|e| format!("[unreadable: {e}]"));
     MessageRecord {
         id,
         kind: MessageKind::Post,
@@ -80,14 +85,15 @@ fn record(topic: TopicId, id: MsgId, post: &Post, gap: bool) -> MessageRecord {
         time_ms: c.time_ms,
         clock: c.clock,
         gap,
-        text: c.text.clone(),
+        text,
         status: None,
         frame: post.encode().unwrap_or_default(),
     }
 }
 
-fn placed(log: &TopicLog, ids: &[MsgId], gap: bool) -> Vec<MessageRecord> {
-    ids.iter().filter_map(|id| log.get(id).map(|p| record(log.topic(), *id, p, gap))).collect()
+fn placed(t: &Followed, ids: &[MsgId], gap: bool) -> Vec<MessageRecord> {
+    let log = &t.log;
+    ids.iter().filter_map(|id| log.get(id).map(|p| record(log.topic(), *id, p, gap, t.key.as_ref()))).collect()
 }
 
 /// How a post reached us.
@@ -131,8 +137,15 @@ async fn admit(shared: &Shared, post: Post, source: Option<PeerId>, via: Via) ->
             return (if from_author { Verdict::Reject } else { Verdict::Ignore }, Vec::new());
         }
         let Some(t) = st.topics.get_mut(&topic) else { return (Verdict::Ignore, Vec::new()) };
+        // A private topic's post that does not open (a non-member's, or sealed wrong) goes no further,
+        // nor does one in the clear there, or a sealed one in a public topic.
+        if checked.post().text(t.key.as_ref()).is_err() {
+            drop(st);
+            shared.count(|c| c.posts_rejected += 1);
+            return (Verdict::Reject, Vec::new());
+        }
         match t.log.insert(checked, now) {
-            Insert::Placed(new) => (placed(&t.log, &new, false), Verdict::Accept),
+            Insert::Placed(new) => (placed(t, &new, false), Verdict::Accept),
             Insert::Waiting { .. } => (Vec::new(), Verdict::Accept),
             Insert::Duplicate | Insert::Refused(Refusal::TooManyWaiting { .. }) => (Vec::new(), Verdict::Ignore),
             Insert::Refused(_) => (Vec::new(), Verdict::Reject),
@@ -326,7 +339,7 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
             for a in t.log.poll(now) {
                 match a {
                     Action::Ask(want) => asks.push((*id, want)),
-                    Action::Placed(ids) => records.extend(placed(&t.log, &ids, true)),
+                    Action::Placed(ids) => records.extend(placed(t, &ids, true)),
                 }
             }
         }
@@ -350,7 +363,8 @@ fn view(topic: &TopicId, t: &Followed, peers: usize) -> TopicView {
     TopicView {
         name: t.name.clone(),
         id: topic.to_hex(),
-        private: t.private,
+        private: t.key.is_some(),
+        key: t.key.as_ref().map(|k| ids::hex(&k.to_bytes())),
         posts: t.log.len(),
         waiting: t.log.waiting(),
         gaps: t.log.gaps(),
@@ -360,7 +374,7 @@ fn view(topic: &TopicId, t: &Followed, peers: usize) -> TopicView {
 
 /// Starts following `id`: its log from the history kept, then gossipsub, then a refill from every peer
 /// that follows it already.
-async fn follow(shared: &Arc<Shared>, id: TopicId, name: String, private: bool) -> Result<(), NodeError> {
+async fn follow(shared: &Arc<Shared>, id: TopicId, name: String, key: Option<GroupKey>) -> Result<(), NodeError> {
     let store = shared.store.clone();
     let rows = blocking(move || store.conversation(&id.0, None, LogConfig::default().max_posts)).await?;
     let mut log = TopicLog::new(id, LogConfig::default());
@@ -374,7 +388,7 @@ async fn follow(shared: &Arc<Shared>, id: TopicId, name: String, private: bool) 
     {
         let mut st = shared.state();
         st.by_gossip.insert(gossip.clone(), id);
-        st.topics.insert(id, Followed { name, private, log });
+        st.topics.insert(id, Followed { name, key, log });
     }
     shared.net.join_topic(gossip.clone()).await?;
     for peer in shared.net.topic_peers(gossip).await.unwrap_or_default() {
@@ -387,7 +401,7 @@ async fn follow(shared: &Arc<Shared>, id: TopicId, name: String, private: bool) 
 pub(crate) async fn resume(shared: &Arc<Shared>) -> Result<(), NodeError> {
     let store = shared.store.clone();
     for t in blocking(move || store.topics()).await? {
-        follow(shared, TopicId(t.id), t.name, t.key.is_some()).await?;
+        follow(shared, TopicId(t.id), t.name, t.key.map(GroupKey::from_bytes)).await?;
     }
     Ok(())
 }
@@ -410,12 +424,18 @@ pub(crate) async fn join(shared: &Arc<Shared>, name: &str, key: Option<&str>) ->
         let rec = TopicRecord { id: id.0, name: name.clone(), key: secret, joined_ms: now_ms() };
         let store = shared.store.clone();
         blocking(move || store.join_topic(&rec)).await?;
-        follow(shared, id, name, secret.is_some()).await?;
+        follow(shared, id, name, secret.map(GroupKey::from_bytes)).await?;
     }
     let peers = shared.net.topic_peers(ids::gossip_topic(&id)).await.map_or(0, |p| p.len());
     let st = shared.state();
     let t = st.topics.get(&id).ok_or_else(|| MessagingError::NotFollowing(id.to_hex()))?;
     Ok(view(&id, t, peers))
+}
+
+/// Starts a new private topic: a fresh key, followed here; members join with the key.
+pub(crate) async fn create_private(shared: &Arc<Shared>, name: &str) -> Result<TopicView, NodeError> {
+    let key: [u8; 32] = rand::random();
+    join(shared, name, Some(&ids::hex(&key))).await
 }
 
 /// A followed topic by its name or id.
@@ -462,11 +482,14 @@ pub(crate) async fn post(shared: &Arc<Shared>, topic: &str, text: &str) -> Resul
         let mut st = shared.state();
         let t = st.topics.get_mut(&id).ok_or_else(|| MessagingError::NotFollowing(topic.to_string()))?;
         let draft = t.log.draft(&shared.my_key, now_ms(), text.to_string());
-        let checked =
-            Post::sign(&shared.me, draft).map_err(|e| MessagingError::Compose(format!("cannot post: {e}")))?;
+        let checked = match &t.key {
+            None => Post::sign(&shared.me, draft),
+            Some(k) => Post::sign_sealed(&shared.me, draft, k, rand::random()),
+        }
+        .map_err(|e| MessagingError::Compose(format!("cannot post: {e}")))?;
         let frame = checked.post().encode().map_err(|e| MessagingError::Compose(e.to_string()))?;
         let post_id = checked.id();
-        let rec = record(id, post_id, checked.post(), false);
+        let rec = record(id, post_id, checked.post(), false, t.key.as_ref());
         t.log.insert(checked, Instant::now());
         (rec, frame)
     };

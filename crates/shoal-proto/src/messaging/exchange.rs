@@ -7,7 +7,8 @@
 //!   (`Want`, answered with `Post`s), and ends with `Done`, answered with `Done`. A `Want` alone (posts a
 //!   topic log is waiting for) is the same exchange without the rounds.
 //! - **letter** (sender to recipient): `Letter`, answered with the recipient's `Receipt` or `Refused`.
-//! - **hold** (sender to a holder): `Hold`, answered with `Taken` or `Refused`.
+//! - **hold** (sender to a holder): `Hold`s back to back, each answered with `Taken` or `Refused`, and
+//!   `Done` after the last (a stream that just ends after one `Hold` is fine too).
 //! - **collect** (a recipient back online, to a holder): `Collect`; the holder sends each `Letter` it
 //!   keeps for the stream's peer (libp2p authenticated it) and `Done`; the recipient answers with a
 //!   `Receipt` for each letter it has now, and `Done`. The holder deletes a letter on its receipt only.

@@ -6,6 +6,9 @@
 //! `verify_strict` (no malleable signatures, no small-order keys), so nobody can post in another author's
 //! name and no relay can change a byte unnoticed.
 //!
+//! A post's [`Body`] is its text in the clear (a public topic) or sealed with the group's key (a private
+//! topic, [`super::group`]); the signature covers the sealed form, so any peer can check it.
+//!
 //! On the wire a post is one [`crate::wire`] frame (version byte, bounded length, postcard body) of at most
 //! [`MAX_POST_FRAME`] bytes. [`Post::decode`] then [`Post::check`] are the only way in: the first rejects
 //! garbage without panicking (fuzzed), the second the limits postcard cannot express and a bad signature,
@@ -15,18 +18,20 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
+use super::group::{GroupKey, SEAL_OVERHEAD, SealedText};
 use crate::wire::{self, WireError};
 
 /// The post format written by this build.
-pub const POST_VERSION: u8 = 1;
+pub const POST_VERSION: u8 = 2;
 /// Longest text, bytes (UTF-8). Larger content goes as a file and its ticket.
 pub const MAX_TEXT: usize = 64 * 1024;
 /// Most parents a post names (its author's latest heads in the topic).
 pub const MAX_PARENTS: usize = 8;
 /// Longest topic name, bytes after normalisation.
 pub const MAX_TOPIC_NAME: usize = 128;
-/// Largest encoded post: the text, the parents and the fixed fields with room to spare.
-pub const MAX_POST_FRAME: usize = MAX_TEXT + MAX_PARENTS * 32 + 512;
+/// Largest encoded post: the text (sealed, with its nonce), the parents and the fixed fields with room to
+/// spare.
+pub const MAX_POST_FRAME: usize = MAX_TEXT + SEAL_OVERHEAD + 24 + MAX_PARENTS * 32 + 512;
 /// How far ahead of our clock a post's time may be (clocks drift); further is refused, so that nobody can
 /// keep a post at the end of every "since" window.
 pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
@@ -107,7 +112,26 @@ pub struct Content {
     /// Ids of the latest posts the author had seen in the topic, sorted, unique.
     pub parents: Vec<MsgId>,
     /// The message.
-    pub text: String,
+    pub body: Body,
+}
+
+/// What a post says: in the clear in a public topic, sealed for the members in a private one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// A public topic's text.
+    Text(String),
+    /// A private topic's text, sealed with its [`GroupKey`].
+    Sealed(SealedText),
+}
+
+impl Body {
+    /// Bytes of the text (sealed: with the tag).
+    fn len(&self) -> usize {
+        match self {
+            Body::Text(t) => t.len(),
+            Body::Sealed(s) => s.ciphertext.len().saturating_sub(SEAL_OVERHEAD),
+        }
+    }
 }
 
 /// A signed post, as it travels.
@@ -215,6 +239,12 @@ pub enum PostError {
     /// A topic name that cannot be used.
     #[error("{0}")]
     TopicName(String),
+    /// A private topic's post that does not open with the topic's key.
+    #[error(transparent)]
+    NotOpened(#[from] super::group::NotOpened),
+    /// A post whose body does not fit its topic (sealed in a public one, in the clear in a private one).
+    #[error("a post {0}")]
+    WrongBody(&'static str),
 }
 
 impl Content {
@@ -226,8 +256,8 @@ impl Content {
         if self.version != POST_VERSION {
             return Err(PostError::Version { got: self.version });
         }
-        if self.text.len() > MAX_TEXT {
-            return Err(PostError::TextTooLong { len: self.text.len() });
+        if self.body.len() > MAX_TEXT {
+            return Err(PostError::TextTooLong { len: self.body.len() });
         }
         if self.parents.len() > MAX_PARENTS {
             return Err(PostError::TooManyParents { n: self.parents.len() });
@@ -260,8 +290,38 @@ fn id_of(encoded: &[u8]) -> MsgId {
 }
 
 impl Post {
-    /// Signs `draft` as `key`'s author (parents are sorted and deduplicated here).
-    pub fn sign(key: &SigningKey, mut draft: Draft) -> Result<Checked, PostError> {
+    /// Signs `draft` for a public topic as `key`'s author (parents are sorted and deduplicated here).
+    pub fn sign(key: &SigningKey, draft: Draft) -> Result<Checked, PostError> {
+        let body = Body::Text(draft.text.clone());
+        Self::sign_body(key, draft, body)
+    }
+
+    /// Signs `draft` for the private topic of `group`, its text sealed with a random `nonce`.
+    pub fn sign_sealed(
+        key: &SigningKey,
+        draft: Draft,
+        group: &GroupKey,
+        nonce: [u8; 24],
+    ) -> Result<Checked, PostError> {
+        if draft.text.len() > MAX_TEXT {
+            return Err(PostError::TextTooLong { len: draft.text.len() });
+        }
+        let body = Body::Sealed(group.seal(&key.verifying_key().to_bytes(), &draft.text, nonce));
+        Self::sign_body(key, draft, body)
+    }
+
+    /// The text, opened with the topic's key if it is a private topic's (`group`); a post whose body
+    /// does not fit (sealed without a key, in the clear with one) is an error.
+    pub fn text(&self, group: Option<&GroupKey>) -> Result<String, PostError> {
+        match (&self.content.body, group) {
+            (Body::Text(t), None) => Ok(t.clone()),
+            (Body::Sealed(s), Some(g)) => Ok(g.open(&self.content.author, s)?),
+            (Body::Sealed(_), None) => Err(PostError::WrongBody("sealed in a public topic")),
+            (Body::Text(_), Some(_)) => Err(PostError::WrongBody("in the clear in a private topic")),
+        }
+    }
+
+    fn sign_body(key: &SigningKey, mut draft: Draft, body: Body) -> Result<Checked, PostError> {
         draft.parents.sort_unstable();
         draft.parents.dedup();
         let content = Content {
@@ -272,7 +332,7 @@ impl Post {
             clock: draft.clock,
             time_ms: draft.time_ms,
             parents: draft.parents,
-            text: draft.text,
+            body,
         };
         content.check_limits()?;
         let encoded = content.encoded()?;
@@ -348,7 +408,7 @@ mod tests {
     fn a_changed_byte_or_a_borrowed_name_is_refused() {
         let signed = Post::sign(&key(1), draft("pay alice 5")).unwrap().into_post();
         let mut tampered = signed.clone();
-        tampered.content.text = "pay alice 500".into();
+        tampered.content.body = Body::Text("pay alice 500".into());
         assert_eq!(tampered.check(1_000), Err(PostError::BadSignature));
         // Mallory signs with her own key and names Alice as the author.
         let mut forged = Post::sign(&key(2), draft("I am alice")).unwrap().into_post();
@@ -358,6 +418,36 @@ mod tests {
         reclocked.content.clock = 7;
         reclocked.content.parents = vec![[9; 32]];
         assert_eq!(reclocked.check(1_000), Err(PostError::BadSignature));
+    }
+
+    #[test]
+    fn a_private_topics_post_is_sealed_signed_as_sealed_and_opens_for_members_only() {
+        let group = GroupKey::from_bytes([5; 32]);
+        let mut d = draft("the door code is 4711");
+        d.topic = group.topic();
+        let signed = Post::sign_sealed(&key(1), d.clone(), &group, [2; 24]).unwrap();
+        let frame = signed.post().encode().unwrap();
+        assert!(!frame.windows(4).any(|w| w == b"4711"), "the text travels sealed");
+        let back = Post::decode(&frame).unwrap().check(1_000).unwrap().into_post();
+        assert_eq!(back.text(Some(&group)).unwrap(), "the door code is 4711");
+        assert!(matches!(back.text(None), Err(PostError::WrongBody(_))));
+        assert!(matches!(back.text(Some(&GroupKey::from_bytes([6; 32]))), Err(PostError::NotOpened(_))));
+        // In the clear in a private topic, or sealed with another key (an outsider's): refused.
+        let plain = Post::sign(&key(1), d.clone()).unwrap().into_post();
+        assert!(matches!(plain.text(Some(&group)), Err(PostError::WrongBody(_))));
+        let outsider = Post::sign_sealed(&key(2), d.clone(), &GroupKey::from_bytes([6; 32]), [2; 24]).unwrap();
+        assert!(matches!(outsider.post().text(Some(&group)), Err(PostError::NotOpened(_))));
+        // The signature covers the sealed bytes: a relay cannot swap them.
+        let mut swapped = back;
+        if let Body::Sealed(s) = &mut swapped.content.body {
+            s.ciphertext[0] ^= 1;
+        }
+        assert_eq!(swapped.check(1_000), Err(PostError::BadSignature));
+        // The largest text still fits its frame sealed.
+        let mut d = draft(&"x".repeat(MAX_TEXT));
+        d.topic = group.topic();
+        let big = Post::sign_sealed(&key(1), d, &group, [3; 24]).unwrap();
+        assert!(big.post().encode().unwrap().len() <= MAX_POST_FRAME + wire::HEADER_LEN);
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn say(log: &mut TopicLog, author: u8, text: &str, now: Instant) -> Checked {
 }
 
 fn texts(log: &TopicLog) -> Vec<String> {
-    log.ordered().map(|(_, p, _)| p.content.text.clone()).collect()
+    log.ordered().map(|(_, p, _)| p.text(None).unwrap()).collect()
 }
 
 #[test]
