@@ -179,6 +179,16 @@ impl Client {
         self.post("/api/v1/stop", &serde_json::json!({})).await
     }
 
+    /// `POST /api/v1/ui/code`: a one-time login code for the web UI.
+    pub async fn ui_code(&self) -> Result<crate::server::ui::UiCode, ClientError> {
+        self.post("/api/v1/ui/code", &serde_json::json!({})).await
+    }
+
+    /// The daemon's address as a URL (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     /// `POST /api/v1/shares/{id}/remove`.
     pub async fn unshare(&self, id: &ContentId) -> Result<Removed, ClientError> {
         self.post(&format!("/api/v1/shares/{id}/remove"), &serde_json::json!({})).await

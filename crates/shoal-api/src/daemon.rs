@@ -186,3 +186,21 @@ pub async fn run(config: NodeConfig, api: ApiOptions, ready: impl FnOnce(&Daemon
     drop(lock);
     served.map_err(io(Path::new("api server")))
 }
+
+/// Serves the API (and the web UI) of a node that runs in this process, on 127.0.0.1 with a port of the
+/// system's choosing and a fresh token, until the returned task is aborted: for `shoal demo --ui`, which
+/// shows a node of its own network in the browser.
+pub async fn serve_local(node: Node) -> Result<(SocketAddr, ApiState, tokio::task::JoinHandle<()>), DaemonError> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(io(Path::new("api listener")))?;
+    let addr = listener.local_addr().map_err(io(Path::new("api listener")))?;
+    let state = ApiState::new(node, new_token()?);
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the in-process API stopped");
+        }
+    });
+    Ok((addr, state, task))
+}

@@ -20,5 +20,6 @@ pub mod daemon;
 mod error;
 pub mod server;
 pub mod types;
+pub mod typescript;
 
 pub use error::ApiError;

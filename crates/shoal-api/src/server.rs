@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ mod metrics;
 mod search;
 mod shares;
 mod status;
+pub mod ui;
 
 /// Shared state of the API: the node, the token, the event feed with its replay buffer.
 #[derive(Clone)]
@@ -42,20 +43,46 @@ struct Inner {
     key: Option<String>,
     stop: Notify,
     feed: events::Feed,
+    /// The web UI's login codes and sessions.
+    logins: std::sync::Mutex<ui::Logins>,
 }
 
 impl ApiState {
     /// State for `node`, accepting requests that carry `token`. Starts numbering the node's events for
     /// the feed.
     pub fn new(node: Node, token: String) -> Self {
-        let feed = events::Feed::start(&node);
-        Self { inner: Arc::new(Inner { node, token, key: None, stop: Notify::new(), feed }) }
+        Self::with_key(node, token, None)
     }
 
     /// State for `node` that also accepts a persistent API `key` (see `daemon::ApiOptions`).
     pub fn with_key(node: Node, token: String, key: Option<String>) -> Self {
         let feed = events::Feed::start(&node);
-        Self { inner: Arc::new(Inner { node, token, key, stop: Notify::new(), feed }) }
+        let logins = Default::default();
+        Self { inner: Arc::new(Inner { node, token, key, stop: Notify::new(), feed, logins }) }
+    }
+
+    /// A one-time login path for the web UI (`/#code=...`), as `POST /api/v1/ui/code` makes (for a
+    /// program that runs the API in-process, like `shoal demo --ui`).
+    pub fn ui_login_path(&self) -> String {
+        format!("/#code={}", self.logins().new_code(std::time::Instant::now()))
+    }
+
+    /// Web UI sessions open now.
+    pub fn ui_sessions(&self) -> usize {
+        self.logins().open_sessions(std::time::Instant::now())
+    }
+
+    fn logins(&self) -> std::sync::MutexGuard<'_, ui::Logins> {
+        shoal_store::lock(&self.inner.logins)
+    }
+
+    /// Whether `headers` carry the per-run token or the persistent key.
+    fn bearer_ok(&self, headers: &axum::http::HeaderMap) -> bool {
+        let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        given.is_some_and(|t| {
+            let t = t.trim().as_bytes();
+            same(t, self.inner.token.as_bytes()) | self.inner.key.as_ref().is_some_and(|k| same(t, k.as_bytes()))
+        })
     }
 
     /// Resolves when a client asked the daemon to stop (`POST /api/v1/stop`).
@@ -77,9 +104,9 @@ impl ApiState {
 #[openapi(
     info(
         title = "Shoal local API",
-        description = "The API of a Shoal daemon (`shoal daemon`): every route needs `Authorization: Bearer <api.token>`. Errors answer `{\"error\": \"...\"}`."
+        description = "The API of a Shoal daemon (`shoal daemon`): every route needs `Authorization: Bearer <api.token>`, or the web UI's session cookie (and, for anything but GET, its `X-Shoal-Csrf` header). Errors answer `{\"error\": \"...\"}`."
     ),
-    components(schemas(crate::types::ErrorBody))
+    components(schemas(crate::types::ErrorBody, ui::UiLogin, ui::UiSession))
 )]
 struct ApiDoc;
 
@@ -92,6 +119,7 @@ fn api() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(search::routes())
         .merge(messages::routes())
+        .merge(ui::routes())
         .split_for_parts()
 }
 
@@ -109,6 +137,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route; see docs/API.md or /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        // The web UI's files and its login need no credentials (added after the auth layer, so it does
+        // not wrap them).
+        .route("/", axum::routing::get(|| async { ui::file("") }))
+        .route("/ui/{file}", axum::routing::get(|Path(f): Path<String>| async move { ui::file(&f) }))
+        .route("/ui/login", axum::routing::post(ui::login))
+        .route("/ui/session", axum::routing::get(ui::session))
+        .route("/ui/logout", axum::routing::post(ui::logout))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
@@ -142,15 +177,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn auth(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t)
-            if same(t.trim().as_bytes(), state.inner.token.as_bytes())
-                | state.inner.key.as_ref().is_some_and(|k| same(t.trim().as_bytes(), k.as_bytes())) =>
-        {
-            next.run(req).await
+    if state.bearer_ok(req.headers()) {
+        return next.run(req).await;
+    }
+    let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let cookie = state.logins().check(req.headers(), changes, std::time::Instant::now());
+    match cookie {
+        ui::CookieAuth::Ok => next.run(req).await,
+        ui::CookieAuth::NoCsrf => ApiError {
+            status: axum::http::StatusCode::FORBIDDEN,
+            message: format!("missing or wrong {} header: reload the page", ui::CSRF_HEADER),
         }
-        _ => ApiError::unauthorized().into_response(),
+        .into_response(),
+        ui::CookieAuth::None => ApiError::unauthorized().into_response(),
     }
 }
 

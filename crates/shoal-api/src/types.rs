@@ -105,6 +105,9 @@ pub struct StartDownload {
     /// Only record it, paused (resume it later).
     #[serde(default)]
     pub paused: bool,
+    /// Save it in the downloads folder under this file name (a search hit's); not with `output`.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// One line of `GET /api/v1/peers`.

@@ -351,6 +351,7 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         ("GET", "/api/v1/contacts"),
         ("POST", "/api/v1/contacts"),
         ("POST", "/api/v1/contacts/{name}/remove"),
+        ("POST", "/api/v1/ui/code"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

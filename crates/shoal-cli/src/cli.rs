@@ -167,6 +167,10 @@ pub(crate) enum Command {
         /// Print the outcome as JSON on stdout (the narrative goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Serve the downloading peer's web UI and print its one-time login link; the download starts
+        /// once the browser has logged in (or after 2 minutes), and the network keeps running until Ctrl-C.
+        #[arg(long)]
+        ui: bool,
     },
     /// Run a peer in the foreground with its local API: prints its peer id and addresses, serves what it
     /// has, until Ctrl-C, SIGTERM or `shoal stop`. Other verbs use it when it runs.
@@ -224,6 +228,16 @@ pub(crate) enum Command {
     /// each problem with what to do; exits 1 if there is any.
     Doctor {
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open the web UI of the running daemon: makes a one-time login link (valid 2 minutes, used once) and
+    /// opens it in the browser, or prints it.
+    Ui {
+        /// Print the link instead of opening a browser.
+        #[arg(long)]
+        print: bool,
+        /// Print JSON (`{url, expires_secs}`); implies --print.
         #[arg(long)]
         json: bool,
     },

@@ -104,6 +104,7 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
         Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
+        Command::Ui { print, json } => remote::ui(&remote::required(&config.home).await?, print || json, json).await,
         Command::Unshare { id, json } => {
             let id: shoal_store::ContentId =
                 id.trim().parse().map_err(|e| anyhow::anyhow!("{id:?} is not a content id: {e}"))?;
@@ -132,7 +133,7 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         Command::Export { conversation } => {
             messages::export(&remote::required(&config.home).await?, &conversation).await
         }
-        Command::Demo { sources, size_mib, json } => demo::run(sources, size_mib, json).await,
+        Command::Demo { sources, size_mib, json, ui } => demo::run(sources, size_mib, json, ui).await,
     }
 }
 

@@ -216,6 +216,12 @@ impl Node {
         self.transfer()?.downloads().add(self, what, output, paused).await
     }
 
+    /// Starts a managed download into the downloads folder under `name` (see
+    /// [`crate::transfer::Downloads::add_as`]).
+    pub async fn add_download_as(&self, what: &str, name: &str, paused: bool) -> Result<DownloadInfo, NodeError> {
+        self.transfer()?.downloads().add_as(self, what, name, paused).await
+    }
+
     /// Pauses a managed download.
     pub async fn pause_download(&self, id: &ContentId) -> Result<DownloadInfo, NodeError> {
         self.transfer()?.downloads().pause(id).await

@@ -33,7 +33,11 @@ async fn start_download(
     b: Result<Json<StartDownload>, JsonRejection>,
 ) -> Result<Json<DownloadInfo>, ApiError> {
     let req = body(b)?;
-    Ok(Json(s.node().add_download(&req.what, req.output, req.paused).await?))
+    Ok(Json(match (req.name, req.output) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give either output or name, not both")),
+        (Some(name), None) => s.node().add_download_as(&req.what, &name, req.paused).await?,
+        (None, output) => s.node().add_download(&req.what, output, req.paused).await?,
+    }))
 }
 
 /// One download.

@@ -1,4 +1,5 @@
 //! `shoal demo`: a whole small network in this process, on 127.0.0.1 only, in a temporary directory.
+//! With `--ui`, the downloading peer's web UI is served too, and the network runs until Ctrl-C.
 
 use std::time::Instant;
 
@@ -6,7 +7,7 @@ use anyhow::{Context, bail};
 use shoal_net::NetConfig;
 use shoal_node::{DownloadRequest, Node, NodeConfig};
 
-pub(crate) async fn run(sources: usize, size_mib: u64, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(sources: usize, size_mib: u64, json: bool, ui: bool) -> anyhow::Result<()> {
     // With --json the narrative goes to stderr and stdout carries one JSON object.
     let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
     if !(1..=16).contains(&sources) {
@@ -57,11 +58,21 @@ pub(crate) async fn run(sources: usize, size_mib: u64, json: bool) -> anyhow::Re
     say(format!("  downloader: {}", downloader.peer_id()));
     say("the downloader gets a ticket naming source 0 only; it finds the others through the DHT".into());
     let out = dir.join("downloaded.bin");
-    let handle = downloader.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await?;
-    let progress = tokio::spawn(crate::progress::report(handle.progress()));
-    let report = handle.finish().await;
-    progress.abort();
-    let report = report?;
+    let served = match ui {
+        true => Some(serve_ui(&downloader, &say).await?),
+        false => None,
+    };
+    let report = match served {
+        // Through the daemon's download manager, so that the UI lists it and follows its progress.
+        Some(_) => managed_download(&downloader, &ticket.to_string(), &out).await?,
+        None => {
+            let handle = downloader.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await?;
+            let progress = tokio::spawn(crate::progress::report(handle.progress()));
+            let report = handle.finish().await;
+            progress.abort();
+            report?
+        }
+    };
     let id = crate::sample::blake3_file(&out)?;
     if id != info.id.to_string() {
         bail!("the downloaded file's BLAKE3 {id} differs from the shared id {}", info.id);
@@ -94,10 +105,50 @@ pub(crate) async fn run(sources: usize, size_mib: u64, json: bool) -> anyhow::Re
         });
         super::print_line(&v.to_string())?;
     }
+    if let Some((_, task)) = served {
+        say("the network keeps running for the web UI; Ctrl-C ends it".into());
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        task.abort();
+    }
     downloader.shutdown().await;
     for p in &peers {
         p.shutdown().await;
     }
     drop(tmp);
     Ok(())
+}
+
+/// Serves `node`'s API and web UI on 127.0.0.1, prints the one-time login link, and waits until the
+/// browser has logged in (or the link has expired).
+async fn serve_ui(
+    node: &Node,
+    say: &impl Fn(String),
+) -> anyhow::Result<(shoal_api::server::ApiState, tokio::task::JoinHandle<()>)> {
+    let (addr, state, task) = shoal_api::daemon::serve_local(node.clone()).await?;
+    say(format!("web UI of the downloader (one-time login, valid 2 minutes): http://{addr}{}", state.ui_login_path()));
+    say("open it in a browser; the download starts once it has logged in".into());
+    let deadline = Instant::now() + shoal_api::server::ui::CODE_TTL;
+    while state.ui_sessions() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok((state, task))
+}
+
+/// Downloads `ticket` through the node's download manager and waits for its end on the event feed.
+async fn managed_download(
+    node: &Node,
+    ticket: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<shoal_node::transfer::download::DownloadReport> {
+    use shoal_node::{Event, transfer::Event as T};
+    let mut events = node.events().subscribe();
+    let info = node.add_download(ticket, Some(out.to_path_buf()), false).await?;
+    while let Some(ev) = events.recv().await {
+        match ev.as_ref() {
+            Event::Transfer(T::DownloadDone { id, report }) if *id == info.id => return Ok(report.clone()),
+            Event::Transfer(T::DownloadFailed { id, error }) if *id == info.id => bail!("the download failed: {error}"),
+            _ => {}
+        }
+    }
+    bail!("the node stopped before the download ended")
 }

@@ -40,7 +40,8 @@ pub(crate) async fn share(c: &Client, path: &Path, json: bool) -> anyhow::Result
 
 pub(crate) async fn get(c: &Client, what: &str, output: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let output = output.as_deref().map(absolute).transpose()?;
-    let started = c.start_download(&StartDownload { what: what.to_string(), output, paused: false }).await?;
+    let started =
+        c.start_download(&StartDownload { what: what.to_string(), output, paused: false, name: None }).await?;
     // The same display as a one-shot download: a bar on a terminal, plain lines otherwise.
     let (tx, rx) = tokio::sync::watch::channel(shoal_node::Progress::default());
     let display = tokio::spawn(crate::progress::report(rx));
@@ -135,4 +136,38 @@ pub(crate) async fn stop(c: &Client, json: bool) -> anyhow::Result<()> {
         eprintln!("the daemon is stopping");
     }
     Ok(())
+}
+
+/// `shoal ui`: a one-time login link to the daemon's web UI, opened in the browser (`xdg-open`, `open`) or
+/// printed. The bearer token never goes into the link.
+pub(crate) async fn ui(c: &Client, print: bool, json: bool) -> anyhow::Result<()> {
+    let code = c.ui_code().await?;
+    let url = format!("{}{}", c.base_url(), code.path);
+    if json {
+        return super::print_line(&serde_json::json!({"url": url, "expires_secs": code.expires_secs}).to_string());
+    }
+    let opened = !print && open_browser(&url);
+    super::print_line(&url)?;
+    if opened {
+        eprintln!("opened in the browser; the link works once, within {} s", code.expires_secs);
+    } else {
+        eprintln!("open this link in a browser on this machine; it works once, within {} s", code.expires_secs);
+    }
+    Ok(())
+}
+
+/// Starts the desktop's browser on `url`, if this machine has one to start.
+fn open_browser(url: &str) -> bool {
+    let has_display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    if !cfg!(target_os = "macos") && !has_display {
+        return false;
+    }
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }

@@ -1,0 +1,362 @@
+// @ts-check
+// Shoal's web UI: one ES module, no framework, no build step. It logs in with a one-time code (the
+// session is an HttpOnly cookie; every change also carries the CSRF token), draws the page the hash names,
+// and follows the daemon's event feed (SSE) to keep what is shown current. Shapes come from the API's
+// OpenAPI description: ./api.d.ts is generated from it and kept in step by a test.
+//
+// Paths are relative, so the UI works wherever it is mounted (a reverse proxy's base path included).
+
+/** @typedef {import('./api').Status} Status */
+/** @typedef {import('./api').ShareRecord} ShareRecord */
+/** @typedef {import('./api').DownloadInfo} DownloadInfo */
+/** @typedef {import('./api').PeerView} PeerView */
+/** @typedef {import('./api').TopicView} TopicView */
+/** @typedef {import('./api').MessageView} MessageView */
+/** @typedef {import('./api').UiSession} UiSession */
+
+/** @type {string | null} */
+let csrf = null;
+const page = /** @type {HTMLElement} */ (document.getElementById('page'));
+const errorBox = /** @type {HTMLElement} */ (document.getElementById('error'));
+/** Handlers of the current page for live events, by event type. @type {Record<string, (ev: any) => void>} */
+let live = {};
+
+/** Calls the API; throws an Error whose message is the daemon's own words. */
+async function api(path, opts = {}) {
+  const headers = { ...(opts.body ? { 'content-type': 'application/json' } : {}), ...(opts.headers || {}) };
+  const method = opts.method || (opts.body ? 'POST' : 'GET');
+  if (method !== 'GET' && csrf) headers['x-shoal-csrf'] = csrf;
+  const r = await fetch(path, { method, headers, credentials: 'same-origin',
+    body: opts.body ? JSON.stringify(opts.body) : undefined });
+  if (opts.raw && r.ok) return r;
+  const text = await r.text();
+  /** @type {any} */
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!r.ok) throw new Error((data && data.error) || `${r.status} ${r.statusText}`);
+  return data;
+}
+
+function showError(e) {
+  errorBox.textContent = e instanceof Error ? e.message : String(e);
+  errorBox.hidden = false;
+}
+function clearError() { errorBox.hidden = true; errorBox.textContent = ''; }
+
+/** An element with attributes and children; text is always text, never HTML. */
+function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else if (v !== false && v != null) el.setAttribute(k, String(v));
+  }
+  for (const k of kids.flat()) el.append(k instanceof Node ? k : document.createTextNode(String(k ?? '')));
+  return el;
+}
+
+function bytes(n) {
+  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return `${i ? n.toFixed(1) : n} ${u[i]}`;
+}
+function rate(bps) { return `${bytes(bps)}/s`; }
+function short(id) { return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id; }
+function eta(left, bps) {
+  if (!bps || left <= 0) return '';
+  const s = Math.round(left / bps);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
+}
+
+// ---- Login -------------------------------------------------------------------------------------------
+
+async function login() {
+  const m = location.hash.match(/code=([0-9a-f]+)/);
+  if (m) {
+    history.replaceState(null, '', location.pathname + location.search + '#/status');
+    try {
+      /** @type {UiSession} */
+      const s = await api('ui/login', { body: { code: m[1] } });
+      csrf = s.csrf;
+      return true;
+    } catch (e) { showError(e); }
+  }
+  try {
+    /** @type {UiSession} */
+    const s = await api('ui/session');
+    csrf = s.csrf;
+    return true;
+  } catch { return false; }
+}
+
+function loginPage() {
+  live = {};
+  const input = h('input', { type: 'text', name: 'code', placeholder: 'one-time code', 'aria-label': 'one-time code', required: true });
+  page.replaceChildren(h('h1', {}, 'Log in'),
+    h('p', {}, 'Run ', h('code', {}, 'shoal ui'), ' on the machine where the daemon runs: it opens this page with a one-time code. Or paste the code here.'),
+    h('form', { class: 'row', onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const s = await api('ui/login', { body: { code: input.value.trim() } });
+        csrf = s.csrf;
+        clearError();
+        start();
+      } catch (err) { showError(err); }
+    } }, input, h('button', { type: 'submit' }, 'Log in')));
+}
+
+// ---- Pages -------------------------------------------------------------------------------------------
+
+const pages = {
+  async status() {
+    /** @type {Status} */
+    const s = await api('api/v1/status');
+    const card = (v, label, id) => h('div', { class: 'card' }, h('b', { id }, v), h('span', {}, label));
+    const view = h('div', {},
+      h('h1', {}, 'Status'),
+      h('div', { class: 'cards' },
+        card(s.topology, 'topology'),
+        card(s.peers_connected, 'peers connected', 'st-peers'),
+        card(s.shares, 'shares', 'st-shares'),
+        card(s.downloads_active, 'downloads running', 'st-downloads'),
+        card(bytes(s.downloaded_bytes), 'downloaded'),
+        card(bytes(s.uploaded_bytes), 'uploaded')),
+      h('h2', {}, 'This peer'),
+      h('p', { class: 'mono', id: 'peer-id' }, s.peer),
+      h('h2', {}, 'Addresses'),
+      h('ul', {}, s.addrs.map((a) => h('li', { class: 'mono' }, a))));
+    const bump = (id, d) => { const el = document.getElementById(id); if (el) el.textContent = String(Number(el.textContent) + d); };
+    live = {
+      peer_connected: () => bump('st-peers', 1),
+      peer_disconnected: () => bump('st-peers', -1),
+      share_added: () => bump('st-shares', 1),
+      share_removed: () => bump('st-shares', -1),
+    };
+    return view;
+  },
+
+  async shares() {
+    /** @type {ShareRecord[]} */
+    const all = await api('api/v1/shares');
+    const path = h('input', { type: 'text', name: 'path', placeholder: '/absolute/path/to/a/file/or/folder', 'aria-label': 'path to share' });
+    const rows = all.map((s) => h('tr', {},
+      h('td', {}, s.name), h('td', { class: 'num' }, bytes(s.size)),
+      h('td', { class: 'mono' }, short(s.id)),
+      h('td', {},
+        h('button', { class: 'quiet', onclick: () => navigator.clipboard?.writeText(s.ticket) }, 'Copy ticket'), ' ',
+        h('button', { class: 'quiet', onclick: async () => { await act(() => api(`api/v1/shares/${s.id}/remove`, { body: {} })); } }, 'Remove'))));
+    live = { share_added: () => render(), share_removed: () => render() };
+    return h('div', {}, h('h1', {}, 'Shares'),
+      h('form', { class: 'row', onsubmit: async (e) => {
+        e.preventDefault();
+        await act(() => api('api/v1/shares', { body: { path: path.value.trim() } }));
+      } }, path, h('button', { type: 'submit' }, 'Share')),
+      all.length ? h('table', { class: 'wide' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Id'), h('th', {}, ''))), h('tbody', {}, rows))
+        : h('p', { class: 'muted' }, 'Nothing shared yet.'));
+  },
+
+  async downloads() {
+    /** @type {DownloadInfo[]} */
+    const all = await api('api/v1/downloads');
+    const what = h('input', { type: 'text', name: 'what', placeholder: 'ticket or content id', 'aria-label': 'ticket or content id' });
+    /** @type {Record<string, HTMLElement>} */
+    const rowsById = {};
+    const row = (d) => {
+      const p = d.progress;
+      const done = d.state === 'done';
+      const speed = (p.per_peer || []).reduce((a, x) => a + x.rate, 0);
+      const bar = h('progress', { max: p.size || 1, value: done ? (p.size || 1) : p.verified, 'aria-label': `${d.name} progress` });
+      const pct = p.size ? Math.floor((100 * (done ? p.size : p.verified)) / p.size) : 0;
+      const sources = (p.per_peer || []).map((x) => h('div', { class: 'mono' }, `${short(x.peer)}: ${bytes(x.bytes)}`));
+      const controls = done ? [] : [
+        d.state === 'paused'
+          ? h('button', { class: 'quiet', onclick: () => act(() => api(`api/v1/downloads/${d.id}/resume`, { body: {} })) }, 'Resume')
+          : h('button', { class: 'quiet', onclick: () => act(() => api(`api/v1/downloads/${d.id}/pause`, { body: {} })) }, 'Pause'),
+        h('button', { class: 'quiet', onclick: () => act(() => api(`api/v1/downloads/${d.id}/cancel`, { body: {} })) }, 'Cancel')];
+      return h('tr', { 'data-id': d.id },
+        h('td', {}, d.name, h('div', { class: 'muted mono' }, d.out || '')),
+        h('td', { class: 'progress' }, bar, h('div', {}, h('span', { class: 'pct' }, `${pct}%`), ' ', h('span', { class: 'state' }, d.state)),
+          d.error ? h('div', { class: 'bad' }, d.error) : ''),
+        h('td', { class: 'num' }, done ? '' : rate(speed), h('div', { class: 'muted' }, done ? '' : eta(p.size - p.verified, speed))),
+        h('td', {}, p.peers === 1 ? '1 peer' : `${p.peers} peers`, sources),
+        h('td', {}, controls));
+    };
+    const body = h('tbody', {}, all.map((d) => (rowsById[d.id] = row(d))));
+    const refresh = () => render();
+    live = {
+      download_progress: (ev) => {
+        const d = all.find((x) => x.id === ev.id);
+        if (!d) return refresh();
+        d.progress = ev.progress;
+        if (d.state !== 'paused') d.state = 'running';
+        const fresh = row(d);
+        rowsById[d.id]?.replaceWith(fresh);
+        rowsById[d.id] = fresh;
+      },
+      download_done: refresh, download_failed: refresh, download_paused: refresh,
+      download_resumed: refresh, download_cancelled: refresh,
+    };
+    return h('div', {}, h('h1', {}, 'Downloads'),
+      h('form', { class: 'row', onsubmit: async (e) => {
+        e.preventDefault();
+        await act(() => api('api/v1/downloads', { body: { what: what.value.trim() } }));
+      } }, what, h('button', { type: 'submit' }, 'Download')),
+      all.length ? h('table', { class: 'wide' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Progress'), h('th', { class: 'num' }, 'Rate'), h('th', {}, 'Sources'), h('th', {}, ''))), body)
+        : h('p', { class: 'muted' }, 'No downloads. Paste a ticket above, or find something on the Search page.'));
+  },
+
+  async search() {
+    const q = h('input', { type: 'search', name: 'q', placeholder: 'words in a file name', 'aria-label': 'search' });
+    const body = h('tbody', {});
+    const note = h('p', { class: 'muted' }, '');
+    /** @type {Record<string, HTMLElement>} */
+    const seen = {};
+    live = {};
+    const run = async (e) => {
+      e.preventDefault();
+      body.replaceChildren();
+      for (const k of Object.keys(seen)) delete seen[k];
+      for (const k of Object.keys(holders)) delete holders[k];
+      note.textContent = 'searching…';
+      try {
+        const r = /** @type {Response} */ (await api('api/v1/search', { body: { text: q.value }, raw: true }));
+        const reader = /** @type {ReadableStream} */ (r.body).pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = JSON.parse(buf.slice(0, nl));
+            buf = buf.slice(nl + 1);
+            if (line.type === 'hit') addHit(line);
+            else if (line.type === 'done') note.textContent = `${Object.keys(seen).length} found`;
+          }
+        }
+      } catch (err) { note.textContent = ''; showError(err); }
+    };
+    /** Peers that have each id: a hit comes once per peer that has it. @type {Record<string, Set<string>>} */
+    const holders = {};
+    const addHit = (hit) => {
+      (holders[hit.id] ||= new Set()).add(hit.peer);
+      const tr = h('tr', { 'data-id': hit.id },
+        h('td', {}, hit.name), h('td', { class: 'num' }, bytes(hit.size)), h('td', { class: 'num' }, holders[hit.id].size),
+        h('td', {}, h('button', { class: 'quiet', onclick: async () => {
+          await act(() => api('api/v1/downloads', { body: { what: hit.id, name: hit.name } }));
+          location.hash = '#/downloads';
+        } }, 'Download')));
+      if (seen[hit.id]) seen[hit.id].replaceWith(tr); else body.append(tr);
+      seen[hit.id] = tr;
+    };
+    return h('div', {}, h('h1', {}, 'Search'),
+      h('form', { class: 'row', onsubmit: run }, q, h('button', { type: 'submit' }, 'Search')), note,
+      h('table', { class: 'wide' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'num' }, 'Size'), h('th', { class: 'num' }, 'Peers'), h('th', {}, ''))), body));
+  },
+
+  async peers() {
+    /** @type {PeerView[]} */
+    const all = await api('api/v1/peers');
+    live = { peer_connected: () => render(), peer_disconnected: () => render() };
+    return h('div', {}, h('h1', {}, `Peers (${all.length})`),
+      h('table', { class: 'wide' }, h('thead', {}, h('tr', {}, h('th', {}, 'Peer'), h('th', {}, 'Runs'), h('th', { class: 'num' }, 'Sent to it'), h('th', { class: 'num' }, 'Received from it'))),
+        h('tbody', {}, all.map((p) => h('tr', {}, h('td', { class: 'mono' }, p.peer), h('td', {}, p.agent || ''), h('td', { class: 'num' }, bytes(p.uploaded)), h('td', { class: 'num' }, bytes(p.downloaded)))))));
+  },
+
+  async messages() {
+    /** @type {TopicView[]} */
+    const topics = await api('api/v1/topics');
+    const current = sessionStorage.getItem('topic') || (topics[0] && topics[0].name) || '';
+    const posts = h('div', { class: 'posts', id: 'posts', 'aria-live': 'polite' });
+    const line = (m) => h('div', { class: 'post' }, h('span', { class: 'who' }, `${m.mine ? 'me' : short(m.author)} ${new Date(m.time_ms).toLocaleTimeString()}`), m.text);
+    if (current) {
+      /** @type {MessageView[]} */
+      const hist = await api(`api/v1/topics/${encodeURIComponent(current)}/messages?limit=200`);
+      posts.append(...hist.map(line));
+    }
+    const join = h('input', { type: 'text', name: 'topic', placeholder: 'topic name', 'aria-label': 'topic to join' });
+    const text = h('input', { type: 'text', name: 'text', placeholder: current ? `message to ${current}` : 'join a topic first', 'aria-label': 'message', disabled: !current });
+    live = {
+      message: (ev) => { if (ev.kind === 'post' && ev.conversation === current) { posts.append(line(ev)); posts.scrollTop = posts.scrollHeight; } },
+    };
+    return h('div', {}, h('h1', {}, 'Messages'),
+      h('div', { class: 'chat' },
+        h('div', {},
+          h('ul', {}, topics.map((t) => h('li', {}, h('button', { class: t.name === current ? '' : 'quiet', onclick: () => { sessionStorage.setItem('topic', t.name); render(); } }, `${t.name}${t.private ? ' 🔒' : ''} (${t.posts})`)))),
+          h('form', { class: 'row', onsubmit: async (e) => {
+            e.preventDefault();
+            const name = join.value.trim();
+            await act(async () => { await api('api/v1/topics', { body: { name } }); sessionStorage.setItem('topic', name); });
+          } }, join, h('button', { type: 'submit' }, 'Join'))),
+        h('div', {}, posts,
+          h('form', { class: 'row', onsubmit: async (e) => {
+            e.preventDefault();
+            const t = text.value;
+            if (!t.trim()) return;
+            try { await api(`api/v1/topics/${encodeURIComponent(current)}/messages`, { body: { text: t } }); text.value = ''; clearError(); } catch (err) { showError(err); }
+          } }, text, h('button', { type: 'submit', disabled: !current }, 'Send')))));
+  },
+
+  async settings() {
+    /** @type {Status} */
+    const s = await api('api/v1/status');
+    live = {};
+    return h('div', {}, h('h1', {}, 'Settings'),
+      h('p', { class: 'muted' }, 'Read only here; change them in the daemon\'s configuration and restart it.'),
+      h('table', {}, h('tbody', {},
+        [['Data directory', s.home], ['Topology', s.topology], ['Peer id', s.peer]].map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', { class: 'mono' }, v))))),
+      h('h2', {}, 'Services'),
+      h('pre', { class: 'mono' }, JSON.stringify(s.services, null, 2)));
+  },
+};
+
+/** Runs an action, shows its error in words, and redraws the page. */
+async function act(f) {
+  try { await f(); clearError(); } catch (e) { showError(e); }
+  await render();
+}
+
+async function render() {
+  const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || 'status';
+  const draw = pages[name] || pages.status;
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.getAttribute('href') === `#/${name}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  try {
+    const view = await draw();
+    page.replaceChildren(view);
+    page.dataset.page = name;
+  } catch (e) {
+    if (e instanceof Error && /logged in|bearer token/.test(e.message)) return loginPage();
+    page.replaceChildren(h('h1', {}, 'Something went wrong'), h('p', {}, e instanceof Error ? e.message : String(e)));
+  }
+}
+
+function follow() {
+  const dot = /** @type {HTMLElement} */ (document.getElementById('live'));
+  const es = new EventSource('api/v1/events');
+  es.onopen = () => { dot.textContent = 'live'; dot.classList.add('on'); };
+  es.onerror = () => { dot.textContent = 'reconnecting'; dot.classList.remove('on'); };
+  const kinds = ['share_added', 'share_removed', 'download_progress', 'download_done', 'download_failed',
+    'download_paused', 'download_resumed', 'download_cancelled', 'peer_connected', 'peer_disconnected',
+    'message', 'letter_status', 'lost'];
+  for (const k of kinds) {
+    es.addEventListener(k, (e) => {
+      const ev = JSON.parse(/** @type {MessageEvent} */ (e).data);
+      if (k === 'lost') return render();
+      const f = live[k];
+      if (f) f(ev);
+    });
+  }
+}
+
+async function start() {
+  window.addEventListener('hashchange', render);
+  follow();
+  await render();
+}
+
+(async () => {
+  if (await login()) start(); else loginPage();
+})();
