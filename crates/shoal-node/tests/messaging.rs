@@ -120,6 +120,16 @@ async fn hostile_on(
     (hostile, sk, gossip)
 }
 
+/// Two `pure` peers, b bootstrapped from a: a, its address, b.
+async fn two_pure(root: &Path) -> (Node, shoal_net::Multiaddr, Node) {
+    let a = Node::start(config(&root.join("a"), Topology::Pure, Vec::new(), SearchConfig::default())).await.unwrap();
+    let a_addr = a.addrs().await.unwrap()[0].clone();
+    let b = Node::start(config(&root.join("b"), Topology::Pure, vec![a_addr.clone()], SearchConfig::default()))
+        .await
+        .unwrap();
+    (a, a_addr, b)
+}
+
 /// A starts a private topic, B joins with its key: they read each other; what travels and what is stored
 /// is sealed; an outsider that learnt the topic's id (gossip subscriptions show it) can neither post in
 /// the clear nor with another key.
@@ -127,12 +137,7 @@ async fn hostile_on(
 async fn a_private_topic_is_read_by_members_only() {
     init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let a =
-        Node::start(config(&root.path().join("a"), Topology::Pure, Vec::new(), SearchConfig::default())).await.unwrap();
-    let a_addr = a.addrs().await.unwrap()[0].clone();
-    let b = Node::start(config(&root.path().join("b"), Topology::Pure, vec![a_addr.clone()], SearchConfig::default()))
-        .await
-        .unwrap();
+    let (a, a_addr, b) = two_pure(root.path()).await;
     let made = msg(&a).create_private("crew").await.unwrap();
     let key = made.key.clone().expect("a private topic's view carries its key");
     assert!(made.private && key.len() == 64, "{made:?}");
@@ -289,12 +294,7 @@ async fn a_letter_to_an_offline_peer_is_held_and_collected_in_supernode() {
 async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
     init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let a =
-        Node::start(config(&root.path().join("a"), Topology::Pure, Vec::new(), SearchConfig::default())).await.unwrap();
-    let a_addr = a.addrs().await.unwrap()[0].clone();
-    let b = Node::start(config(&root.path().join("b"), Topology::Pure, vec![a_addr.clone()], SearchConfig::default()))
-        .await
-        .unwrap();
+    let (a, a_addr, b) = two_pure(root.path()).await;
     msg(&a).join("rust", None).await.unwrap();
     msg(&b).join("rust", None).await.unwrap();
 
