@@ -135,3 +135,23 @@ fn the_uis_types_are_the_openapi_descriptions() {
         assert!(want.contains(&format!("export interface {t} ")), "the UI uses {t}");
     }
 }
+
+/// `app.js` type-checks against `api.d.ts` (tsc, `ui/tsconfig.json`): a field the UI reads that the API
+/// does not have fails here. Needs `SHOAL_TSC` (TypeScript's `tsc`; `.ci/run` installs it); without it the
+/// test says so and passes, except under CI.
+#[test]
+fn the_ui_uses_the_apis_shapes() {
+    let Some(tsc) = std::env::var_os("SHOAL_TSC") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must type-check the UI, but SHOAL_TSC is not set");
+        eprintln!("skipping the UI type check: SHOAL_TSC (TypeScript's tsc) is not set");
+        return;
+    };
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let out = std::process::Command::new(tsc).arg("-p").arg(&ui).output().unwrap();
+    assert!(
+        out.status.success(),
+        "app.js does not type-check against api.d.ts:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

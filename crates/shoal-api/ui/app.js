@@ -144,7 +144,8 @@ const pages = {
       h('td', {}, s.name), h('td', { class: 'num' }, bytes(s.size)),
       h('td', { class: 'mono' }, short(s.id)),
       h('td', {},
-        h('button', { class: 'quiet', onclick: () => navigator.clipboard?.writeText(s.ticket) }, 'Copy ticket'), ' ',
+        // The id is what another peer downloads it by (its providers come from the network).
+        h('button', { class: 'quiet', onclick: () => navigator.clipboard?.writeText(s.id) }, 'Copy id'), ' ',
         h('button', { class: 'quiet', onclick: async () => { await act(() => api(`api/v1/shares/${s.id}/remove`, { body: {} })); } }, 'Remove'))));
     live = { share_added: () => render(), share_removed: () => render() };
     return h('div', {}, h('h1', {}, 'Shares'),
