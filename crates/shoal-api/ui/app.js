@@ -268,35 +268,69 @@ const pages = {
   async messages() {
     /** @type {TopicView[]} */
     const topics = await api('api/v1/topics');
-    const current = sessionStorage.getItem('topic') || (topics[0] && topics[0].name) || '';
+    /** @type {MessageView[]} */
+    const inbox = await api('api/v1/letters?limit=500');
+    // Conversations of letters: the other peer (its petname if it has one), newest first, once each.
+    const peers = [...new Set(inbox.map((m) => m.conversation))];
+    /** What is open: a topic or the letters with one peer. @type {{kind: string, name: string}} */
+    const open = JSON.parse(sessionStorage.getItem('open') || 'null')
+      || (topics[0] ? { kind: 'topic', name: topics[0].name } : { kind: 'none', name: '' });
+    const choose = (kind, name) => { sessionStorage.setItem('open', JSON.stringify({ kind, name })); render(); };
     const posts = h('div', { class: 'posts', id: 'posts', 'aria-live': 'polite' });
-    const line = (m) => h('div', { class: 'post' }, h('span', { class: 'who' }, `${m.mine ? 'me' : short(m.author)} ${new Date(m.time_ms).toLocaleTimeString()}`), m.text);
-    if (current) {
+    /** @type {Record<string, HTMLElement>} */
+    const states = {};
+    const line = (/** @type {MessageView} */ m) => {
+      const state = m.kind === 'letter' && m.mine ? h('span', { class: 'muted' }, ` (${m.status || ''})`) : '';
+      if (state) states[m.id] = state;
+      return h('div', { class: 'post' }, h('span', { class: 'who' }, `${m.mine ? 'me' : (m.author_name || short(m.author))} ${new Date(m.time_ms).toLocaleTimeString()}`), m.text, state);
+    };
+    const path = open.kind === 'topic' ? `api/v1/topics/${encodeURIComponent(open.name)}/messages?limit=200`
+      : open.kind === 'letters' ? `api/v1/letters/${encodeURIComponent(open.name)}?limit=200` : null;
+    if (path) {
       /** @type {MessageView[]} */
-      const hist = await api(`api/v1/topics/${encodeURIComponent(current)}/messages?limit=200`);
+      const hist = await api(path);
       posts.append(...hist.map(line));
     }
     const join = h('input', { type: 'text', name: 'topic', placeholder: 'topic name', 'aria-label': 'topic to join' });
-    const text = h('input', { type: 'text', name: 'text', placeholder: current ? `message to ${current}` : 'join a topic first', 'aria-label': 'message', disabled: !current });
+    const to = h('input', { type: 'text', name: 'to', placeholder: 'peer id or contact', 'aria-label': 'letter to' });
+    const text = h('input', { type: 'text', name: 'text', placeholder: path ? `message to ${open.name}` : 'join a topic first', 'aria-label': 'message', disabled: !path });
     live = {
-      message: (ev) => { if (ev.kind === 'post' && ev.conversation === current) { posts.append(line(ev)); posts.scrollTop = posts.scrollHeight; } },
+      message: (ev) => {
+        // A letter with a peer not listed yet: redraw, so the list has it (the history has the letter).
+        if (ev.kind === 'letter' && !peers.includes(ev.conversation)) return render();
+        const here = (open.kind === 'topic' && ev.kind === 'post') || (open.kind === 'letters' && ev.kind === 'letter');
+        if (here && ev.conversation === open.name) { posts.append(line(ev)); posts.scrollTop = posts.scrollHeight; }
+      },
+      letter_status: (ev) => { const el = states[ev.id]; if (el) el.textContent = ` (${ev.status})`; },
     };
+    const send = async (e) => {
+      e.preventDefault();
+      const t = text.value;
+      if (!t.trim()) return;
+      try {
+        if (open.kind === 'topic') await api(`api/v1/topics/${encodeURIComponent(open.name)}/messages`, { body: { text: t } });
+        else await api('api/v1/letters', { body: { to: open.name, text: t } });
+        text.value = '';
+        clearError();
+      } catch (err) { showError(err); }
+    };
+    const item = (kind, name, label) => h('li', {}, h('button', { class: open.kind === kind && open.name === name ? '' : 'quiet', onclick: () => choose(kind, name) }, label));
     return h('div', {}, h('h1', {}, 'Messages'),
       h('div', { class: 'chat' },
         h('div', {},
-          h('ul', {}, topics.map((t) => h('li', {}, h('button', { class: t.name === current ? '' : 'quiet', onclick: () => { sessionStorage.setItem('topic', t.name); render(); } }, `${t.name}${t.private ? ' 🔒' : ''} (${t.posts})`)))),
+          h('h2', {}, 'Topics'),
+          h('ul', {}, topics.map((t) => item('topic', t.name, `${t.name}${t.private ? ' 🔒' : ''}`))),
           h('form', { class: 'row', onsubmit: async (e) => {
             e.preventDefault();
             const name = join.value.trim();
-            await act(async () => { await api('api/v1/topics', { body: { name } }); sessionStorage.setItem('topic', name); });
-          } }, join, h('button', { type: 'submit' }, 'Join'))),
+            await act(async () => { await api('api/v1/topics', { body: { name } }); sessionStorage.setItem('open', JSON.stringify({ kind: 'topic', name })); });
+          } }, join, h('button', { type: 'submit' }, 'Join')),
+          h('h2', {}, 'Letters'),
+          h('ul', {}, peers.map((p) => item('letters', p, short(p)))),
+          h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (to.value.trim()) choose('letters', to.value.trim()); } },
+            to, h('button', { type: 'submit' }, 'Write'))),
         h('div', {}, posts,
-          h('form', { class: 'row', onsubmit: async (e) => {
-            e.preventDefault();
-            const t = text.value;
-            if (!t.trim()) return;
-            try { await api(`api/v1/topics/${encodeURIComponent(current)}/messages`, { body: { text: t } }); text.value = ''; clearError(); } catch (err) { showError(err); }
-          } }, text, h('button', { type: 'submit', disabled: !current }, 'Send')))));
+          h('form', { class: 'row', onsubmit: send }, text, h('button', { type: 'submit', disabled: !path }, 'Send')))));
   },
 
   async settings() {

@@ -2,7 +2,7 @@
 //! headless Chromium driven by playwright-core (`tests/ui/browser.mjs`): log in with a one-time code (a
 //! stale one and a missing CSRF header refused), search for the file the first shares, one click to
 //! download, pause, resume, 100%, and the file verified on disk; a message typed in one UI appears in the
-//! other. Screenshots of each page go to `target/tmp/ui-screenshots/`; the figures (what the browser
+//! other, and a letter written in one reaches the other and shows delivered. Screenshots of each page go to `target/tmp/ui-screenshots/`; the figures (what the browser
 //! loads, time to a usable page, event to page) are printed.
 //!
 //! Needs Chromium and playwright-core: `SHOAL_PLAYWRIGHT` (an npm prefix with playwright-core installed)
@@ -62,6 +62,7 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
     let id = b3sum(&file);
     run_ok(&a_home, &["share", file.to_str().unwrap()]);
 
+    let peer = |home| json(&run_ok(home, &["status", "--json"]))["peer"].as_str().unwrap().to_string();
     let link = |home| json(&run_ok(home, &["ui", "--json"]))["url"].as_str().unwrap().to_string();
     // A spent link: log in once with it (as a browser would), so the page must refuse it.
     let stale = link(&b_home);
@@ -78,6 +79,8 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
         .env("B_URL", link(&b_home))
         .env("A_URL", link(&a_home))
         .env("STALE_URL", &stale)
+        .env("A_PEER", peer(&a_home))
+        .env("B_PEER", peer(&b_home))
         .env("QUERY", "harbour chart")
         .env("SHOTS", &shots)
         .stdin(Stdio::null())

@@ -1,7 +1,7 @@
 // The web UI in a real headless Chromium (playwright-core driving Debian's chromium), run by
 // crates/shoal-cli/tests/ui.rs, which starts the daemons and checks the file on disk afterwards.
 // Input (environment): SHOAL_PLAYWRIGHT (an npm prefix holding playwright-core), CHROMIUM, B_URL and
-// A_URL (one-time login links of the two daemons), STALE_URL (a spent link of B), QUERY (words of the
+// A_URL (one-time login links of the two daemons), A_PEER and B_PEER (their peer ids), STALE_URL (a spent link of B), QUERY (words of the
 // file A shares), SHOTS (where screenshots go). Output: one JSON line of figures on stdout. Exits non-zero
 // on the first failed step, saying which.
 import { createRequire } from 'node:module';
@@ -137,6 +137,18 @@ try {
       return (await seen) - t0;
     });
     figures.event_to_page_ms = Math.round(ms);
+  });
+
+  await step('a letter written in B reaches A and shows delivered in B', async () => {
+    const short = (id) => `${id.slice(0, 8)}…${id.slice(-6)}`;
+    await page.getByLabel('letter to').fill(env('A_PEER'));
+    await page.getByRole('button', { name: 'Write' }).click();
+    await page.getByLabel('message').fill('sealed for A');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByText('(delivered)').waitFor({ timeout: 30000 });
+    await page.screenshot({ path: `${shots}/letters.png` });
+    await a.getByRole('button', { name: short(env('B_PEER')) }).click({ timeout: 20000 });
+    await a.getByText('sealed for A').waitFor({ timeout: 10000 });
   });
 
   await step('phone-sized and dark', async () => {
