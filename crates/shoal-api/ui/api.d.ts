@@ -91,21 +91,8 @@ export interface ErrorBody {
   error: string;
 }
 
-/**
- * What messaging tells the node's event feed. As JSON: `{"type": "message", ...MessageView}` for a post
- * or letter that arrived or was written here, `{"type": "letter_status", id, to, status}`.
- */
-export type Event = ((MessageView & {
-  type: "message";
-}) | {
-  /** The letter's id, hex. */
-  id: string;
-  /** `sent`, `held`, `delivered` or `expired`. */
-  status: string;
-  /** Its recipient's peer id. */
-  to: string;
-  type: "letter_status";
-});
+/** Something that happened on this node. */
+export type Event = (PeerEvent | TransferEvent | SearchFeedEvent | MessagingEvent | FeedEvent);
 
 /** About the feed. */
 export type FeedEvent = {
@@ -165,6 +152,22 @@ export interface MessageView {
   /** The author's time, Unix ms. */
   time_ms: number;
 }
+
+/**
+ * What messaging tells the node's event feed. As JSON: `{"type": "message", ...MessageView}` for a post
+ * or letter that arrived or was written here, `{"type": "letter_status", id, to, status}`.
+ */
+export type MessagingEvent = ((MessageView & {
+  type: "message";
+}) | {
+  /** The letter's id, hex. */
+  id: string;
+  /** `sent`, `held`, `delivered` or `expired`. */
+  status: string;
+  /** Its recipient's peer id. */
+  to: string;
+  type: "letter_status";
+});
 
 /** Peers connecting and leaving. */
 export type PeerEvent = ({
@@ -287,6 +290,22 @@ export type SearchEvent = ((FoundHit & {
   type: "hit";
 }) | (SearchStats & {
   type: "done";
+}));
+
+/**
+ * A search's events as the node's feed carries them, tagged with the number of the search
+ * (`{"type": "search_hit", "search": 3, "id": ..., ...}`).
+ */
+export type SearchFeedEvent = ((FoundHit & {
+  /** Which search. */
+  search: number;
+} & {
+  type: "search_hit";
+}) | (SearchStats & {
+  /** Which search. */
+  search: number;
+} & {
+  type: "search_done";
 }));
 
 /**
@@ -420,6 +439,49 @@ export interface TopicView {
   /** Posts waiting for their parents. */
   waiting: number;
 }
+
+/** What the transfer service reports on the node's event feed. */
+export type TransferEvent = ({
+  /** Root id. */
+  id: ContentId;
+  /** File or folder name. */
+  name: string;
+  type: "share_added";
+} | {
+  /** Root id. */
+  id: ContentId;
+  type: "share_removed";
+} | {
+  /** Root id. */
+  id: ContentId;
+  /** Where it stands. */
+  progress: Progress;
+  type: "download_progress";
+} | {
+  /** Root id. */
+  id: ContentId;
+  /** The outcome. */
+  report: DownloadReport;
+  type: "download_done";
+} | {
+  /** What went wrong. */
+  error: string;
+  /** Root id. */
+  id: ContentId;
+  type: "download_failed";
+} | {
+  /** Root id. */
+  id: ContentId;
+  type: "download_paused";
+} | {
+  /** Root id. */
+  id: ContentId;
+  type: "download_resumed";
+} | {
+  /** Root id. */
+  id: ContentId;
+  type: "download_cancelled";
+});
 
 /** `POST /api/v1/ui/code`: a one-time login code for the web UI. */
 export interface UiCode {

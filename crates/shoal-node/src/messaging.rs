@@ -138,6 +138,7 @@ pub struct MessagingCounters {
 /// or letter that arrived or was written here, `{"type": "letter_status", id, to, status}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = MessagingEvent)]
 pub enum Event {
     /// A new post or letter (incoming or written here).
     Message(MessageView),

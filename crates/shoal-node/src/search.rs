@@ -104,6 +104,8 @@ pub enum SearchEvent {
 /// (`{"type": "search_hit", "search": 3, "id": ..., ...}`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Named apart in the OpenAPI description from the feed's own `FeedEvent`.
+#[schema(as = SearchFeedEvent)]
 pub enum FeedEvent {
     /// A hit of search `search`.
     SearchHit {

@@ -35,6 +35,8 @@ pub(crate) const PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new(
 /// What the transfer service reports on the node's event feed.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Named apart in the OpenAPI description: three enums called `Event` would be one schema there.
+#[schema(as = TransferEvent)]
 pub enum Event {
     /// Something was shared.
     ShareAdded {
