@@ -86,6 +86,13 @@ pub struct Shared {
     pub addrs: Vec<String>,
 }
 
+/// What `GET /api/v1/shares/{id}/ticket` answers.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ShareTicket {
+    /// The ticket to give to others (this peer and its addresses as they are now).
+    pub ticket: String,
+}
+
 /// What `POST /api/v1/shares/{id}/remove` answers.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Removed {

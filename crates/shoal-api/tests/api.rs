@@ -100,6 +100,15 @@ async fn share_then_status_list_and_metrics() {
     assert!(st["peer"].as_str().unwrap().starts_with("12D3"));
     let (_, b) = call(&app, "GET", "/api/v1/shares", Some(TOKEN), None).await;
     assert!(b.contains("notes.txt"), "{b}");
+    // A listed share's ticket, later: the same content, this peer.
+    let (s, b) =
+        call(&app, "GET", &format!("/api/v1/shares/{}/ticket", v["id"].as_str().unwrap()), Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let t: shoal_node::Ticket =
+        serde_json::from_str::<serde_json::Value>(&b).unwrap()["ticket"].as_str().unwrap().parse().unwrap();
+    assert_eq!((t.id.to_string(), t.name.as_str(), t.size), (v["id"].as_str().unwrap().to_string(), "notes.txt", 11));
+    let (s, _) = call(&app, "GET", &format!("/api/v1/shares/{}/ticket", "0".repeat(64)), Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, b) = call(&app, "GET", "/metrics", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.contains("shoal_uploaded_bytes_total 0") && b.contains("# TYPE shoal_connected_peers gauge"), "{b}");
@@ -331,6 +340,7 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         ("GET", "/api/v1/shares"),
         ("POST", "/api/v1/shares"),
         ("POST", "/api/v1/shares/{id}/remove"),
+        ("GET", "/api/v1/shares/{id}/ticket"),
         ("GET", "/api/v1/downloads"),
         ("POST", "/api/v1/downloads"),
         ("GET", "/api/v1/downloads/{id}"),

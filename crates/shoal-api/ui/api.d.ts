@@ -347,6 +347,12 @@ export interface ShareRecord {
   size: number;
 }
 
+/** What `GET /api/v1/shares/{id}/ticket` answers. */
+export interface ShareTicket {
+  /** The ticket to give to others (this peer and its addresses as they are now). */
+  ticket: string;
+}
+
 /** What `POST /api/v1/shares` answers. */
 export interface Shared {
   /** This peer's addresses. */

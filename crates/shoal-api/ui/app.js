@@ -144,8 +144,13 @@ const pages = {
       h('td', {}, s.name), h('td', { class: 'num' }, bytes(s.size)),
       h('td', { class: 'mono' }, short(s.id)),
       h('td', {},
-        // The id is what another peer downloads it by (its providers come from the network).
-        h('button', { class: 'quiet', onclick: () => navigator.clipboard?.writeText(s.id) }, 'Copy id'), ' ',
+        h('button', { class: 'quiet', onclick: () => act(async () => {
+          /** @type {import('./api').ShareTicket} */
+          const t = await api(`api/v1/shares/${s.id}/ticket`);
+          // The clipboard needs a secure context (loopback is one; a plain-HTTP proxy is not).
+          if (navigator.clipboard) await navigator.clipboard.writeText(t.ticket);
+          else window.prompt('Ticket (copy it):', t.ticket);
+        }) }, 'Copy ticket'), ' ',
         h('button', { class: 'quiet', onclick: async () => { await act(() => api(`api/v1/shares/${s.id}/remove`, { body: {} })); } }, 'Remove'))));
     live = { share_added: () => render(), share_removed: () => render() };
     return h('div', {}, h('h1', {}, 'Shares'),

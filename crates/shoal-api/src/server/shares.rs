@@ -1,4 +1,5 @@
-//! `GET /api/v1/shares`, `POST /api/v1/shares`, `POST /api/v1/shares/{id}/remove`.
+//! `GET /api/v1/shares`, `POST /api/v1/shares`, `GET /api/v1/shares/{id}/ticket`,
+//! `POST /api/v1/shares/{id}/remove`.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -8,10 +9,10 @@ use utoipa_axum::routes;
 
 use super::{ApiState, body, path_id};
 use crate::ApiError;
-use crate::types::{AddShare, ErrorBody, Removed, ShareRecord, Shared};
+use crate::types::{AddShare, ErrorBody, Removed, ShareRecord, ShareTicket, Shared};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(list_shares, add_share)).routes(routes!(remove_share))
+    OpenApiRouter::new().routes(routes!(list_shares, add_share)).routes(routes!(remove_share)).routes(routes!(ticket))
 }
 
 /// Everything shared, oldest first.
@@ -47,6 +48,30 @@ async fn add_share(
         peer: node.peer_id().to_string(),
         addrs: node.addrs().await?.iter().map(|a| a.to_string()).collect(),
     }))
+}
+
+/// A ticket for something shared already, naming this peer and its addresses as they are now.
+#[utoipa::path(get, path = "/api/v1/shares/{id}/ticket", params(("id" = String, Path, description = "content id")),
+    responses((status = 200, body = ShareTicket), (status = 404, body = ErrorBody)))]
+async fn ticket(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<ShareTicket>, ApiError> {
+    let cid = path_id(&id, "share")?;
+    let store = s.node().store();
+    let record = store.shares().map_err(ApiError::internal)?.into_iter().find(|r| r.id == cid);
+    let Some(record) = record else { return Err(ApiError::not_found(format!("no share with id {id}"))) };
+    // The ticket carries the blob's size (a folder's: its collection's), which the store knows when it
+    // can serve it; a file that changed or went away since it was shared cannot be served.
+    let served = store.open_served(&cid).map_err(ApiError::internal)?.ok_or_else(|| ApiError {
+        status: axum::http::StatusCode::CONFLICT,
+        message: format!("{} changed or is gone since it was shared: share it again", record.path.display()),
+    })?;
+    let info = shoal_store::BlobInfo {
+        id: cid,
+        size: served.size,
+        name: record.name,
+        is_collection: record.is_collection,
+        files: Vec::new(),
+    };
+    Ok(Json(ShareTicket { ticket: s.node().ticket(&info).await?.to_string() }))
 }
 
 /// Stops sharing (the file itself is not touched).

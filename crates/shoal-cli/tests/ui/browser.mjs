@@ -96,7 +96,7 @@ try {
   });
 
   // A's UI in its own browser context; a message typed there appears in B's.
-  const actx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const actx = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const a = await actx.newPage();
   await step('A logs in and shows its share', async () => {
     await a.goto(env('A_URL'));
@@ -104,6 +104,14 @@ try {
     await a.getByRole('link', { name: 'Shares' }).click();
     await a.locator('tbody tr').first().waitFor();
     await a.screenshot({ path: `${shots}/shares.png` });
+    await a.getByRole('button', { name: 'Copy ticket' }).click();
+    let copied = '';
+    for (let i = 0; i < 50 && !copied.startsWith('shoal1'); i++) {
+      await a.waitForTimeout(100);
+      copied = await a.evaluate(() => navigator.clipboard.readText());
+    }
+    if (!copied.startsWith('shoal1')) throw new Error(`the clipboard holds ${JSON.stringify(copied)}, not a ticket`);
+    figures.ticket_copied = copied.length;
   });
   const join = async (p) => {
     await p.getByRole('link', { name: 'Messages' }).click();
