@@ -56,6 +56,41 @@ pub struct Status {
     pub services: BTreeMap<String, serde_json::Value>,
 }
 
+/// `GET /api/v1/config`: the effective configuration (read only; change it in the config file, the
+/// environment or the flags, and restart the daemon).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigView {
+    /// The data directory.
+    #[schema(value_type = String)]
+    pub home: PathBuf,
+    /// `pure`, `structured`, `hybrid` or `supernode`.
+    pub topology: String,
+    /// Listen addresses asked for.
+    pub listen: Vec<String>,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<String>,
+    /// LAN discovery (mDNS).
+    pub mdns: bool,
+    /// The Kademlia DHT.
+    pub dht: bool,
+    /// Connections at most (`None`: libp2p's default).
+    pub max_connections: Option<u32>,
+    /// Upload cap, bytes per second, all peers together (`None`: none).
+    pub upload_limit: Option<u64>,
+    /// Upload cap per peer.
+    pub upload_limit_per_peer: Option<u64>,
+    /// Download cap, all peers together.
+    pub download_limit: Option<u64>,
+    /// Download cap per peer.
+    pub download_limit_per_peer: Option<u64>,
+    /// Index servers (hybrid).
+    pub index_servers: Vec<String>,
+    /// This peer is an index server.
+    pub index_server: bool,
+    /// Bytes one download may have asked for and not received, at most, per peer.
+    pub max_bytes_in_flight: u64,
+}
+
 /// `POST /api/v1/shares`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

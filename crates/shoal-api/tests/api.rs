@@ -335,6 +335,7 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
     listed.sort();
     let mut want: Vec<(String, String)> = [
         ("GET", "/api/v1/status"),
+        ("GET", "/api/v1/config"),
         ("GET", "/api/v1/peers"),
         ("POST", "/api/v1/stop"),
         ("GET", "/api/v1/shares"),

@@ -7,6 +7,41 @@ export interface AddShare {
   path: string;
 }
 
+/**
+ * `GET /api/v1/config`: the effective configuration (read only; change it in the config file, the
+ * environment or the flags, and restart the daemon).
+ */
+export interface ConfigView {
+  /** Bootstrap peers. */
+  bootstrap: string[];
+  /** The Kademlia DHT. */
+  dht: boolean;
+  /** Download cap, all peers together. */
+  download_limit?: number | null;
+  /** Download cap per peer. */
+  download_limit_per_peer?: number | null;
+  /** The data directory. */
+  home: string;
+  /** This peer is an index server. */
+  index_server: boolean;
+  /** Index servers (hybrid). */
+  index_servers: string[];
+  /** Listen addresses asked for. */
+  listen: string[];
+  /** Bytes one download may have asked for and not received, at most, per peer. */
+  max_bytes_in_flight: number;
+  /** Connections at most (`None`: libp2p's default). */
+  max_connections?: number | null;
+  /** LAN discovery (mDNS). */
+  mdns: boolean;
+  /** `pure`, `structured`, `hybrid` or `supernode`. */
+  topology: string;
+  /** Upload cap, bytes per second, all peers together (`None`: none). */
+  upload_limit?: number | null;
+  /** Upload cap per peer. */
+  upload_limit_per_peer?: number | null;
+}
+
 /** A petname for a peer id (`GET`/`POST /api/v1/contacts`). */
 export interface Contact {
   /** The name (NFC, trimmed, at most 64 bytes, no control characters). */

@@ -339,13 +339,26 @@ const pages = {
   },
 
   async settings() {
+    /** @type {import('./api').ConfigView} */
+    const c = await api('api/v1/config');
     /** @type {Status} */
     const s = await api('api/v1/status');
     live = {};
+    const limit = (v) => (v == null ? 'none' : rate(v));
+    const list = (v) => (v.length ? v.join('\n') : 'none');
+    const rows = [
+      ['Data directory', c.home], ['Topology', c.topology], ['Peer id', s.peer],
+      ['Listen on', list(c.listen)], ['Bootstrap peers', list(c.bootstrap)],
+      ['LAN discovery (mDNS)', c.mdns ? 'on' : 'off'], ['DHT', c.dht ? 'on' : 'off'],
+      ['Connections at most', c.max_connections ?? 'default'],
+      ['Upload limit', limit(c.upload_limit)], ['Upload limit per peer', limit(c.upload_limit_per_peer)],
+      ['Download limit', limit(c.download_limit)], ['Download limit per peer', limit(c.download_limit_per_peer)],
+      ['Index servers', list(c.index_servers)], ['Index server here', c.index_server ? 'yes' : 'no'],
+      ['Bytes in flight per peer, at most', bytes(c.max_bytes_in_flight)],
+    ];
     return h('div', {}, h('h1', {}, 'Settings'),
-      h('p', { class: 'muted' }, 'Read only here; change them in the daemon\'s configuration and restart it.'),
-      h('table', {}, h('tbody', {},
-        [['Data directory', s.home], ['Topology', s.topology], ['Peer id', s.peer]].map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', { class: 'mono' }, v))))),
+      h('p', { class: 'muted' }, 'Read only here: change them in the config file, the environment or the flags, and restart the daemon.'),
+      h('table', {}, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', { class: 'mono' }, String(v)))))),
       h('h2', {}, 'Services'),
       h('pre', { class: 'mono' }, JSON.stringify(s.services, null, 2)));
   },
@@ -357,14 +370,33 @@ async function act(f) {
   await render();
 }
 
+/** A draw in progress, and whether something happened meanwhile that it may have missed. */
+let drawing = false;
+let stale = false;
+
+/**
+ * Draws the page the hash names. Events that arrive while a page fetches its data would go to the old
+ * page's handlers and be lost, so one drawn meanwhile is redrawn once more (its fetch then includes them).
+ */
 async function render() {
+  if (drawing) { stale = true; return; }
+  drawing = true;
+  try {
+    do {
+      stale = false;
+      await draw();
+    } while (stale);
+  } finally { drawing = false; }
+}
+
+async function draw() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || 'status';
-  const draw = pages[name] || pages.status;
+  const make = pages[name] || pages.status;
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === `#/${name}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   try {
-    const view = await draw();
+    const view = await make();
     page.replaceChildren(view);
     page.dataset.page = name;
   } catch (e) {
@@ -385,6 +417,7 @@ function follow() {
     es.addEventListener(k, (e) => {
       const ev = JSON.parse(/** @type {MessageEvent} */ (e).data);
       if (k === 'lost') return render();
+      if (drawing) { stale = true; return; }
       const f = live[k];
       if (f) f(ev);
     });

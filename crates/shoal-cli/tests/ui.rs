@@ -88,7 +88,7 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
         .stderr(Stdio::piped());
     // Ended by its own pid if the test fails while it runs.
     let mut browser = Proc { child: node.spawn().unwrap(), stderr_lines: None };
-    let status = browser.wait_exit(std::time::Duration::from_secs(240));
+    let status = browser.wait_exit(std::time::Duration::from_secs(300));
     let mut out = String::new();
     let mut err = String::new();
     use std::io::Read;

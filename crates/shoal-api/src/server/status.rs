@@ -1,4 +1,4 @@
-//! `GET /api/v1/status`, `GET /api/v1/peers`, `POST /api/v1/stop`.
+//! `GET /api/v1/status`, `GET /api/v1/config`, `GET /api/v1/peers`, `POST /api/v1/stop`.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,10 +7,33 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 use crate::ApiError;
-use crate::types::{PeerView, Status, Stopping};
+use crate::types::{ConfigView, PeerView, Status, Stopping};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(status)).routes(routes!(peers)).routes(routes!(stop))
+    OpenApiRouter::new().routes(routes!(status)).routes(routes!(config)).routes(routes!(peers)).routes(routes!(stop))
+}
+
+/// The configuration the daemon runs with (flags, environment and config file already applied).
+#[utoipa::path(get, path = "/api/v1/config", responses((status = 200, body = ConfigView)))]
+async fn config(State(s): State<ApiState>) -> Json<ConfigView> {
+    let c = s.node().config();
+    let text = |v: &[shoal_net::Multiaddr]| v.iter().map(|a| a.to_string()).collect();
+    Json(ConfigView {
+        home: c.home.clone(),
+        topology: c.topology.to_string(),
+        listen: text(&c.net.listen),
+        bootstrap: text(&c.net.bootstrap),
+        mdns: c.net.mdns,
+        dht: c.net.dht,
+        max_connections: c.net.max_connections,
+        upload_limit: c.upload_limit,
+        upload_limit_per_peer: c.upload_limit_per_peer,
+        download_limit: c.download_limit,
+        download_limit_per_peer: c.download_limit_per_peer,
+        index_servers: text(&c.search.index_servers),
+        index_server: c.search.index_server,
+        max_bytes_in_flight: c.download.max_bytes_in_flight,
+    })
 }
 
 /// What this peer is and does.

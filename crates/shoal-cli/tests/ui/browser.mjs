@@ -18,8 +18,13 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 });
+/** Pages open, for a screenshot of each when a step fails. */
+const open = [];
 const step = async (name, f) => {
-  try { return await f(); } catch (e) { throw new Error(`step "${name}" failed: ${e.message}`); }
+  try { return await f(); } catch (e) {
+    for (const [i, p] of open.entries()) await p.screenshot({ path: `${shots}/failed-${i}.png` }).catch(() => {});
+    throw new Error(`step "${name}" failed: ${e.message} (screenshots: failed-N.png)`);
+  }
 };
 try {
   // A spent code: the login page, with the daemon's words.
@@ -36,6 +41,7 @@ try {
   // B's UI: log in, measure what the page loads and how soon it is usable.
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
+  open.push(page);
   let loaded = 0, gz = 0;
   page.on('response', async (r) => {
     const u = new URL(r.url());
@@ -98,6 +104,7 @@ try {
   // A's UI in its own browser context; a message typed there appears in B's.
   const actx = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const a = await actx.newPage();
+  open.push(a);
   await step('A logs in and shows its share', async () => {
     await a.goto(env('A_URL'));
     await a.locator('#peer-id').waitFor({ timeout: 10000 });
@@ -153,7 +160,9 @@ try {
     await page.getByRole('button', { name: 'Write' }).click();
     await page.getByLabel('message').fill('sealed for A');
     await page.getByRole('button', { name: 'Send' }).click();
-    await page.getByText('(delivered)').waitFor({ timeout: 30000 });
+    // Delivered directly within a second or two here; in one CI run it took longer than 30 s (a failed
+    // first attempt waits for the outbox's retry a minute later): 90 s covers one retry.
+    await page.getByText('(delivered)').waitFor({ timeout: 90000 });
     await page.screenshot({ path: `${shots}/letters.png` });
     await a.getByRole('button', { name: short(env('B_PEER')) }).click({ timeout: 20000 });
     await a.getByText('sealed for A').waitFor({ timeout: 10000 });
