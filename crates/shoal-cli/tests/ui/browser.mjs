@@ -158,11 +158,12 @@ try {
     const short = (id) => `${id.slice(0, 8)}…${id.slice(-6)}`;
     await page.getByLabel('letter to').fill(env('A_PEER'));
     await page.getByRole('button', { name: 'Write' }).click();
-    await page.getByLabel('message').fill('sealed for A');
+    // The page redraws for the letters with A: type into the new form, not into the old one (a CI run
+    // typed into the topic's form just before it was replaced, and nothing was sent).
+    await page.getByPlaceholder(`message to ${env('A_PEER')}`).fill('sealed for A');
     await page.getByRole('button', { name: 'Send' }).click();
-    // Delivered directly within a second or two here; in one CI run it took longer than 30 s (a failed
-    // first attempt waits for the outbox's retry a minute later): 90 s covers one retry.
-    await page.getByText('(delivered)').waitFor({ timeout: 90000 });
+    await page.getByText('sealed for A').waitFor({ timeout: 10000 });
+    await page.getByText('(delivered)').waitFor({ timeout: 30000 });
     await page.screenshot({ path: `${shots}/letters.png` });
     await a.getByRole('button', { name: short(env('B_PEER')) }).click({ timeout: 20000 });
     await a.getByText('sealed for A').waitFor({ timeout: 10000 });
