@@ -106,8 +106,12 @@ pub(crate) async fn run(sources: usize, size_mib: u64, json: bool, ui: bool) -> 
         super::print_line(&v.to_string())?;
     }
     if let Some((_, task)) = served {
+        // The handler is in place before we say Ctrl-C works: a SIGINT right after the line must end the
+        // demo cleanly, not kill it with the default action.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("installing the Ctrl-C handler")?;
         say("the network keeps running for the web UI; Ctrl-C ends it".into());
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        interrupt.recv().await;
         task.abort();
     }
     downloader.shutdown().await;
