@@ -17,6 +17,16 @@ pub(crate) enum BlobState {
     Stale,
 }
 
+impl BlobState {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct BlobRow {
     pub(crate) id: ContentId,
@@ -29,11 +39,7 @@ pub(crate) struct BlobRow {
 
 /// Inserts or replaces a blob's row.
 pub(crate) fn put(c: &Connection, row: &BlobRow) -> rusqlite::Result<()> {
-    let state = match row.state {
-        BlobState::Complete => "complete",
-        BlobState::Partial => "partial",
-        BlobState::Stale => "stale",
-    };
+    let state = row.state.as_str();
     let verified = postcard::to_stdvec(&row.verified).unwrap_or_default();
     c.execute(
         "INSERT INTO blobs (id, size, data_path, mtime_ns, state, verified, updated_at)
@@ -99,8 +105,16 @@ impl Catalog {
         })
     }
 
-    pub(crate) fn set_state_stale(&self, id: &ContentId) -> Result<(), StoreError> {
-        self.with(|c| c.execute("UPDATE blobs SET state = 'stale' WHERE id = ?1", params![id.as_bytes()]).map(|_| ()))
+    /// Marks `row`'s blob stale if its row still says what `row` does (path, mtime, state); whether it did.
+    /// A row that changed meanwhile (a download completed and moved the file) is left alone.
+    pub(crate) fn set_state_stale_if_unchanged(&self, row: &BlobRow) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE blobs SET state = 'stale' WHERE id = ?1 AND data_path = ?2 AND mtime_ns IS ?3 AND state = ?4",
+                params![row.id.as_bytes(), path_bytes(&row.data_path), row.mtime_ns, row.state.as_str()],
+            )
+            .map(|n| n == 1)
+        })
     }
 
     pub(crate) fn remove_blob(&self, id: &ContentId) -> Result<(), StoreError> {

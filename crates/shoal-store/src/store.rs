@@ -225,6 +225,14 @@ impl Store {
     /// Opens a blob for serving, or `None` if this peer cannot serve it (unknown, or a shared file changed
     /// since it was hashed: it is then marked stale and never served under this id again).
     pub fn open_served(&self, id: &ContentId) -> Result<Option<Served>, StoreError> {
+        self.open_served_tries(id, 3)
+    }
+
+    /// [`Store::open_served`]. A download that completes moves its blob from the partial file to its final
+    /// name (and records that) between our reading of the row and our opening of the file: the row is
+    /// then read again (`tries` times at most), and only a row that is still the one we read is marked
+    /// stale. (Marking it unconditionally made a just-completed download stale, and its downloaders stalled.)
+    fn open_served_tries(&self, id: &ContentId, tries: u8) -> Result<Option<Served>, StoreError> {
         let Some(row) = self.catalog.blob(id)? else {
             return Ok(None);
         };
@@ -236,8 +244,10 @@ impl Store {
         let data = match File::open(&row.data_path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.catalog.set_state_stale_if_unchanged(&row)? {
+                    return if tries > 0 { self.open_served_tries(id, tries - 1) } else { Ok(None) };
+                }
                 tracing::warn!(id = %id.short(), path = %row.data_path.display(), "shared file is gone");
-                self.catalog.set_state_stale(id)?;
                 return Ok(None);
             }
             Err(e) => return Err(StoreError::io("opening", &row.data_path)(e)),
@@ -245,9 +255,11 @@ impl Store {
         if verified.is_none() {
             let m = data.metadata().map_err(StoreError::io("reading metadata of", &row.data_path))?;
             if m.len() != row.size || mtime_ns(&m) != row.mtime_ns {
+                if !self.catalog.set_state_stale_if_unchanged(&row)? {
+                    return if tries > 0 { self.open_served_tries(id, tries - 1) } else { Ok(None) };
+                }
                 tracing::warn!(id = %id.short(), path = %row.data_path.display(),
                     "shared file changed since it was hashed; no longer serving it under its old id");
-                self.catalog.set_state_stale(id)?;
                 return Ok(None);
             }
         }

@@ -280,3 +280,31 @@ fn a_recheck_catches_a_file_changed_on_disk_after_its_pieces_verified() {
     let err = partial.recheck().unwrap_err();
     assert!(err.to_string().contains("changed on disk"), "{err}");
 }
+
+/// The race a CI run hit: a provider read the blob's row while it was partial, the download finished
+/// (moved the file, recorded it complete), and the provider then found the partial file gone. Marking the
+/// blob stale then would stop the peer serving what it has just completed; a stale mark is taken only for
+/// the row that was read.
+#[test]
+fn a_download_that_completes_under_a_reader_is_not_marked_stale() {
+    let size = 3 << 20;
+    let e = env(size);
+    let layout = Layout::new(size as u64);
+    let partial = e.dst.begin_download(&e.id, size as u64, &e.out.with_extension("part")).unwrap();
+    let served = e.src.open_served(&e.id).unwrap().unwrap();
+    for i in 0..layout.piece_count() {
+        let mut enc = Vec::new();
+        served.encode(layout.piece_chunks(i), &mut enc).unwrap();
+        partial.write_piece(layout.piece_chunks(i), &enc).unwrap();
+    }
+    let read_while_partial = e.dst.catalog.blob(&e.id).unwrap().unwrap();
+    assert_eq!(read_while_partial.state, crate::blobs::BlobState::Partial);
+    partial.finish(&e.out).unwrap();
+    assert!(!e.dst.catalog.set_state_stale_if_unchanged(&read_while_partial).unwrap(), "the row moved on");
+    let now = e.dst.open_served(&e.id).unwrap().expect("the completed blob is still served");
+    assert!(now.is_complete(), "served as complete");
+    // The row as it is now can be marked (a file that really went away).
+    let current = e.dst.catalog.blob(&e.id).unwrap().unwrap();
+    assert!(e.dst.catalog.set_state_stale_if_unchanged(&current).unwrap());
+    assert!(e.dst.open_served(&e.id).unwrap().is_none());
+}
