@@ -40,6 +40,6 @@ pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
 pub use gossip::{GossipEvent, GossipMesh, GossipMessage, Verdict};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
-pub use libp2p_stream::{Control, IncomingStreams};
+pub use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};
 pub use secure::SecureError;

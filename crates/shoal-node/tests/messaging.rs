@@ -338,3 +338,33 @@ async fn forgeries_are_rejected_and_a_spammer_is_throttled_while_others_talk() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// With two peers there is no holder: a letter whose first attempt failed is handed over as soon as its
+/// recipient connects again, not at the outbox's next retry a minute later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_goes_as_soon_as_its_recipient_connects_again() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let (a, a_addr, b) = two_pure(root.path()).await;
+    let b_id = b.peer_id();
+    b.shutdown().await;
+    drop(b);
+    let sent = msg(&a).send(&b_id.to_string(), "are you back?").await.unwrap();
+    assert_eq!(sent.status.as_deref(), Some("sent"));
+    // B stays away past the direct attempt's timeout (5 s), so that attempt has failed for sure.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let back = std::time::Instant::now();
+    let b = Node::start(config(&root.path().join("b"), Topology::Pure, vec![a_addr], SearchConfig::default()))
+        .await
+        .unwrap();
+    assert_eq!(b.peer_id(), b_id);
+    // Well inside the outbox's 60 s retry.
+    wait_until("the letter to be delivered", 20, async || {
+        msg(&a).inbox(10).await.unwrap().first().and_then(|m| m.status.clone()).as_deref() == Some("delivered")
+    })
+    .await;
+    assert!(msg(&b).inbox(10).await.unwrap().iter().any(|m| m.text == "are you back?" && !m.mine));
+    eprintln!("delivered {:?} after the recipient came back", back.elapsed());
+    a.shutdown().await;
+    b.shutdown().await;
+}

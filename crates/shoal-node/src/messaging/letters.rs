@@ -5,8 +5,10 @@
 //! which keep the ciphertext in their catalog; they cannot read it. Whenever a peer connects to us (and
 //! every [`SWEEP`] for peers we have not collected from lately) we ask it for letters it keeps for us;
 //! we answer each with a receipt, on which it deletes its copy, and pass the receipt on to the sender
-//! when we can reach it, so its letter shows as delivered. Holders only take a letter from its sender
-//! (the stream's authenticated peer) and hand letters only to their recipient.
+//! when we can reach it, so its letter shows as delivered. A peer that connects is also handed our
+//! letters for it at once
+//! ([`Outbox::on_reachable`](shoal_proto::messaging::delivery::Outbox::on_reachable)). Holders only take
+//! a letter from its sender (the stream's authenticated peer) and hand letters only to their recipient.
 //!
 //! A holder also knocks: it dials the recipients of the letters it keeps (every [`KNOCK`] at first, then
 //! less and less often while one stays away), since a recipient that came back while the holder was
@@ -384,10 +386,30 @@ fn due(collected: &HashMap<PeerId, Instant>, peer: &PeerId, now: Instant) -> boo
     collected.get(peer).is_none_or(|at| now.duration_since(*at) >= RECOLLECT)
 }
 
+/// `peer` connected: our letters for it go now rather than at the outbox's next retry (with two peers
+/// and no holder, a letter whose first attempt failed would otherwise wait a minute on a live connection).
+fn retry_direct(shared: &Arc<Shared>, peer: PeerId) {
+    let Some(to) = ids::author_of(&peer) else { return };
+    let due = shared.state().outbox.on_reachable(&to, Instant::now());
+    if due.is_empty() {
+        return;
+    }
+    let s = shared.clone();
+    shared.tasks.spawn(async move {
+        for a in due {
+            if let Action::Direct { id, to } = a
+                && let Err(e) = super::streams::with_new_peer(|| deliver(&s, id, to)).await
+            {
+                tracing::debug!(error = %e, "letter not delivered on connection (holders will carry it)");
+            }
+        }
+    });
+}
+
 fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
     let s = shared.clone();
     shared.tasks.spawn(async move {
-        match collect(&s, peer).await {
+        match super::streams::with_new_peer(|| collect(&s, peer)).await {
             Ok(n) => {
                 let mut st = s.state();
                 if st.collected.len() >= MAX_COLLECTED {
@@ -429,7 +451,10 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
         tokio::select! {
             _ = knock.tick() => knock_round(&shared).await,
             ev = events.recv() => match ev {
-                Ok(NetEvent::PeerConnected { peer, .. }) => collect_from(&shared, peer),
+                Ok(NetEvent::PeerConnected { peer, .. }) => {
+                    collect_from(&shared, peer);
+                    retry_direct(&shared, peer);
+                }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

@@ -5,8 +5,8 @@
 //!   [`DeliveryConfig::direct_timeout`], places copies with [`DeliveryConfig::holders`] holders (which peers
 //!   is the topology's choice, made by the driver: the recipient's DHT neighbours, its supernodes, the index
 //!   server, our neighbours); keeps trying directly every [`DeliveryConfig::retry_every`] until a receipt
-//!   (delivered) or [`DeliveryConfig::keep_for`] (expired). Each change is an [`Action::Status`]: sent,
-//!   held by N, delivered.
+//!   (delivered) or [`DeliveryConfig::keep_for`] (expired), and at once when the recipient connects
+//!   ([`Outbox::on_reachable`]). Each change is an [`Action::Status`]: sent, held by N, delivered.
 //! - [`Holding`] (holder): keeps sealed letters for recipients, bounded per sender (so one sender cannot
 //!   fill it), per recipient (so one popular or absent recipient cannot) and in all, for
 //!   [`HoldingConfig::keep_for`]; hands them to their recipient when it asks and deletes each on the
@@ -154,6 +154,21 @@ impl<P: Clone + Eq + Hash> Outbox<P> {
         }
         out.holders.push(holder);
         Some(Action::Status { id: *id, status: Status::Held { by: out.holders.len() } })
+    }
+
+    /// `to` connected: the letters for it whose last direct attempt is at least
+    /// [`DeliveryConfig::direct_timeout`] old are tried directly now, instead of at the next
+    /// [`DeliveryConfig::retry_every`] (a connection that comes and goes does not make a storm).
+    pub fn on_reachable(&mut self, to: &AuthorKey, now: Instant) -> Vec<Action<P>> {
+        let gap = self.config.direct_timeout;
+        let mut actions = Vec::new();
+        for (id, out) in &mut self.letters {
+            if out.to == *to && out.last_direct.is_none_or(|t| now.saturating_duration_since(t) >= gap) {
+                out.last_direct = Some(now);
+                actions.push(Action::Direct { id: *id, to: out.to });
+            }
+        }
+        actions
     }
 
     /// Where `id` is, if it is still on its way (delivered and expired letters are forgotten; their last
@@ -465,6 +480,27 @@ mod tests {
         assert_eq!(out.on_receipt(&id), Some(Action::Status { id, status: Status::Delivered }));
         assert!(out.is_empty());
         assert_eq!(out.on_receipt(&id), None);
+    }
+
+    #[test]
+    fn a_recipient_that_connects_is_tried_at_once_but_not_again_and_again() {
+        let t0 = Instant::now();
+        let c = DeliveryConfig::default();
+        let mut out: Outbox<u32> = Outbox::new(c.clone());
+        let (a, _) = letter(1, 2, "for 2");
+        let (b, _) = letter(1, 3, "for 3");
+        out.send(a, pk(2), t0).unwrap();
+        out.send(b, pk(3), t0).unwrap();
+        assert_eq!(out.poll(t0).len(), 2, "both tried directly once");
+        assert_eq!(out.on_reachable(&pk(2), t0 + Duration::from_secs(1)), vec![], "tried a moment ago");
+        let t1 = t0 + c.direct_timeout;
+        assert_eq!(out.on_reachable(&pk(2), t1), vec![Action::Direct { id: a, to: pk(2) }], "long before retry_every");
+        assert_eq!(out.on_reachable(&pk(2), t1), vec![], "a connection that flaps does not repeat it");
+        assert_eq!(out.on_reachable(&pk(4), t1), vec![], "nothing for a peer we have no letter for");
+        // The attempt counts as the direct try: the periodic retry waits retry_every from it.
+        let direct = |acts: Vec<Action<u32>>| acts.into_iter().filter(|x| matches!(x, Action::Direct { .. })).count();
+        assert_eq!(direct(out.poll(t0 + c.retry_every)), 1, "only b, whose last try was at t0");
+        assert_eq!(direct(out.poll(t1 + c.retry_every)), 1, "a, retry_every after the try on connection");
     }
 
     #[test]
