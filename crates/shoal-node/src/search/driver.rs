@@ -228,6 +228,7 @@ impl Driver {
                     }
                     LinkEvent::Closed(peer) => {
                         self.links.forget(&peer);
+                        self.index.stream_broke(peer, Instant::now());
                         // Supernode links follow connections (PeerDisconnected), not one failed stream.
                         if self.sup.is_none() {
                             let acts = self.flood.peer_gone(&peer);
@@ -301,6 +302,10 @@ impl Driver {
         let due = self.index.tick(now);
         if due.refresh {
             self.read_list(ListFor::Refresh);
+        }
+        for server in due.resend {
+            tracing::debug!(%server, "our stream to an index server broke: sending our whole list again");
+            self.read_list(ListFor::Connected(server));
         }
         for addr in due.redial {
             let net = self.net.clone();

@@ -13,6 +13,10 @@ use shoal_proto::search::{IndexEntry, SearchMsg, policy};
 /// How often index servers that are down are dialed again.
 const REDIAL_EVERY: Duration = Duration::from_secs(5);
 
+/// How long after our stream to a connected server broke its list is sent again on a new one (not at
+/// once: a server that refuses every stream is not asked in a tight loop).
+const RESEND_AFTER: Duration = Duration::from_secs(1);
+
 /// Why our share list was read.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum ListFor {
@@ -30,6 +34,9 @@ pub(super) enum ListFor {
 pub(super) struct IndexClient {
     servers: HashMap<PeerId, Multiaddr>,
     up: HashSet<PeerId>,
+    /// Connected servers whose stream from us broke, and when: what we wrote may not have arrived (a
+    /// stream the server could not accept in time is dropped), so they get the whole list again.
+    broken: HashMap<PeerId, Instant>,
     /// Our share list as the index servers have it.
     told: BTreeMap<WireId, IndexEntry>,
     refresh: Duration,
@@ -43,6 +50,8 @@ pub(super) struct Due {
     pub(super) refresh: bool,
     /// Servers to dial again.
     pub(super) redial: Vec<Multiaddr>,
+    /// Connected servers that need our whole list again (their stream broke).
+    pub(super) resend: Vec<PeerId>,
 }
 
 impl IndexClient {
@@ -55,7 +64,15 @@ impl IndexClient {
                 _ => None,
             })
             .collect();
-        Self { servers, up: HashSet::new(), told: BTreeMap::new(), refresh, last_refresh: now, last_redial: now }
+        Self {
+            servers,
+            up: HashSet::new(),
+            broken: HashMap::new(),
+            told: BTreeMap::new(),
+            refresh,
+            last_refresh: now,
+            last_redial: now,
+        }
     }
 
     /// True when this peer has index servers to register with.
@@ -85,15 +102,31 @@ impl IndexClient {
 
     /// `peer` disconnected; true when it was a connected server.
     pub(super) fn disconnected(&mut self, peer: &PeerId) -> bool {
+        self.broken.remove(peer);
         self.up.remove(peer)
+    }
+
+    /// Our stream to `peer` broke at `now` while the connection may still be up; a connected server of
+    /// ours then gets its whole list again on a new stream (see [`Due::resend`]).
+    pub(super) fn stream_broke(&mut self, peer: PeerId, now: Instant) {
+        if self.up.contains(&peer) {
+            self.broken.entry(peer).or_insert(now);
+        }
     }
 
     /// What is due at `now`.
     pub(super) fn tick(&mut self, now: Instant) -> Due {
-        let mut due = Due { refresh: false, redial: Vec::new() };
+        let mut due = Due { refresh: false, redial: Vec::new(), resend: Vec::new() };
         if self.servers.is_empty() {
             return due;
         }
+        self.broken.retain(|p, at| {
+            let wait = now.duration_since(*at) < RESEND_AFTER;
+            if !wait {
+                due.resend.push(*p);
+            }
+            wait
+        });
         if now.duration_since(self.last_refresh) >= self.refresh {
             self.last_refresh = now;
             due.refresh = true;
@@ -113,14 +146,26 @@ impl IndexClient {
         why: ListFor,
     ) -> Vec<(PeerId, SearchMsg)> {
         let now: BTreeMap<WireId, IndexEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
-        let (to, msgs): (Vec<PeerId>, Vec<SearchMsg>) = match why {
-            ListFor::Connected(to) => (vec![to], policy::full_list(my_addrs, &now)),
-            ListFor::Refresh => (self.up.iter().copied().collect(), policy::full_list(my_addrs, &now)),
-            ListFor::Changed => (self.up.iter().copied().collect(), policy::changes(my_addrs, &self.told, &now)),
+        let all: Vec<PeerId> = self.up.iter().copied().collect();
+        let out: Vec<(PeerId, Vec<SearchMsg>)> = match why {
+            // `told` is what every connected server has: the others get what changed since, so that
+            // remembering `now` as told stays true for them too.
+            ListFor::Connected(to) => {
+                let others = all.into_iter().filter(|p| *p != to);
+                let changes = policy::changes(my_addrs, &self.told, &now);
+                let mut v: Vec<_> = others.map(|p| (p, changes.clone())).collect();
+                v.push((to, policy::full_list(my_addrs, &now)));
+                v
+            }
+            ListFor::Refresh => all.into_iter().map(|p| (p, policy::full_list(my_addrs, &now))).collect(),
+            ListFor::Changed => {
+                let changes = policy::changes(my_addrs, &self.told, &now);
+                all.into_iter().map(|p| (p, changes.clone())).collect()
+            }
             ListFor::Digest => return Vec::new(),
         };
         self.told = now;
-        to.into_iter().flat_map(|p| msgs.iter().map(move |m| (p, m.clone()))).collect()
+        out.into_iter().flat_map(|(p, msgs)| msgs.into_iter().map(move |m| (p, m))).collect()
     }
 }
 
@@ -128,14 +173,19 @@ impl IndexClient {
 mod tests {
     use super::*;
 
+    /// A random server id and its address.
+    fn server() -> (PeerId, Multiaddr) {
+        let p = PeerId::random();
+        (p, format!("/ip4/127.0.0.1/tcp/1/p2p/{p}").parse().unwrap())
+    }
+
     fn entry(i: u8) -> IndexEntry {
         IndexEntry { id: [i; 32], name: format!("f{i}"), size: 1, collection: false }
     }
 
     #[test]
     fn a_server_that_connects_gets_the_list_and_later_only_the_changes() {
-        let server = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{server}").parse().unwrap();
+        let (server, addr) = server();
         let t0 = Instant::now();
         let mut c = IndexClient::new(std::slice::from_ref(&addr), Duration::from_secs(60), t0);
         assert!(c.has_servers() && c.is_server(&server) && c.up_count() == 0);
@@ -159,5 +209,50 @@ mod tests {
         assert_eq!(kinds, ["publish", "withdraw"]);
         assert!(c.tick(t0 + Duration::from_secs(61)).refresh);
         assert!(c.disconnected(&server) && c.up_count() == 0);
+    }
+
+    /// A second server that connects gets our whole list; the first one gets what changed since it was
+    /// told, so neither misses a change.
+    #[test]
+    fn a_second_server_connecting_does_not_make_the_first_miss_a_change() {
+        let ((s1, a1), (s2, a2)) = (server(), server());
+        let addrs = [a1, a2];
+        let t0 = Instant::now();
+        let mut c = IndexClient::new(&addrs, Duration::from_secs(600), t0);
+        assert!(c.connected(s1));
+        c.messages(&[], vec![entry(1)], ListFor::Connected(s1));
+        assert!(c.connected(s2));
+        let sent = c.messages(&[], vec![entry(1), entry(2)], ListFor::Connected(s2));
+        let to_s1: Vec<&SearchMsg> = sent.iter().filter(|(p, _)| *p == s1).map(|(_, m)| m).collect();
+        assert!(
+            matches!(&to_s1[..], [SearchMsg::Publish { reset: false, entries, .. }] if entries.len() == 1 && entries[0].id == [2; 32]),
+            "s1 gets the new entry only: {to_s1:?}"
+        );
+        let to_s2: Vec<&SearchMsg> = sent.iter().filter(|(p, _)| *p == s2).map(|(_, m)| m).collect();
+        assert!(matches!(&to_s2[..], [SearchMsg::Publish { reset: true, entries, .. }] if entries.len() == 2));
+    }
+
+    /// The CI failure behind this: a peer's first (empty) list went out on a stream the server dropped,
+    /// and the server knew nothing of the peer until the next refresh, minutes later.
+    #[test]
+    fn a_server_whose_stream_broke_gets_the_whole_list_again_once() {
+        let (server, addr) = server();
+        let t0 = Instant::now();
+        let mut c = IndexClient::new(std::slice::from_ref(&addr), Duration::from_secs(600), t0);
+        c.stream_broke(server, t0);
+        assert!(c.tick(t0 + RESEND_AFTER).resend.is_empty(), "not connected: nothing to resend");
+        assert!(c.connected(server));
+        c.stream_broke(server, t0);
+        c.stream_broke(server, t0 + Duration::from_millis(500));
+        assert!(c.tick(t0 + Duration::from_millis(900)).resend.is_empty(), "not in a tight loop");
+        assert_eq!(c.tick(t0 + RESEND_AFTER).resend, vec![server], "once, however often it broke");
+        assert!(c.tick(t0 + RESEND_AFTER * 2).resend.is_empty());
+        let again = c.messages(&[], vec![entry(1)], ListFor::Connected(server));
+        assert!(matches!(&again[..], [(p, SearchMsg::Publish { reset: true, .. })] if *p == server));
+        // A server that went away is redialed, not resent to.
+        c.stream_broke(server, t0);
+        assert!(c.disconnected(&server));
+        assert!(c.tick(t0 + Duration::from_secs(10)).resend.is_empty());
+        assert!(!c.connected(PeerId::random()));
     }
 }
