@@ -437,9 +437,9 @@ async fn fetch_blob(
                         Answer::Begin { size, collection } => begin = Some((size, collection)),
                     },
                     SessionEvent::NotFound { peer } => steps.extend(fetch.on_not_found(peer)),
-                    SessionEvent::PieceOk { peer, piece, bytes, received } => {
+                    SessionEvent::PieceOk { peer, piece, bytes, received, arrived } => {
                         transfer.counters().downloaded(peer, received);
-                        let counted = fetch.on_piece_ok(peer, piece, bytes, received, now);
+                        let counted = fetch.on_piece_ok(peer, piece, bytes, received, arrived.min(now));
                         // Counted now, announced with the rest (at most every `fetch::PUBLISH_EVERY`).
                         let total = fetch.tally.received;
                         progress.send_if_modified(|p| { p.verified += counted; p.received = total; false });

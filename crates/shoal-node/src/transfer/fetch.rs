@@ -399,7 +399,8 @@ impl Fetch {
         self.next_probe()
     }
 
-    /// A piece verified and was written. Returns its bytes if it completed a piece we still needed.
+    /// A piece verified and was written; `now` is when it arrived (what times the provider's window).
+    /// Returns its bytes if it completed a piece we still needed.
     pub(crate) fn on_piece_ok(&mut self, peer: PeerId, piece: u32, bytes: u64, received: u64, now: Instant) -> u64 {
         self.tally.received += received;
         self.tally.peer(peer).received += received;

@@ -8,7 +8,7 @@
 //! goes on with the next answer, at most [`WRITES_AHEAD`] of them at a time; a small one is written at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::FuturesOrdered;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -57,6 +57,9 @@ pub(crate) enum SessionEvent {
         piece: u32,
         bytes: u64,
         received: u64,
+        /// When its last byte arrived: the provider's window is timed by this, not by when the piece was
+        /// written (a write that waits for the disk is not a queue on the path, and must not shrink it).
+        arrived: Instant,
     },
     PieceFailed {
         peer: PeerId,
@@ -206,6 +209,7 @@ async fn run(
                         buf.resize(len as usize, 0);
                     }
                     rd.read_exact(&mut buf[..len as usize]).await.map_err(|e| e.to_string())?;
+                    let arrived = Instant::now();
                     // Verified here, not on a blocking thread (see `verify`).
                     match verify(&partial, span, &buf[..len as usize], peer, piece, len) {
                         Err(ev) => ev,
@@ -216,11 +220,12 @@ async fn run(
                             {
                                 break;
                             }
-                            writes
-                                .push_back(tokio::task::spawn_blocking(move || commit(&partial, v, peer, piece, len)));
+                            writes.push_back(tokio::task::spawn_blocking(move || {
+                                commit(&partial, v, peer, piece, len, arrived)
+                            }));
                             continue;
                         }
-                        Ok(v) => commit(&partial, v, peer, piece, len),
+                        Ok(v) => commit(&partial, v, peer, piece, len, arrived),
                     }
                 }
                 (Expect::Probe { size }, Response::Data { len }) => {
@@ -295,9 +300,9 @@ fn verify(
 }
 
 /// Writes a verified piece; what happened, as the event for the download loop.
-fn commit(partial: &Partial, v: VerifiedPiece, peer: PeerId, piece: u32, len: u64) -> SessionEvent {
+fn commit(partial: &Partial, v: VerifiedPiece, peer: PeerId, piece: u32, len: u64, arrived: Instant) -> SessionEvent {
     match partial.commit(v) {
-        Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len },
+        Ok(bytes) => SessionEvent::PieceOk { peer, piece, bytes, received: len, arrived },
         Err(error) => SessionEvent::Fatal { error },
     }
 }
