@@ -208,16 +208,24 @@ async fn peers_that_ask_and_never_read_cost_only_themselves() {
 async fn one_peer_cannot_open_connections_without_limit() {
     let victim = peer().await;
     let addr = victim.node.addrs().await.unwrap().into_iter().next().unwrap();
-    let hostile = Hostile::dial_repeatedly(addr, 20).await.unwrap();
+    let hostile = Hostile::dial_repeatedly(addr.clone(), 20).await.unwrap();
     let count = || async {
         let peers = victim.node.network().peers().await.unwrap();
         peers.iter().find(|p| p.peer == hostile.peer_id()).map_or(0, |p| p.addrs.len())
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(10);
     let mut most = 0;
     // Watch until the dials have been answered (at least the allowed four are in), then a little longer.
+    // An attacker keeps dialing: a burst whose connections did not all stand at once (seen once in CI, 3 at
+    // most) is followed by more, every 2 s; the cap must hold through all of them.
     let mut settled_at = None;
+    let mut last_burst = start;
     while std::time::Instant::now() < deadline {
+        if most < 4 && last_burst.elapsed() > std::time::Duration::from_secs(2) {
+            hostile.dial_again(&addr, 20).await;
+            last_burst = std::time::Instant::now();
+        }
         most = most.max(count().await);
         if most >= 4 && settled_at.is_none() {
             settled_at = Some(std::time::Instant::now());

@@ -135,6 +135,13 @@ impl Hostile {
         Ok(Self { net, addrs, task: tokio::spawn(async {}) })
     }
 
+    /// Dials `addr` `times` times more (see [`Hostile::dial_repeatedly`]).
+    pub async fn dial_again(&self, addr: &Multiaddr, times: usize) {
+        for _ in 0..times {
+            let _ = self.net.dial(addr.clone()).await;
+        }
+    }
+
     /// A peer that sends `n` search queries (each a new query id, the widest TTL) to `target` on one search
     /// stream, as fast as the stream takes them.
     pub async fn flood_queries(target: PeerId, addrs: Vec<Multiaddr>, n: usize) -> Result<Self, String> {
