@@ -61,6 +61,7 @@ async fn place_for(shared: &Arc<Shared>, to: AuthorKey, mut wants: Vec<Want>) {
     let Some(recipient) = ids::peer_of(&to) else { return };
     let candidates = holders::candidates(shared, recipient).await;
     let width = wants.iter().map(|w| w.more).max().unwrap_or(0).max(1);
+    let at: HashMap<MsgId, usize> = wants.iter().enumerate().map(|(i, w)| (w.id, i)).collect();
     for round in candidates.chunks(width) {
         let mut per_holder: HashMap<PeerId, Vec<MsgId>> = HashMap::new();
         for w in wants.iter().filter(|w| w.more > 0) {
@@ -77,7 +78,7 @@ async fn place_for(shared: &Arc<Shared>, to: AuthorKey, mut wants: Vec<Want>) {
         let answers = futures::future::join_all(per_holder.into_iter().map(|(h, ids)| hand(shared, h, ids))).await;
         for (holder, taken) in answers {
             for id in taken {
-                if let Some(w) = wants.iter_mut().find(|w| w.id == id) {
+                if let Some(w) = at.get(&id).and_then(|&i| wants.get_mut(i)) {
                     w.more = w.more.saturating_sub(1);
                     w.besides.insert(holder);
                 }
