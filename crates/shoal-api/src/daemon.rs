@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use shoal_node::{Node, NodeConfig};
 
+use crate::server::base::{BasePath, serve_under};
 use crate::server::{ApiState, router};
 
 /// Why the daemon could not run.
@@ -65,12 +66,15 @@ pub struct ApiOptions {
     /// A persistent key for remote tools, accepted as a bearer token besides the per-run `api.token`
     /// (Syncthing's API key); at least 32 characters.
     pub key: Option<String>,
+    /// The base path a reverse proxy serves the daemon under when it forwards the path unchanged
+    /// ([`BasePath::parse`]); the daemon answers at `/` too.
+    pub base_path: Option<BasePath>,
 }
 
 impl ApiOptions {
     /// The API on `listen`, loopback only, with no persistent key.
     pub fn local(listen: SocketAddr) -> Self {
-        Self { listen, allow_remote: false, key: None }
+        Self { listen, allow_remote: false, key: None, base_path: None }
     }
 
     /// Checks the options before anything starts.
@@ -106,13 +110,6 @@ fn write_private(path: &Path, contents: &str) -> Result<(), DaemonError> {
     shoal_store::atomic::write(path, contents.as_bytes(), 0o600).map_err(io(path))
 }
 
-fn new_token() -> Result<String, DaemonError> {
-    let mut bytes = [0u8; 32];
-    let p = Path::new("/dev/urandom");
-    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut bytes)).map_err(io(p))?;
-    Ok(data_encoding::HEXLOWER.encode(&bytes))
-}
-
 /// Runs a daemon on `config` with its API as `api` says until it is told to stop. `ready` is called once
 /// everything is up (the API files exist).
 pub async fn run(config: NodeConfig, api: ApiOptions, ready: impl FnOnce(&DaemonInfo)) -> Result<(), DaemonError> {
@@ -145,14 +142,14 @@ pub async fn run(config: NodeConfig, api: ApiOptions, ready: impl FnOnce(&Daemon
 
     let node = Node::start(config).await?;
     let listener = tokio::net::TcpListener::bind(api.listen).await.map_err(io(Path::new("api listener")))?;
-    let key = api.key;
+    let (key, base) = (api.key, api.base_path);
     let api = listener.local_addr().map_err(io(Path::new("api listener")))?;
-    let token = new_token()?;
+    let token = crate::server::random_hex(32);
     let token_path = home.join("api.token");
     let addr_path = home.join("api.addr");
     write_private(&token_path, &token)?;
     write_private(&addr_path, &api.to_string())?;
-    let state = ApiState::with_key(node.clone(), token, key);
+    let state = ApiState::configured(node.clone(), token, key, base.clone());
     // Downloads that a previous run had not finished go on (they resume from what was verified).
     if let Err(e) = state.resume_requests().await {
         tracing::warn!(error = %e, "cannot take up unfinished downloads");
@@ -179,7 +176,7 @@ pub async fn run(config: NodeConfig, api: ApiOptions, ready: impl FnOnce(&Daemon
         }
         tracing::info!("stopping");
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, serve_under(router(state), base)).with_graceful_shutdown(shutdown).await;
     node.shutdown().await;
     let _ = std::fs::remove_file(&addr_path);
     let _ = std::fs::remove_file(&token_path);
@@ -195,7 +192,7 @@ pub async fn serve_local(node: Node) -> Result<(SocketAddr, ApiState, tokio::tas
         .await
         .map_err(io(Path::new("api listener")))?;
     let addr = listener.local_addr().map_err(io(Path::new("api listener")))?;
-    let state = ApiState::new(node, new_token()?);
+    let state = ApiState::new(node, crate::server::random_hex(32));
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -21,6 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::ApiError;
 
+pub mod base;
 mod downloads;
 mod events;
 mod messages;
@@ -45,26 +46,34 @@ struct Inner {
     feed: events::Feed,
     /// The web UI's login codes and sessions.
     logins: std::sync::Mutex<ui::Logins>,
+    /// The base path a reverse proxy serves the daemon under, if it forwards it unchanged.
+    base: Option<base::BasePath>,
 }
 
 impl ApiState {
     /// State for `node`, accepting requests that carry `token`. Starts numbering the node's events for
     /// the feed.
     pub fn new(node: Node, token: String) -> Self {
-        Self::with_key(node, token, None)
+        Self::configured(node, token, None, None)
     }
 
-    /// State for `node` that also accepts a persistent API `key` (see `daemon::ApiOptions`).
-    pub fn with_key(node: Node, token: String, key: Option<String>) -> Self {
+    /// State for `node` that also accepts a persistent API `key` and is served under `base` as well as at
+    /// `/` (see `daemon::ApiOptions`; give the router to [`base::serve_under`]).
+    pub fn configured(node: Node, token: String, key: Option<String>, base: Option<base::BasePath>) -> Self {
         let feed = events::Feed::start(&node);
         let logins = Default::default();
-        Self { inner: Arc::new(Inner { node, token, key, stop: Notify::new(), feed, logins }) }
+        Self { inner: Arc::new(Inner { node, token, key, stop: Notify::new(), feed, logins, base }) }
     }
 
-    /// A one-time login path for the web UI (`/#code=...`), as `POST /api/v1/ui/code` makes (for a
-    /// program that runs the API in-process, like `shoal demo --ui`).
+    /// A one-time login path for the web UI (`/#code=...`, under the base path if there is one), as
+    /// `POST /api/v1/ui/code` makes (for a program that runs the API in-process, like `shoal demo --ui`).
     pub fn ui_login_path(&self) -> String {
-        format!("/#code={}", self.logins().new_code(std::time::Instant::now()))
+        let code = self.logins().new_code(std::time::Instant::now());
+        self.login_path(&code)
+    }
+
+    fn login_path(&self, code: &str) -> String {
+        format!("{}/#code={code}", self.inner.base.as_ref().map_or("", |b| b.as_str()))
     }
 
     /// Web UI sessions open now.
@@ -200,4 +209,11 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 /// A content id from a path segment; anything else names nothing (404).
 fn path_id(id: &str, what: &str) -> Result<ContentId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found(format!("no {what} with id {id}")))
+}
+
+/// `bytes` random bytes as lowercase hex: the API's bearer token, the UI's one-time codes, session ids and
+/// CSRF tokens. `rand`'s thread generator is a CSPRNG seeded from the operating system.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let b: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    data_encoding::HEXLOWER.encode(&b)
 }

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 pub use shoal_node::search::{FoundHit, SearchCounters, SearchEvent};
 pub use shoal_node::transfer::download::{DownloadReport, PeerRate, PeerReport, Progress};
+pub use shoal_node::transfer::history::TrafficHistory;
 pub use shoal_node::{ContentId, DownloadInfo, DownloadState, Event};
 pub use shoal_proto::search::SearchStats;
 pub use shoal_store::ShareRecord;
@@ -119,6 +120,22 @@ pub struct Shared {
     pub peer: String,
     /// This peer's addresses.
     pub addrs: Vec<String>,
+}
+
+/// The query of `POST /api/v1/shares/upload`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadName {
+    /// The file's name in the share folder: a plain name (no '/', not '.' or '..', no control characters).
+    pub name: String,
+}
+
+/// The query of `GET /api/v1/traffic`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrafficWindow {
+    /// `hour` (the default) or `day`.
+    pub window: Option<String>,
 }
 
 /// What `GET /api/v1/shares/{id}/ticket` answers.

@@ -55,7 +55,7 @@ async fn a_persistent_api_key_works_besides_the_token_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(NodeConfig::loopback(dir.path().join("home"))).await.unwrap();
     let key = "k".repeat(40);
-    let app = router(ApiState::with_key(node, TOKEN.into(), Some(key.clone())));
+    let app = router(ApiState::configured(node, TOKEN.into(), Some(key.clone()), None));
     for t in [TOKEN, key.as_str()] {
         assert_eq!(call(&app, "GET", "/api/v1/status", Some(t), None).await.0, StatusCode::OK, "{t}");
     }
@@ -336,10 +336,12 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
     let mut want: Vec<(String, String)> = [
         ("GET", "/api/v1/status"),
         ("GET", "/api/v1/config"),
+        ("GET", "/api/v1/traffic"),
         ("GET", "/api/v1/peers"),
         ("POST", "/api/v1/stop"),
         ("GET", "/api/v1/shares"),
         ("POST", "/api/v1/shares"),
+        ("POST", "/api/v1/shares/upload"),
         ("POST", "/api/v1/shares/{id}/remove"),
         ("GET", "/api/v1/shares/{id}/ticket"),
         ("GET", "/api/v1/downloads"),
@@ -393,6 +395,7 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         "FeedEvent",
         "SearchLine",
         "ShareRecord",
+        "TrafficHistory",
         "ErrorBody",
     ] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "no schema {schema}");
@@ -515,4 +518,114 @@ async fn messaging_routes_post_read_and_refuse_bad_input_in_words() {
     assert_eq!((s, b.contains("true")), (StatusCode::OK, true), "{b}");
     let (_, b) = call(&app, "GET", "/api/v1/topics/Rust%20Lang/messages", Some(TOKEN), None).await;
     assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap().len(), 1, "bad input stored nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_samples_come_on_the_feed_and_the_history_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = NodeConfig::loopback(dir.path().join("api-home"));
+    cfg.traffic_every = std::time::Duration::from_millis(200);
+    let node = Node::start(cfg).await.unwrap();
+    let sharer = Node::start(NodeConfig::loopback(dir.path().join("sharer"))).await.unwrap();
+    let app = router(ApiState::new(node, TOKEN.into()));
+    let bytes = random_bytes(3 * 1024 * 1024, 9);
+    let file = dir.path().join("f.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let info = sharer.share(&file).await.unwrap();
+    let ticket = sharer.ticket(&info).await.unwrap().to_string();
+    let mut events = subscribe(&app).await;
+    let body = serde_json::json!({ "what": ticket, "output": dir.path().join("got.bin") }).to_string();
+    assert_eq!(call(&app, "POST", "/api/v1/downloads", Some(TOKEN), Some(&body)).await.0, StatusCode::OK);
+    // Every byte counted before `done` is in a sample by the first idle one after it.
+    let (mut said, mut done) = (0, false);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, kind, v) = tokio::time::timeout_at(deadline, events.recv()).await.expect("no idle sample").unwrap();
+        match kind.as_str() {
+            "download_done" => done = true,
+            "traffic" if done && v["down"] == 0 => break,
+            "traffic" => {
+                assert!(v["span_ms"].as_u64().unwrap() > 0, "{v}");
+                said += v["down"].as_u64().unwrap();
+            }
+            _ => {}
+        }
+    }
+    let (_, st) = call(&app, "GET", "/api/v1/status", Some(TOKEN), None).await;
+    let downloaded = serde_json::from_str::<serde_json::Value>(&st).unwrap()["downloaded_bytes"].as_u64().unwrap();
+    assert!(downloaded >= bytes.len() as u64, "{st}");
+    for window in ["", "?window=hour", "?window=day"] {
+        let (s, b) = call(&app, "GET", &format!("/api/v1/traffic{window}"), Some(TOKEN), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let h: shoal_api::types::TrafficHistory = serde_json::from_str(&b).unwrap();
+        assert_eq!(h.down.len(), if window.ends_with("day") { 288 } else { 360 });
+        assert_eq!(h.down.iter().sum::<u64>(), downloaded, "{window}: {b}");
+    }
+    assert_eq!(said, downloaded, "what the feed said and what the node counted");
+    let (s, b) = call(&app, "GET", "/api/v1/traffic?window=week", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("hour, day"), "{b}");
+}
+
+async fn upload(app: &axum::Router, name: &str, body: Body) -> (StatusCode, String) {
+    let enc: String = name
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let uri = format!("/api/v1/shares/upload?name={enc}");
+    let req = Request::post(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn an_upload_lands_in_the_share_folder_and_never_replaces_or_leaves_a_part() {
+    let (app, dir) = app().await;
+    let folder = dir.path().join("home").join("shared");
+    let bytes = random_bytes(3 * 1024 * 1024 + 17, 4);
+    let (s, b) = upload(&app, "holiday photos.bin", Body::from(bytes.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let shared: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(shared["id"], blake3::hash(&bytes).to_hex().as_str(), "{b}");
+    assert!(shared["ticket"].as_str().unwrap().starts_with("shoal1"), "{b}");
+    assert_eq!(std::fs::read(folder.join("holiday photos.bin")).unwrap(), bytes);
+    let (_, list) = call(&app, "GET", "/api/v1/shares", Some(TOKEN), None).await;
+    assert!(list.contains("holiday photos.bin"), "{list}");
+
+    // The same name again: refused, and the file there is untouched.
+    let (s, b) = upload(&app, "holiday photos.bin", Body::from("other bytes")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(b.contains("exists already"), "{b}");
+    assert_eq!(std::fs::read(folder.join("holiday photos.bin")).unwrap(), bytes);
+
+    for bad in ["a/b", "..", ".", "bell\u{7}", ""] {
+        let (s, b) = upload(&app, bad, Body::from("x")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {b}");
+        assert!(b.contains("plain file name"), "{bad:?}: {b}");
+    }
+    let req =
+        Request::post("/api/v1/shares/upload").header("authorization", format!("Bearer {TOKEN}")).body(Body::from("x"));
+    let resp = app.clone().oneshot(req.unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // A body that breaks off: an error, no file under the name, no temporary file left.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![1; 64 * 1024]), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "browser closed"))];
+    let (s, b) = upload(&app, "cut.bin", Body::from_stream(futures::stream::iter(chunks))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("broke off"), "{b}");
+    let left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("holiday photos.bin")]);
+
+    // A search hit's name to download under is checked the same way.
+    let body = serde_json::json!({ "what": shared["ticket"], "name": "../escape.bin" }).to_string();
+    let (s, b) = call(&app, "POST", "/api/v1/downloads", Some(TOKEN), Some(&body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("plain file name"), "{b}");
 }

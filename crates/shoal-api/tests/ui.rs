@@ -23,6 +23,47 @@ fn req(method: &str, uri: &str) -> axum::http::request::Builder {
 }
 
 #[tokio::test]
+async fn under_a_base_path_everything_answers_there_and_at_the_root() {
+    use shoal_api::server::base::{BasePath, serve_under};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig::loopback(dir.path().join("home"))).await.unwrap();
+    let base = BasePath::parse("/apps/shoal/").unwrap();
+    let app = serve_under(router(ApiState::configured(node, TOKEN.into(), None, base.clone())), base);
+    let get =
+        |uri: &str| req("GET", uri).header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap();
+
+    // The prefix alone redirects to the prefix with a slash, where the page's relative links resolve.
+    let (s, h, _) = send(&app, get("/apps/shoal?x=1")).await;
+    assert_eq!((s, h[header::LOCATION].to_str().unwrap()), (StatusCode::PERMANENT_REDIRECT, "/apps/shoal/?x=1"));
+    for prefix in ["/apps/shoal", ""] {
+        let (s, _, page) = send(&app, get(&format!("{prefix}/"))).await;
+        assert!(s == StatusCode::OK && page.contains("ui/app.js"), "{prefix}/: {s}");
+        assert_eq!(send(&app, get(&format!("{prefix}/ui/style.css"))).await.0, StatusCode::OK, "{prefix}");
+        let (s, _, b) = send(&app, get(&format!("{prefix}/api/v1/traffic?window=day"))).await;
+        assert!(s == StatusCode::OK && b.contains("bucket_ms"), "{prefix}: {s} {b}");
+        let (s, _, b) = send(&app, get(&format!("{prefix}/api/v1/nothing"))).await;
+        assert!(s == StatusCode::NOT_FOUND && b.contains("no such route"), "{prefix}: {b}");
+    }
+    assert_eq!(send(&app, get("/apps/shoalx/api/v1/status")).await.0, StatusCode::NOT_FOUND);
+
+    // The login link names the prefix, and the cookie of a login through it is scoped to it.
+    let (_, _, b) = send(
+        &app,
+        req("POST", "/api/v1/ui/code").header("authorization", format!("Bearer {TOKEN}")).body(Body::empty()).unwrap(),
+    )
+    .await;
+    let code: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert!(code["path"].as_str().unwrap().starts_with("/apps/shoal/#code="), "{b}");
+    let login = req("POST", "/apps/shoal/ui/login")
+        .header("content-type", "application/json")
+        .body(Body::from(format!("{{\"code\":\"{}\"}}", code["code"].as_str().unwrap())))
+        .unwrap();
+    let (s, h, b) = send(&app, login).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(h[header::SET_COOKIE].to_str().unwrap().contains("Path=/apps/shoal/;"), "{h:?}");
+}
+
+#[tokio::test]
 async fn a_one_time_code_becomes_a_session_whose_changes_need_the_csrf_header() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(NodeConfig::loopback(dir.path().join("home"))).await.unwrap();

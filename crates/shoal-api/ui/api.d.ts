@@ -481,6 +481,18 @@ export interface TopicView {
   waiting: number;
 }
 
+/** Bytes moved per bucket over a window that ends now, oldest bucket first. */
+export interface TrafficHistory {
+  /** Length of each bucket, ms. */
+  bucket_ms: number;
+  /** Bytes received in each bucket. */
+  down: number[];
+  /** Start of the first bucket, Unix ms. */
+  from_ms: number;
+  /** Bytes sent in each bucket. */
+  up: number[];
+}
+
 /** What the transfer service reports on the node's event feed. */
 export type TransferEvent = ({
   /** Root id. */
@@ -522,6 +534,16 @@ export type TransferEvent = ({
   /** Root id. */
   id: ContentId;
   type: "download_cancelled";
+} | {
+  /** End of the period, Unix ms. */
+  at_ms: number;
+  /** Bytes received. */
+  down: number;
+  /** Length of the period, ms. */
+  span_ms: number;
+  type: "traffic";
+  /** Bytes sent. */
+  up: number;
 });
 
 /** `POST /api/v1/ui/code`: a one-time login code for the web UI. */

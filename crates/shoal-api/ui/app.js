@@ -13,6 +13,7 @@
 /** @typedef {import('./api').TopicView} TopicView */
 /** @typedef {import('./api').MessageView} MessageView */
 /** @typedef {import('./api').UiSession} UiSession */
+/** @typedef {import('./api').TrafficHistory} TrafficHistory */
 
 /** @type {string | null} */
 let csrf = null;
@@ -106,22 +107,73 @@ function loginPage() {
     } }, input, h('button', { type: 'submit' }, 'Log in')));
 }
 
+/** An SVG element (h() makes HTML ones). */
+function svg(tag, attrs = {}, ...kids) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const k of kids.flat()) el.append(k instanceof Node ? k : document.createTextNode(String(k ?? '')));
+  return el;
+}
+
+/** The bandwidth of `t` as a chart: a line each for down and up, in bytes per second, newest at the right. */
+function chart(/** @type {TrafficHistory} */ t) {
+  const W = 720, H = 180, pad = 4, n = t.down.length, secs = t.bucket_ms / 1000;
+  const peak = Math.max(1, ...t.down, ...t.up) / secs;
+  const line = (/** @type {number[]} */ v) => v.map((b, i) =>
+    `${((i + 0.5) * W / n).toFixed(1)},${(H - pad - (b / secs) / peak * (H - 2 * pad)).toFixed(1)}`).join(' ');
+  const mins = (t.bucket_ms * n) / 60000;
+  const span = mins >= 120 ? `${Math.round(mins / 60)} hours` : `${Math.round(mins)} minutes`;
+  // Stretched to the box (the lines keep their width); the words are HTML, so they are not stretched.
+  return h('figure', { class: 'chart' },
+    h('figcaption', { class: 'muted' }, t.down.some((b) => b > 0) || t.up.some((b) => b > 0) ? `peak ${rate(peak)}` : 'nothing moved in this time'),
+    svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img',
+      'aria-label': `bandwidth over the last ${span}, peak ${rate(peak)}` },
+    svg('line', { x1: 0, y1: H - pad, x2: W, y2: H - pad, class: 'axis' }),
+    svg('polyline', { points: line(t.down), class: 'down' }),
+    svg('polyline', { points: line(t.up), class: 'up' })),
+    h('div', { class: 'axis-words muted' }, h('span', {}, `${span} ago`), h('span', {}, 'now')));
+}
+
+/** Adds a live sample to `t`, moving the window on when the sample ends past its last bucket. */
+function addSample(/** @type {TrafficHistory} */ t, ev) {
+  const n = t.down.length;
+  let k = Math.floor((ev.at_ms - t.from_ms - 1) / t.bucket_ms);
+  if (k >= n) {
+    const shift = Math.min(n, k - n + 1);
+    t.down.splice(0, shift); t.up.splice(0, shift);
+    for (let i = 0; i < shift; i++) { t.down.push(0); t.up.push(0); }
+    t.from_ms += (k - n + 1) * t.bucket_ms;
+    k = n - 1;
+  }
+  if (k >= 0) { t.down[k] += ev.down; t.up[k] += ev.up; }
+}
+
 // ---- Pages -------------------------------------------------------------------------------------------
 
 const pages = {
   async status() {
-    /** @type {Status} */
-    const s = await api('api/v1/status');
+    const win = sessionStorage.getItem('chart') === 'day' ? 'day' : 'hour';
+    /** @type {[Status, TrafficHistory]} */
+    const [s, t] = await Promise.all([api('api/v1/status'), api(`api/v1/traffic?window=${win}`)]);
     const card = (v, label, id) => h('div', { class: 'card' }, h('b', { id }, v), h('span', {}, label));
+    const box = h('div', { id: 'chart' }, chart(t));
+    const pick = (w, label) => h('button', { class: w === win ? '' : 'quiet', 'aria-pressed': String(w === win),
+      onclick: () => { sessionStorage.setItem('chart', w); render(); } }, label);
     const view = h('div', {},
       h('h1', {}, 'Status'),
       h('div', { class: 'cards' },
+        card('–', 'download rate', 'st-down-rate'),
+        card('–', 'upload rate', 'st-up-rate'),
         card(s.topology, 'topology'),
         card(s.peers_connected, 'peers connected', 'st-peers'),
         card(s.shares, 'shares', 'st-shares'),
         card(s.downloads_active, 'downloads running', 'st-downloads'),
         card(bytes(s.downloaded_bytes), 'downloaded'),
         card(bytes(s.uploaded_bytes), 'uploaded')),
+      h('h2', {}, 'Bandwidth'),
+      h('div', { class: 'row legend' }, pick('hour', 'Last hour'), pick('day', 'Last day'),
+        h('span', { class: 'down' }, '— down'), h('span', { class: 'up' }, '— up')),
+      box,
       h('h2', {}, 'This peer'),
       h('p', { class: 'mono', id: 'peer-id' }, s.peer),
       h('h2', {}, 'Addresses'),
@@ -132,6 +184,14 @@ const pages = {
       peer_disconnected: () => bump('st-peers', -1),
       share_added: () => bump('st-shares', 1),
       share_removed: () => bump('st-shares', -1),
+      traffic: (ev) => {
+        const secs = Math.max(ev.span_ms, 1) / 1000;
+        const set = (id, v) => { const el = document.getElementById(id); if (el) el.textContent = rate(v / secs); };
+        set('st-down-rate', ev.down);
+        set('st-up-rate', ev.up);
+        addSample(t, ev);
+        box.replaceChildren(chart(t));
+      },
     };
     return view;
   },
@@ -152,12 +212,23 @@ const pages = {
           else window.prompt('Ticket (copy it):', t.ticket);
         }) }, 'Copy ticket'), ' ',
         h('button', { class: 'quiet', onclick: async () => { await act(() => api(`api/v1/shares/${s.id}/remove`, { body: {} })); } }, 'Remove'))));
-    live = { share_added: () => render(), share_removed: () => render() };
+    // During an upload the list is redrawn once at its end (a redraw would take the progress bar away).
+    live = { share_added: () => { if (!uploading) render(); }, share_removed: () => render() };
+    const status = h('div', { id: 'upload-status', class: 'muted', 'aria-live': 'polite' });
+    const pickFiles = h('input', { type: 'file', multiple: true, id: 'upload-files', 'aria-label': 'files to upload',
+      onchange: () => uploadAll([...(pickFiles.files || [])], status) });
+    const drop = h('div', { class: 'drop', id: 'drop',
+      ondragover: (e) => { e.preventDefault(); drop.classList.add('over'); },
+      ondragleave: () => drop.classList.remove('over'),
+      ondrop: (e) => { e.preventDefault(); drop.classList.remove('over'); uploadAll([...(e.dataTransfer?.files || [])], status); } },
+    h('label', { for: 'upload-files' }, 'Drop files here to copy them into the share folder and share them, or choose them:'),
+    pickFiles, status);
     return h('div', {}, h('h1', {}, 'Shares'),
       h('form', { class: 'row', onsubmit: async (e) => {
         e.preventDefault();
         await act(() => api('api/v1/shares', { body: { path: path.value.trim() } }));
       } }, path, h('button', { type: 'submit' }, 'Share')),
+      drop,
       all.length ? h('table', { class: 'wide' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Id'), h('th', {}, ''))), h('tbody', {}, rows))
         : h('p', { class: 'muted' }, 'Nothing shared yet.'));
   },
@@ -275,6 +346,9 @@ const pages = {
     const topics = await api('api/v1/topics');
     /** @type {MessageView[]} */
     const inbox = await api('api/v1/letters?limit=500');
+    /** @type {import('./api').Contact[]} */
+    const contacts = await api('api/v1/contacts');
+    const nameOf = (/** @type {string} */ peer) => contacts.find((c) => c.peer === peer)?.name;
     // Conversations of letters: the other peer (its petname if it has one), newest first, once each.
     const peers = [...new Set(inbox.map((m) => m.conversation))];
     /** What is open: a topic or the letters with one peer. @type {{kind: string, name: string}} */
@@ -298,7 +372,9 @@ const pages = {
     }
     const join = h('input', { type: 'text', name: 'topic', placeholder: 'topic name', 'aria-label': 'topic to join' });
     const to = h('input', { type: 'text', name: 'to', placeholder: 'peer id or contact', 'aria-label': 'letter to' });
-    const text = h('input', { type: 'text', name: 'text', placeholder: path ? `message to ${open.name}` : 'join a topic first', 'aria-label': 'message', disabled: !path });
+    const cName = h('input', { type: 'text', name: 'contact', placeholder: 'name', 'aria-label': 'contact name' });
+    const cPeer = h('input', { type: 'text', name: 'peer', placeholder: 'peer id', 'aria-label': 'contact peer id' });
+    const text = h('input', { type: 'text', name: 'text', placeholder: path ? `message to ${nameOf(open.name) || open.name}` : 'join a topic first', 'aria-label': 'message', disabled: !path });
     live = {
       message: (ev) => {
         // A letter with a peer not listed yet: redraw, so the list has it (the history has the letter).
@@ -331,9 +407,18 @@ const pages = {
             await act(async () => { await api('api/v1/topics', { body: { name } }); sessionStorage.setItem('open', JSON.stringify({ kind: 'topic', name })); });
           } }, join, h('button', { type: 'submit' }, 'Join')),
           h('h2', {}, 'Letters'),
-          h('ul', {}, peers.map((p) => item('letters', p, short(p)))),
+          h('ul', {}, peers.map((p) => item('letters', p, nameOf(p) || short(p)))),
           h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (to.value.trim()) choose('letters', to.value.trim()); } },
-            to, h('button', { type: 'submit' }, 'Write'))),
+            to, h('button', { type: 'submit' }, 'Write')),
+          h('h2', {}, 'Contacts'),
+          h('ul', { id: 'contacts' }, contacts.map((c) => h('li', { class: 'row' },
+            h('button', { class: 'quiet', title: c.peer, onclick: () => choose('letters', c.peer) }, c.name),
+            h('button', { class: 'quiet', 'aria-label': `remove contact ${c.name}`,
+              onclick: () => act(() => api(`api/v1/contacts/${encodeURIComponent(c.name)}/remove`, { body: {} })) }, '✕')))),
+          h('form', { class: 'row', onsubmit: async (e) => {
+            e.preventDefault();
+            await act(() => api('api/v1/contacts', { body: { name: cName.value.trim(), peer: cPeer.value.trim() } }));
+          } }, cName, cPeer, h('button', { type: 'submit' }, 'Add'))),
         h('div', {}, posts,
           h('form', { class: 'row', onsubmit: send }, text, h('button', { type: 'submit', disabled: !path }, 'Send')))));
   },
@@ -363,6 +448,44 @@ const pages = {
       h('pre', { class: 'mono' }, JSON.stringify(s.services, null, 2)));
   },
 };
+
+/**
+ * Uploads files one after the other into the daemon's share folder (XMLHttpRequest: fetch cannot report
+ * an upload's progress), saying how far each is in `status`; the share_added event redraws the list.
+ */
+let uploading = false;
+async function uploadAll(/** @type {File[]} */ files, /** @type {HTMLElement} */ status) {
+  if (uploading) return showError(new Error('an upload is running: wait for it to end'));
+  uploading = true;
+  const done = [];
+  for (const f of files) {
+    const bar = h('progress', { max: f.size || 1, value: 0 });
+    status.replaceChildren(`Uploading ${f.name} (${bytes(f.size)}) `, bar);
+    try {
+      await new Promise((resolve, reject) => {
+        const x = new XMLHttpRequest();
+        x.open('POST', `api/v1/shares/upload?name=${encodeURIComponent(f.name)}`);
+        x.setRequestHeader('content-type', 'application/octet-stream');
+        if (csrf) x.setRequestHeader('x-shoal-csrf', csrf);
+        x.upload.onprogress = (e) => { bar.value = e.loaded; };
+        x.onload = () => {
+          if (x.status >= 200 && x.status < 300) return resolve(null);
+          let m = `${x.status} ${x.statusText}`;
+          try { m = JSON.parse(x.responseText).error || m; } catch { /* not JSON */ }
+          reject(new Error(m));
+        };
+        x.onerror = () => reject(new Error(`uploading ${f.name} failed: the daemon did not answer`));
+        x.send(f);
+      });
+      done.push(f.name);
+      clearError();
+    } catch (e) { showError(e); }
+  }
+  uploading = false;
+  await render();
+  const now = document.getElementById('upload-status');
+  if (now && done.length) now.textContent = `Uploaded and shared: ${done.join(', ')}`;
+}
 
 /** Runs an action, shows its error in words, and redraws the page. */
 async function act(f) {
@@ -412,7 +535,7 @@ function follow() {
   es.onerror = () => { dot.textContent = 'reconnecting'; dot.classList.remove('on'); };
   const kinds = ['share_added', 'share_removed', 'download_progress', 'download_done', 'download_failed',
     'download_paused', 'download_resumed', 'download_cancelled', 'peer_connected', 'peer_disconnected',
-    'message', 'letter_status', 'lost'];
+    'message', 'letter_status', 'traffic', 'lost'];
   for (const k of kinds) {
     es.addEventListener(k, (e) => {
       const ev = JSON.parse(/** @type {MessageEvent} */ (e).data);
@@ -425,7 +548,8 @@ function follow() {
 }
 
 async function start() {
-  window.addEventListener('hashchange', render);
+  // An error belongs to the page it happened on: another page starts without it.
+  window.addEventListener('hashchange', () => { clearError(); render(); });
   follow();
   await render();
 }

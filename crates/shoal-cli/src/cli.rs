@@ -89,6 +89,11 @@ pub(crate) struct Args {
     #[arg(long, global = true, env = "SHOAL_API_ALLOW_REMOTE", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub(crate) api_allow_remote: Option<bool>,
 
+    /// The path a reverse proxy serves the daemon under when it forwards that path unchanged (e.g.
+    /// /shoal); the daemon answers there and at / (a proxy that strips the path needs nothing).
+    #[arg(long, global = true, env = "SHOAL_API_BASE_PATH")]
+    pub(crate) api_base_path: Option<String>,
+
     /// A persistent API key for remote tools, accepted besides the per-run api.token (at least 32
     /// characters). Better given as SHOAL_API_KEY or api_key in config.toml than on the command line.
     #[arg(long, global = true, env = "SHOAL_API_KEY", hide_env_values = true)]
@@ -240,6 +245,10 @@ pub(crate) enum Command {
         /// Print JSON (`{url, expires_secs}`); implies --print.
         #[arg(long)]
         json: bool,
+        /// The address a browser reaches the daemon by, when that is a reverse proxy's (e.g.
+        /// https://nas.example/shoal): the link is made on it.
+        #[arg(long, value_name = "URL")]
+        via: Option<String>,
     },
     /// Stop the running daemon.
     Stop {

@@ -37,6 +37,10 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         listen: api_listen,
         allow_remote: settings.api_allow_remote.value,
         key: settings.api_key.value.clone(),
+        base_path: match &settings.api_base_path.value {
+            Some(b) => shoal_api::server::base::BasePath::parse(b)?,
+            None => None,
+        },
     };
     match args.command {
         Command::Share { path, json } => match remote::daemon(&config.home).await? {
@@ -104,7 +108,9 @@ pub(crate) async fn run(args: Args, matches: clap::ArgMatches) -> anyhow::Result
         Command::Ls { json } => remote::ls(&remote::required(&config.home).await?, json).await,
         Command::Peers { json } => remote::peers(&remote::required(&config.home).await?, json).await,
         Command::Stop { json } => remote::stop(&remote::required(&config.home).await?, json).await,
-        Command::Ui { print, json } => remote::ui(&remote::required(&config.home).await?, print || json, json).await,
+        Command::Ui { print, json, via } => {
+            remote::ui(&remote::required(&config.home).await?, print || json, json, via.as_deref()).await
+        }
         Command::Unshare { id, json } => {
             let id: shoal_store::ContentId =
                 id.trim().parse().map_err(|e| anyhow::anyhow!("{id:?} is not a content id: {e}"))?;

@@ -19,6 +19,7 @@
 //! index_servers = ["/ip4/192.168.1.2/tcp/4001/p2p/12D3KooW..."]   # hybrid: servers to register with
 //! api_listen = "127.0.0.1:5150"     # another machine's reach needs api_allow_remote = true
 //! api_allow_remote = false
+//! api_base_path = "/shoal"         # a reverse proxy forwards /shoal/... unchanged
 //! api_key = "..."                  # persistent key for remote tools, >= 32 characters (never printed)
 //! ```
 
@@ -66,6 +67,7 @@ struct FileConfig {
     recheck_on_finish: Option<bool>,
     api_listen: Option<String>,
     api_allow_remote: Option<bool>,
+    api_base_path: Option<String>,
     api_key: Option<String>,
 }
 
@@ -89,6 +91,7 @@ pub(crate) struct Settings {
     pub(crate) recheck_on_finish: Setting<bool>,
     pub(crate) api_listen: Setting<String>,
     pub(crate) api_allow_remote: Setting<bool>,
+    pub(crate) api_base_path: Setting<Option<String>>,
     /// Never printed: `shoal config` says only whether it is set.
     #[serde(serialize_with = "set_or_not")]
     pub(crate) api_key: Setting<Option<String>>,
@@ -188,6 +191,13 @@ impl Settings {
             recheck_on_finish: pick(m, "recheck_on_finish", args.recheck_on_finish, f.recheck_on_finish, false),
             api_listen: pick(m, "api_listen", args.api_listen.clone(), f.api_listen, "127.0.0.1:0".to_string()),
             api_allow_remote: pick(m, "api_allow_remote", args.api_allow_remote, f.api_allow_remote, false),
+            api_base_path: pick(
+                m,
+                "api_base_path",
+                args.api_base_path.clone().map(Some),
+                f.api_base_path.map(Some),
+                None,
+            ),
             api_key: pick(m, "api_key", args.api_key.clone().map(Some), f.api_key.map(Some), None),
             home,
         };
@@ -232,6 +242,7 @@ impl Settings {
             ("recheck_on_finish", self.recheck_on_finish.value.to_string(), self.recheck_on_finish.source),
             ("api_listen", self.api_listen.value.clone(), self.api_listen.source),
             ("api_allow_remote", self.api_allow_remote.value.to_string(), self.api_allow_remote.source),
+            ("api_base_path", opt(&self.api_base_path.value), self.api_base_path.source),
             ("api_key", self.api_key.value.as_ref().map_or("none", |_| "(set)").to_string(), self.api_key.source),
         ];
         crate::commands::print_line(&format!("# config file: {}", self.config_file.display()))?;

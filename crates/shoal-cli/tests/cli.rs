@@ -68,6 +68,7 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
         // The API stays on this machine unless that is said out loud, and a persistent key must be strong.
         (vec!["--api-listen".into(), "0.0.0.0:0".into(), "daemon".into()], "not a loopback address"),
         (vec!["--api-key".into(), "short".into(), "daemon".into()], "at least 32"),
+        (vec!["--api-base-path".into(), "shoal/../x".into(), "daemon".into()], "not a path like /shoal"),
     ];
     for (args, expect) in cases {
         let o = shoal(&home).args(&args).stdin(Stdio::null()).output().unwrap();

@@ -56,7 +56,7 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
     let (a_home, b_home) = (dir.path().join("a"), dir.path().join("b"));
     // A serves slowly enough (4 MB/s) that the download can be paused and resumed by clicks.
     let (_a, a_addr) = daemon_with(&a_home, &["--upload-limit", "4MB"]);
-    let (_b, _) = daemon_with(&b_home, &["--bootstrap", &a_addr]);
+    let (_b, _) = daemon_with(&b_home, &["--bootstrap", &a_addr, "--api-base-path", "/shoal"]);
     let file = dir.path().join("harbour-chart.bin");
     random_file(&file, 24 << 20, 7);
     let id = b3sum(&file);
@@ -66,8 +66,10 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
     let link = |home| json(&run_ok(home, &["ui", "--json"]))["url"].as_str().unwrap().to_string();
     // A spent link: log in once with it (as a browser would), so the page must refuse it.
     let stale = link(&b_home);
-    let (base, code) = stale.split_once("/#code=").unwrap();
+    let (base, code) = stale.split_once("/shoal/#code=").unwrap();
     assert_eq!(post_json(base, "/ui/login", &format!("{{\"code\":\"{code}\"}}")), 200, "spending the first code");
+    let via = json(&run_ok(&b_home, &["ui", "--json", "--via", "https://nas.example/shoal/"]));
+    assert!(via["url"].as_str().unwrap().starts_with("https://nas.example/shoal/#code="), "{via}");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
@@ -99,12 +101,21 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
     // What the UI showed as done is on disk, verified.
     let got = b_home.join("downloads/harbour-chart.bin"); // under the name the search hit gave
     assert_eq!(b3sum(&got), id, "the file the UI downloaded");
+    let shared = a_home.join("shared");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("notes.txt")).unwrap(),
+        "notes from the harbour\n",
+        "uploaded, not replaced"
+    );
+    assert_eq!(std::fs::read_to_string(shared.join("dropped.txt")).unwrap(), "dropped on the page\n");
     let figures = json(&out);
     eprintln!("web UI figures: {figures}");
     eprintln!("screenshots: {}", shots.display());
     for name in [
         "login-refused",
         "status",
+        "status-bandwidth",
+        "shares-uploaded",
         "search",
         "downloads-paused",
         "downloads-done",
@@ -112,6 +123,7 @@ fn a_person_finds_downloads_pauses_resumes_and_chats_in_the_web_ui() {
         "settings",
         "shares",
         "messages",
+        "contacts",
         "downloads-phone",
         "status-phone-dark",
     ] {

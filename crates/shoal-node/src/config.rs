@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub topology: Topology,
     /// Search settings.
     pub search: SearchConfig,
+    /// How often traffic is sampled for the bandwidth history and the live rates (zero: never).
+    pub traffic_every: Duration,
     /// Test-only: flip a byte in every range this peer serves, to exercise verification. Never set this
     /// outside tests; peers that receive such data ban this peer.
     #[doc(hidden)]
@@ -170,6 +172,7 @@ impl NodeConfig {
             topology: Topology::default(),
             search: SearchConfig::default(),
             download: DownloadTuning::default(),
+            traffic_every: Duration::from_secs(5),
             corrupt_uploads: false,
         }
     }

@@ -158,6 +158,17 @@ impl Node {
         self.transfer()?.share(path).await
     }
 
+    /// Writes an uploaded file into the share folder (`<home>/shared`) as `name` and shares it; a name that
+    /// exists there is refused, and an upload that breaks off leaves nothing.
+    pub async fn upload<S, B, E>(&self, name: &str, body: S) -> Result<BlobInfo, NodeError>
+    where
+        S: futures::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        self.transfer()?.upload(name, body).await
+    }
+
     /// Stops sharing `id` and withdraws it from the DHT. Returns whether it was shared.
     pub async fn unshare(&self, id: &ContentId) -> Result<bool, NodeError> {
         self.transfer()?.unshare(id).await

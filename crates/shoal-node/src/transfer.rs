@@ -11,6 +11,8 @@
 //!   the sessions, the partial file and the checkpoints, and carries out what [`fetch`](self::fetch) decides.
 //! - [`fetch`](self::fetch): one blob's download as a state machine around the sans-IO scheduler (no I/O).
 //! - [`limit`](self::limit): token buckets for upload and download caps.
+//! - [`history`]: the bandwidth history: traffic samples on the event feed and in the catalog.
+//! - [`upload`]: files uploaded into the share folder (the web UI's drag-and-drop), then shared.
 //! - [`uplink`](self::uplink): under a global upload cap, which waiting answer goes next (least-sent piece
 //!   first, `shoal_proto::transfer::UploadQueue`).
 
@@ -19,12 +21,14 @@ use shoal_store::ContentId;
 mod batch;
 pub mod download;
 pub(crate) mod fetch;
+pub mod history;
 pub(crate) mod limit;
 pub mod manager;
 pub(crate) mod serve;
 pub mod service;
 pub(crate) mod session;
 pub(crate) mod uplink;
+pub mod upload;
 
 pub use manager::{DownloadInfo, Downloads};
 pub use service::{Traffic, Transfer};
@@ -85,5 +89,17 @@ pub enum Event {
     DownloadCancelled {
         /// Root id.
         id: ContentId,
+    },
+    /// A traffic sample (every `NodeConfig::traffic_every`, see [`history`]): bytes moved in the `span_ms`
+    /// that ended at `at_ms`.
+    Traffic {
+        /// End of the period, Unix ms.
+        at_ms: u64,
+        /// Length of the period, ms.
+        span_ms: u64,
+        /// Bytes sent.
+        up: u64,
+        /// Bytes received.
+        down: u64,
     },
 }

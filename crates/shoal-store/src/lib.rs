@@ -7,8 +7,8 @@
 //!   blob's bytes live and the verified ranges of partial downloads, so a download resumes after a crash),
 //!   `shares`, `downloads`, `index` (the full-text index of shared names that answers searches) and
 //!   `registry` (an index server's copy of other peers' lists) and `messages` (posts and letters with their
-//!   text indexed, petnames, letters held for offline peers), built by the steps in `migrations`, each one
-//!   transaction;
+//!   text indexed, petnames, letters held for offline peers) and `traffic` (bytes up and down per sample, the
+//!   bandwidth history), built by the steps in `migrations`, each one transaction;
 //! - *shares without copies*: sharing a file records its path, size and mtime; the file is re-checked before
 //!   every request and stops being served under its old id once it changes.
 //!
@@ -46,6 +46,7 @@ mod registry;
 mod shares;
 pub mod small;
 mod store;
+mod traffic;
 
 pub use collection::{Collection, Entry, PathError};
 pub use doctor::Problem;
@@ -59,3 +60,4 @@ pub use partial::{Partial, PieceError, VerifiedPiece};
 pub use registry::Registration;
 pub use shares::ShareRecord;
 pub use store::{BlobInfo, Served, Store};
+pub use traffic::TrafficSample;

@@ -175,6 +175,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         );",
         reindex: false,
     },
+    // 7: traffic samples (bytes up and down per few seconds), for the bandwidth history of the last day.
+    Migration {
+        sql: "
+        CREATE TABLE IF NOT EXISTS traffic (
+            at_ms INTEGER NOT NULL,
+            span_ms INTEGER NOT NULL,
+            up INTEGER NOT NULL,
+            down INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS traffic_at ON traffic (at_ms);",
+        reindex: false,
+    },
 ];
 
 /// What [`migrate`] did.

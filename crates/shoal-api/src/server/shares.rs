@@ -1,18 +1,22 @@
-//! `GET /api/v1/shares`, `POST /api/v1/shares`, `GET /api/v1/shares/{id}/ticket`,
-//! `POST /api/v1/shares/{id}/remove`.
+//! `GET /api/v1/shares`, `POST /api/v1/shares`, `POST /api/v1/shares/upload`,
+//! `GET /api/v1/shares/{id}/ticket`, `POST /api/v1/shares/{id}/remove`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiState, body, path_id};
 use crate::ApiError;
-use crate::types::{AddShare, ErrorBody, Removed, ShareRecord, ShareTicket, Shared};
+use crate::types::{AddShare, ErrorBody, Removed, ShareRecord, ShareTicket, Shared, UploadName};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(list_shares, add_share)).routes(routes!(remove_share)).routes(routes!(ticket))
+    OpenApiRouter::new()
+        .routes(routes!(list_shares, add_share))
+        .routes(routes!(upload))
+        .routes(routes!(remove_share))
+        .routes(routes!(ticket))
 }
 
 /// Everything shared, oldest first.
@@ -35,8 +39,26 @@ async fn add_share(
     if !req.path.exists() {
         return Err(ApiError::bad_request(format!("{} does not exist", req.path.display())));
     }
-    let node = s.node();
-    let info = node.share(&req.path).await?;
+    shared(s.node(), s.node().share(&req.path).await?).await
+}
+
+/// Uploads a file into the daemon's share folder (`<home>/shared`) and shares it: the request body is the
+/// file's bytes. A name that exists there is refused (409); an upload that breaks off leaves nothing.
+#[utoipa::path(post, path = "/api/v1/shares/upload", params(UploadName),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = Shared), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn upload(
+    State(s): State<ApiState>,
+    q: Result<Query<UploadName>, QueryRejection>,
+    body: axum::body::Body,
+) -> Result<Json<Shared>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| ApiError::bad_request(format!("say the file's name as ?name=...: {}", e.body_text())))?;
+    let info = s.node().upload(&q.name, body.into_data_stream()).await?;
+    shared(s.node(), info).await
+}
+
+async fn shared(node: &shoal_node::Node, info: shoal_store::BlobInfo) -> Result<Json<Shared>, ApiError> {
     let ticket = node.ticket(&info).await?;
     Ok(Json(Shared {
         ticket: ticket.to_string(),

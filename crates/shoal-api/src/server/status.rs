@@ -1,16 +1,24 @@
-//! `GET /api/v1/status`, `GET /api/v1/config`, `GET /api/v1/peers`, `POST /api/v1/stop`.
+//! `GET /api/v1/status`, `GET /api/v1/config`, `GET /api/v1/traffic`, `GET /api/v1/peers`,
+//! `POST /api/v1/stop`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use shoal_node::transfer::history::{TrafficHistory, history};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
 use crate::ApiError;
-use crate::types::{ConfigView, PeerView, Status, Stopping};
+use crate::types::{ConfigView, PeerView, Status, Stopping, TrafficWindow};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(status)).routes(routes!(config)).routes(routes!(peers)).routes(routes!(stop))
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(config))
+        .routes(routes!(traffic))
+        .routes(routes!(peers))
+        .routes(routes!(stop))
 }
 
 /// The configuration the daemon runs with (flags, environment and config file already applied).
@@ -34,6 +42,30 @@ async fn config(State(s): State<ApiState>) -> Json<ConfigView> {
         index_server: c.search.index_server,
         max_bytes_in_flight: c.download.max_bytes_in_flight,
     })
+}
+
+/// Bytes sent and received per bucket over the last hour (360 buckets of 10 s) or day (288 of 5 min),
+/// from the samples kept in the catalog; live samples come on the event feed as `traffic` events.
+#[utoipa::path(get, path = "/api/v1/traffic", params(TrafficWindow),
+    responses((status = 200, body = TrafficHistory), (status = 400, body = crate::types::ErrorBody)))]
+async fn traffic(
+    State(s): State<ApiState>,
+    q: Result<Query<TrafficWindow>, QueryRejection>,
+) -> Result<Json<TrafficHistory>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("malformed query string: {}", e.body_text())))?;
+    let (span_ms, buckets) = match q.window.as_deref().unwrap_or("hour") {
+        "hour" => (3_600_000, 360),
+        "day" => (86_400_000, 288),
+        other => return Err(ApiError::bad_request(format!("window {other:?} is not one of: hour, day"))),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let store = s.node().store().clone();
+    let since = now.saturating_sub(span_ms);
+    let samples = tokio::task::spawn_blocking(move || store.traffic_since(since))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(history(&samples, now, span_ms, buckets)))
 }
 
 /// What this peer is and does.

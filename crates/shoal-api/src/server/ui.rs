@@ -16,16 +16,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::base::CameUnder;
 use super::{ApiState, body};
 use crate::ApiError;
 use crate::types::ErrorBody;
@@ -71,7 +72,7 @@ impl Logins {
         {
             self.codes.remove(&oldest);
         }
-        let code = random_hex(16);
+        let code = super::random_hex(16);
         self.codes.insert(code.clone(), now);
         code
     }
@@ -88,7 +89,7 @@ impl Logins {
         {
             self.sessions.remove(&oldest);
         }
-        let (id, csrf) = (random_hex(32), random_hex(32));
+        let (id, csrf) = (super::random_hex(32), super::random_hex(32));
         self.sessions.insert(id.clone(), Session { csrf: csrf.clone(), used: now });
         Some((id, csrf))
     }
@@ -132,11 +133,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-fn random_hex(bytes: usize) -> String {
-    let b: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    data_encoding::HEXLOWER.encode(&b)
-}
-
 /// `POST /api/v1/ui/code`: a one-time login code for the web UI.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct UiCode {
@@ -177,24 +173,30 @@ async fn new_code(State(s): State<ApiState>, headers: HeaderMap) -> Result<Json<
         });
     }
     let code = s.logins().new_code(Instant::now());
-    Ok(Json(UiCode { path: format!("/#code={code}"), code, expires_secs: CODE_TTL.as_secs() }))
+    Ok(Json(UiCode { path: s.login_path(&code), code, expires_secs: CODE_TTL.as_secs() }))
 }
 
 /// The cookie that carries a session (or ends one, with an empty value).
-fn session_cookie(id: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
-    HeaderValue::from_str(&format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+/// Scoped to the base path the request came in under (`/` at the root; see [`super::base`]).
+fn session_cookie(id: &str, max_age: u64, under: Option<&CameUnder>) -> Result<HeaderValue, ApiError> {
+    let path = under.map_or("", |u| u.0.as_str());
+    HeaderValue::from_str(&format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path={path}/; Max-Age={max_age}"))
         .map_err(ApiError::internal)
 }
 
 /// `POST /ui/login`: spends a one-time code; sets the session cookie and answers the CSRF token.
-pub(super) async fn login(State(s): State<ApiState>, b: Result<Json<UiLogin>, JsonRejection>) -> Response {
+pub(super) async fn login(
+    State(s): State<ApiState>,
+    under: Option<Extension<CameUnder>>,
+    b: Result<Json<UiLogin>, JsonRejection>,
+) -> Response {
     let r = async {
         let code = body(b)?.code;
         let (id, csrf) = s.logins().login(code.trim(), Instant::now()).ok_or_else(|| ApiError {
             status: StatusCode::UNAUTHORIZED,
             message: "this login code is unknown, used or expired: run `shoal ui` for a new one".into(),
         })?;
-        let cookie = session_cookie(&id, SESSION_IDLE.as_secs())?;
+        let cookie = session_cookie(&id, SESSION_IDLE.as_secs(), under.as_deref())?;
         Ok::<_, ApiError>(([(header::SET_COOKIE, cookie)], Json(UiSession { csrf })).into_response())
     };
     r.await.unwrap_or_else(IntoResponse::into_response)
@@ -211,9 +213,13 @@ pub(super) async fn session(State(s): State<ApiState>, headers: HeaderMap) -> Re
 }
 
 /// `POST /ui/logout`: ends the session.
-pub(super) async fn logout(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+pub(super) async fn logout(
+    State(s): State<ApiState>,
+    under: Option<Extension<CameUnder>>,
+    headers: HeaderMap,
+) -> Response {
     s.logins().logout(&headers);
-    match session_cookie("", 0) {
+    match session_cookie("", 0, under.as_deref()) {
         Ok(c) => ([(header::SET_COOKIE, c)], Json(serde_json::json!({"done": true}))).into_response(),
         Err(e) => e.into_response(),
     }

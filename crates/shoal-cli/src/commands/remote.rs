@@ -140,9 +140,18 @@ pub(crate) async fn stop(c: &Client, json: bool) -> anyhow::Result<()> {
 
 /// `shoal ui`: a one-time login link to the daemon's web UI, opened in the browser (`xdg-open`, `open`) or
 /// printed. The bearer token never goes into the link.
-pub(crate) async fn ui(c: &Client, print: bool, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn ui(c: &Client, print: bool, json: bool, via: Option<&str>) -> anyhow::Result<()> {
+    if let Some(v) = via
+        && !(v.starts_with("http://") || v.starts_with("https://"))
+    {
+        anyhow::bail!("--via {v:?} is not an http:// or https:// address like https://nas.example/shoal");
+    }
     let code = c.ui_code().await?;
-    let url = format!("{}{}", c.base_url(), code.path);
+    let url = match via {
+        // The proxy's address already names the base path, if it has one.
+        Some(v) => format!("{}/#code={}", v.trim_end_matches('/'), code.code),
+        None => format!("{}{}", c.base_url(), code.path),
+    };
     if json {
         return super::print_line(&serde_json::json!({"url": url, "expires_secs": code.expires_secs}).to_string());
     }

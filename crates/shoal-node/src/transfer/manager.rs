@@ -232,23 +232,10 @@ impl Downloads {
     /// [`Downloads::add`] into the downloads folder as `name` (a search hit's name, which a peer gave: only
     /// a plain file name is taken), shown under that name.
     pub async fn add_as(&self, node: &Node, what: &str, name: &str, paused: bool) -> Result<DownloadInfo, NodeError> {
-        let plain = name.len() <= 255
-            && !name.is_empty()
-            && name != "."
-            && name != ".."
-            && !name.contains(['/', '\\', '\0'])
-            && !name.chars().any(char::is_control);
-        if !plain {
-            return Err(NodeError::Output {
-                path: name.into(),
-                why: "a name to save under must be a plain file name (no '/', not '.' or '..', no control \
-                      characters, at most 255 bytes)"
-                    .into(),
-            });
-        }
+        let out = super::upload::check_plain(&self.default_dir, name)?;
         std::fs::create_dir_all(&self.default_dir)
             .map_err(|e| NodeError::Output { path: self.default_dir.clone(), why: e.to_string() })?;
-        let info = self.add(node, what, Some(self.default_dir.join(name)), paused).await?;
+        let info = self.add(node, what, Some(out), paused).await?;
         if let Some(e) = self.lock().get_mut(&info.id) {
             e.info.name = name.to_string();
         }

@@ -30,8 +30,8 @@ use crate::{Node, NodeError};
 /// Traffic counters of a node.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    uploaded_total: AtomicU64,
-    downloaded_total: AtomicU64,
+    pub(super) uploaded_total: AtomicU64,
+    pub(super) downloaded_total: AtomicU64,
     verification_failures: AtomicU64,
     uploads_cancelled: AtomicU64,
     /// Per peer: (bytes uploaded to it, bytes downloaded from it).
@@ -134,6 +134,7 @@ pub struct Transfer {
     counters: Arc<Counters>,
     download_limits: Arc<Limits>,
     downloads: Downloads,
+    shared_dir: std::path::PathBuf,
 }
 
 impl Start for Transfer {
@@ -154,6 +155,10 @@ impl Start for Transfer {
             cfg.home.join("downloads"),
         );
         ctx.metrics.register_collector(TransferMetrics { counters: counters.clone(), downloads: downloads.clone() });
+        if !cfg.traffic_every.is_zero() {
+            let run = super::history::run(ctx.store.clone(), counters.clone(), ctx.events.clone(), cfg.traffic_every);
+            ctx.tasks.spawn(run);
+        }
         let store = ctx.store.clone();
         for id in blocking(move || store.servable_ids()).await? {
             ctx.net.provide(id.as_bytes().to_vec()).await?;
@@ -167,6 +172,7 @@ impl Start for Transfer {
             serve,
             counters,
             download_limits: Arc::new(Limits::new(cfg.download_limit, cfg.download_limit_per_peer)),
+            shared_dir: cfg.home.join(super::upload::FOLDER),
         })
     }
 }
@@ -207,6 +213,22 @@ impl Transfer {
         }
         self.events.emit(super::Event::ShareAdded { id: info.id, name: info.name.clone() });
         Ok(info)
+    }
+
+    /// Writes an uploaded file into the share folder (`<home>/shared`) as `name` and shares it; a name
+    /// that exists there is refused (see [`super::upload`]).
+    pub async fn upload<S, B, E>(&self, name: &str, body: S) -> Result<BlobInfo, NodeError>
+    where
+        S: futures::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        super::upload::receive(self, &self.shared_dir, name, body).await
+    }
+
+    /// The share folder, where uploads go.
+    pub fn shared_dir(&self) -> &Path {
+        &self.shared_dir
     }
 
     /// Stops sharing `id` (and, for a folder, every file no other share or download needs) and withdraws
