@@ -122,8 +122,15 @@ fn connection_limits(config: &NetConfig) -> connection_limits::ConnectionLimits 
     }
 }
 
-pub(crate) fn build(key: Keypair, config: &NetConfig, received: Arc<AtomicU64>) -> Result<Swarm<Behaviour>, NetError> {
+/// The swarm; gossipsub records its metrics (messages and bytes per topic, duplicates too) into `registry`.
+pub(crate) fn build(
+    key: Keypair,
+    config: &NetConfig,
+    received: Arc<AtomicU64>,
+    registry: Option<&mut prometheus_client::registry::Registry>,
+) -> Result<Swarm<Behaviour>, NetError> {
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
+    let gossip = crate::gossip::behaviour(config.gossip_mesh, registry).map_err(NetError::Transport)?;
     let swarm = match config.transport {
         TransportKind::System => {
             let secure = SecureUpgrade::new(&key)?;
@@ -132,7 +139,7 @@ pub(crate) fn build(key: Keypair, config: &NetConfig, received: Arc<AtomicU64>) 
                 .with_quic_config(quic_config)
                 .with_other_transport(move |_| tcp_transport(secure))
                 .map_err(|e| transport_err(&e))?
-                .with_behaviour(|key| behaviour(key, config))
+                .with_behaviour(|key| behaviour(key, config, gossip))
                 .map_err(|e| transport_err(&e))?
                 .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
                 .build()
@@ -143,7 +150,7 @@ pub(crate) fn build(key: Keypair, config: &NetConfig, received: Arc<AtomicU64>) 
                 .with_tokio()
                 .with_other_transport(move |_| transport)
                 .map_err(|e| transport_err(&e))?
-                .with_behaviour(|key| behaviour(key, config))
+                .with_behaviour(|key| behaviour(key, config, gossip))
                 .map_err(|e| transport_err(&e))?
                 .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
                 .build()
@@ -152,7 +159,11 @@ pub(crate) fn build(key: Keypair, config: &NetConfig, received: Arc<AtomicU64>) 
     Ok(swarm)
 }
 
-fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+fn behaviour(
+    key: &Keypair,
+    config: &NetConfig,
+    gossip: libp2p::gossipsub::Behaviour,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     // Bounded against strangers, our own keys apart (see `dht_store`).
     let store = DhtStore::new(peer_id, config.dht_limits);
@@ -179,6 +190,6 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, Box<dyn std
         kad: kad.into(),
         mdns: mdns.into(),
         stream: libp2p_stream::Behaviour::new(),
-        gossip: crate::gossip::behaviour(config.gossip_mesh)?,
+        gossip,
     })
 }

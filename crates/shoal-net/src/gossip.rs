@@ -200,7 +200,10 @@ impl Default for GossipMesh {
 }
 
 /// The behaviour: anonymous messages, ids by content, validation by the service, peer scoring on.
-pub(crate) fn behaviour(mesh: GossipMesh) -> Result<gossipsub::Behaviour, String> {
+pub(crate) fn behaviour(
+    mesh: GossipMesh,
+    registry: Option<&mut prometheus_client::registry::Registry>,
+) -> Result<gossipsub::Behaviour, String> {
     let config = gossipsub::ConfigBuilder::default()
         .mesh_n(mesh.n)
         .mesh_n_low(mesh.low)
@@ -219,6 +222,9 @@ pub(crate) fn behaviour(mesh: GossipMesh) -> Result<gossipsub::Behaviour, String
         .map_err(|e| format!("gossipsub configuration: {e}"))?;
     let mut b = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
     b.with_peer_score(score_params(), PeerScoreThresholds::default())?;
+    if let Some(r) = registry {
+        b = b.with_metrics(r.sub_registry_with_prefix("gossipsub"), gossipsub::MetricsConfig::default());
+    }
     Ok(b)
 }
 

@@ -232,16 +232,17 @@ impl Network {
         Self::start_with_metrics(key, config, None).await
     }
 
-    /// [`Network::start`], recording libp2p's metrics (swarm, Kademlia, identify, ping) into `registry`.
+    /// [`Network::start`], recording libp2p's metrics (swarm, Kademlia, identify, ping, gossipsub) into `registry`.
     pub async fn start_with_metrics(
         key: Keypair,
         config: NetConfig,
         registry: Option<&mut prometheus_client::registry::Registry>,
     ) -> Result<Self, NetError> {
-        let metrics = registry.map(libp2p::metrics::Metrics::new);
+        let mut registry = registry;
         let peer_id = key.public().to_peer_id();
         let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut swarm = crate::behaviour::build(key, &config, received.clone())?;
+        let mut swarm = crate::behaviour::build(key, &config, received.clone(), registry.as_deref_mut())?;
+        let metrics = registry.map(libp2p::metrics::Metrics::new);
         let control = swarm.behaviour().stream.new_control();
         for addr in &config.listen {
             swarm

@@ -78,7 +78,13 @@ impl Node {
             Arc::new(blocking(move || Store::open(&home)).await?)
         };
         let mut registry = prometheus_client::registry::Registry::default();
-        let net = Network::start_with_metrics(key.clone(), config.net.clone(), Some(&mut registry)).await?;
+        // Bootstrap peers are dialed once every service accepts its protocols: a peer we connect to may
+        // open a stream to us at once (collect its letters, register with us), and a stream on a protocol
+        // nobody accepts yet is refused as unsupported.
+        let bootstrap = config.net.bootstrap.clone();
+        let mut net_config = config.net.clone();
+        net_config.bootstrap.clear();
+        let net = Network::start_with_metrics(key.clone(), net_config, Some(&mut registry)).await?;
         let metrics = Arc::new(Metrics::new(registry, &config.topology.to_string()));
         let config = Arc::new(config);
         let (events, services) = (Events::default(), Registry::default());
@@ -95,6 +101,11 @@ impl Node {
         if let Err(e) = crate::services::start_all(&node.inner.services, &ctx).await {
             node.shutdown().await;
             return Err(e);
+        }
+        for addr in bootstrap {
+            if let Err(e) = node.inner.net.dial(addr.clone()).await {
+                tracing::warn!(%addr, error = %e, "cannot dial a bootstrap peer");
+            }
         }
         tracing::info!(peer = %node.peer_id(), "node started");
         Ok(node)

@@ -52,6 +52,13 @@ async fn a_topic_crosses_a_line_of_twelve_in_one_order_and_a_returning_peer_catc
     for (i, n) in nodes.iter().enumerate() {
         wait_until(&format!("peer {i} to get the first post"), 20, async || texts(n, "rust").await.len() == 1).await;
     }
+    // Gossipsub's own counters are in /metrics: the last peer of the line received the post over gossip.
+    let metrics = nodes[11].metrics().encode();
+    let received = metrics
+        .lines()
+        .find(|l| l.starts_with("gossipsub_topic_msg_recv_counts_unfiltered_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(received.is_some_and(|n| n >= 1), "gossipsub's received count in the metrics: {metrics}");
 
     // Concurrent posts from both ends and the middle: one order on every peer.
     let (a, b, c) = (msg(&nodes[0]), msg(&nodes[6]), msg(&nodes[11]));
