@@ -258,8 +258,11 @@ mod tests {
     #[test]
     fn the_configuration_is_accepted_by_gossipsub() {
         for n in [2, 3, 4, 6, 8, 12] {
-            drop(behaviour(GossipMesh::with_degree(n)).unwrap());
+            drop(behaviour(GossipMesh::with_degree(n), None).unwrap());
         }
+        // With a registry too: the metrics layer must accept the same configuration.
+        let mut registry = prometheus_client::registry::Registry::default();
+        drop(behaviour(GossipMesh::with_degree(8), Some(&mut registry)).unwrap());
         topic_params().validate().unwrap();
         score_params().validate().unwrap();
     }
