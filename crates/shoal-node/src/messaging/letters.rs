@@ -39,6 +39,10 @@ const SWEEP: Duration = Duration::from_secs(15);
 const RECOLLECT: Duration = Duration::from_secs(300);
 /// Letters handed over in one collection, at most (the rest at the next).
 const MAX_HANDOVER: usize = 256;
+/// Waits before each attempt to collect from a peer that just connected. A failed exchange (the holder's
+/// streams busy, a frame timed out) is tried again within seconds: the connection stays up, so neither
+/// a knock nor the next [`SWEEP`] would come for up to 15 s, and that was the tail of late letters.
+const COLLECT_RETRIES: [Duration; 3] = [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(3)];
 /// Peers whose last collection is remembered; disconnected ones are forgotten first.
 const MAX_COLLECTED: usize = 4096;
 /// How often holders knock, and the first wait per recipient; it doubles up to [`KNOCK_MAX`].
@@ -409,19 +413,23 @@ fn retry_direct(shared: &Arc<Shared>, peer: PeerId) {
 fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
     let s = shared.clone();
     shared.tasks.spawn(async move {
-        match super::streams::with_new_peer(|| collect(&s, peer)).await {
-            Ok(n) => {
-                let mut st = s.state();
-                if st.collected.len() >= MAX_COLLECTED {
-                    st.collected.clear();
+        for (attempt, wait) in COLLECT_RETRIES.iter().enumerate() {
+            tokio::time::sleep(*wait).await;
+            match super::streams::with_new_peer(|| collect(&s, peer)).await {
+                Ok(n) => {
+                    let mut st = s.state();
+                    if st.collected.len() >= MAX_COLLECTED {
+                        st.collected.clear();
+                    }
+                    st.collected.insert(peer, Instant::now());
+                    drop(st);
+                    if n > 0 {
+                        tracing::debug!(%peer, letters = n, "collected letters kept for us");
+                    }
+                    return;
                 }
-                st.collected.insert(peer, Instant::now());
-                drop(st);
-                if n > 0 {
-                    tracing::debug!(%peer, letters = n, "collected letters kept for us");
-                }
+                Err(e) => tracing::debug!(%peer, attempt, error = %e, "cannot collect letters"),
             }
-            Err(e) => tracing::debug!(%peer, error = %e, "cannot collect letters"),
         }
     });
 }
