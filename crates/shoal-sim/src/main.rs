@@ -1,17 +1,28 @@
 //! `shoal-sim SCENARIO.toml [--csv FILE]`: runs a scenario (in virtual time, or as real nodes with
 //! `mode = "real"`) and prints its figures as JSON.
 //! `shoal-sim results [--full] [--reuse-real] [--out DIR]`: runs the standard experiments and writes
-//! `DIR/RESULTS.md` (`--reuse-real`: the real-peer figures of the last run, from `DIR/results/real.json`).
+//! `DIR/RESULTS.md` (`--reuse-real`: the real-peer figures of the last run, from `DIR/results/real.json` and
+//! `DIR/results/messaging.json`).
 //!
 //! A scenario with a `[distribution]` table is a file distribution (one seed, N peers); one with a
 //! `[messaging]` table a topic on real peers (`shoal_sim::real::messaging`); one with a `[letters]` table
 //! letters to peers that are away, under churn (`shoal_sim::real::letters`); any other is a search
 //! scenario (see `shoal_sim::scenario`).
+//!
+//! `SHOAL_SIM_LOG` (a tracing filter, e.g. `shoal_node::messaging::letters=debug`) prints what the nodes of
+//! a real run log, to stderr.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use anyhow::{Context, bail};
 
 fn main() -> anyhow::Result<()> {
+    // Silent unless asked: `SHOAL_SIM_LOG=shoal_node::messaging=debug` shows what the nodes of a real run do.
+    if let Ok(filter) = std::env::var("SHOAL_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("results") {
         args.next();

@@ -15,7 +15,7 @@
 //! peers = 200
 //! recipients = 40
 //! senders = 20
-//! letters = 200
+//! letters = 1000
 //! median_session_s = 120   # the peers that stay churn meanwhile
 //! median_offline_s = 120
 //! away_s = 60
@@ -144,7 +144,7 @@ pub fn from_toml(text: &str) -> Result<Option<(String, LettersScenario)>, Scenar
 }
 
 /// What a letters run measured.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub struct LettersSummary {
     /// Scenario name.
     pub name: String,
@@ -306,6 +306,20 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
     let _ = churner.await;
     stop_all(&peers).await;
 
+    // Late letters by recipient: many late for one recipient points at its holders (all away), a few
+    // spread over many at the hand-over itself.
+    let mut late: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (k, l) in letters.iter().enumerate().filter(|(_, l)| l.id.is_some()) {
+        match arrived.get(&k) {
+            Some(d) if d.as_secs_f64() <= sc.on_time_s => {}
+            Some(d) => late.entry(l.to).or_default().push(format!("{:.1} s", d.as_secs_f64())),
+            None => late.entry(l.to).or_default().push("never".into()),
+        }
+    }
+    for (r, when) in &late {
+        let of = letters.iter().filter(|l| l.to == *r).count();
+        eprintln!("  late for recipient {r} ({} of its {of} letters): {}", when.len(), when.join(", "));
+    }
     let after: Vec<f64> = arrived.values().map(|d| d.as_secs_f64() * 1000.0).collect();
     let on_time = after.iter().filter(|ms| **ms <= sc.on_time_s * 1000.0).count();
     let readable_at_others = readable(&peers, &letters);

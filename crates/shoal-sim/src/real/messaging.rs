@@ -186,7 +186,7 @@ pub fn from_toml(text: &str) -> Result<Option<(String, MessagingScenario)>, Scen
 }
 
 /// What a messaging run measured.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub struct MessagingSummary {
     /// Scenario name.
     pub name: String,
