@@ -177,12 +177,13 @@ pub struct GossipMesh {
 }
 
 impl GossipMesh {
-    /// A mesh of degree `n` (at least 2): D_low `n` - `n`/4, D_high `n` + `n`/2, publishing to the mesh
-    /// only. D_high is tighter than gossipsub's 2D because every mesh peer above D is one more copy of
-    /// every message (measured in `docs/RESULTS.md`).
+    /// A mesh of degree `n` (at least 2): D_low `n` - `n`/4, D_high `n` + `n`/4 (at least `n` + 1),
+    /// publishing to the mesh only. D_high is far tighter than gossipsub's 2D because every mesh peer above
+    /// D is one more copy of every message: at 1,000 peers D_high 6 cost 3.05 copies per delivery and 5
+    /// cost 2.69, for 50 ms more at the median (`docs/ARCHITECTURE.md`, Messaging).
     pub fn with_degree(n: usize) -> Self {
         let n = n.max(2);
-        Self { n, low: n - n / 4, high: n + n / 2, flood_publish: false }
+        Self { n, low: n - n / 4, high: n + (n / 4).max(1), flood_publish: false }
     }
 
     /// Publishes to every subscribed peer we know (see [`GossipMesh::flood_publish`]).

@@ -134,7 +134,7 @@ fn default_drain() -> f64 {
 
 impl MessagingScenario {
     /// The gossipsub mesh its peers run.
-    fn mesh(&self) -> GossipMesh {
+    pub fn mesh(&self) -> GossipMesh {
         let mut mesh = self
             .mesh_n
             .map_or_else(GossipMesh::default, GossipMesh::with_degree)

@@ -133,8 +133,7 @@ fn csv(r: &MessagingRuns) -> String {
 pub(super) fn markdown(m: &mut String, r: &MessagingRuns) {
     let t = &r.topic;
     let s = &t.scenario;
-    let mesh = |v: Option<usize>, default: usize| v.unwrap_or(default);
-    let default_mesh = shoal_net::GossipMesh::default();
+    let mesh = s.mesh();
     let _ = writeln!(m, "## Messaging: a topic on 1,000 real peers, letters under churn\n");
     let _ = writeln!(
         m,
@@ -160,8 +159,8 @@ pub(super) fn markdown(m: &mut String, r: &MessagingRuns) {
         m,
         "| {} | {} / {} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2}x | {:.2}x | {:.0} | {:.0} |\n",
         s.peers,
-        mesh(s.mesh_n, default_mesh.n),
-        mesh(s.mesh_high, default_mesh.high),
+        mesh.n,
+        mesh.high,
         t.delivery_ratio * 100.0,
         t.latency_p50_ms,
         t.latency_p99_ms,
