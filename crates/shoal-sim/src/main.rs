@@ -19,7 +19,11 @@ fn main() -> anyhow::Result<()> {
     // Silent unless asked: `SHOAL_SIM_LOG=shoal_node::messaging=debug` shows what the nodes of a real run do.
     if let Ok(filter) = std::env::var("SHOAL_SIM_LOG") {
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_new(&filter).with_context(|| {
+                    format!("SHOAL_SIM_LOG={filter:?} is not a tracing filter (e.g. shoal_node=debug)")
+                })?,
+            )
             .with_writer(std::io::stderr)
             .init();
     }
