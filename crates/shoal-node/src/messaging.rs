@@ -27,6 +27,7 @@ pub mod service;
 pub(crate) mod streams;
 pub(crate) mod topics;
 
+pub use ids::mailbox_id;
 pub use service::Messaging;
 
 /// The stream protocol (see `shoal_proto::messaging::exchange`).

@@ -295,6 +295,81 @@ async fn a_letter_to_an_offline_peer_is_held_and_collected_in_supernode() {
     offline_letter(Topology::Supernode).await;
 }
 
+/// `pure` and `supernode`: the holder is the sender's hub; the recipient comes back at a new port
+/// attached to another peer only (a bridge linked to the hub), so it never meets the holder and the
+/// holder's knocks go to its old address. It finds the holder by looking up its mailbox over the overlay
+/// (in `supernode`, through its supernode) and collects.
+async fn letter_found_across_the_overlay(topology: Topology) {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let supers = topology == Topology::Supernode;
+    let search = |super_capable: bool| {
+        let s = SearchConfig::default().with_refresh(Duration::from_secs(1), Duration::from_secs(3));
+        match super_capable {
+            true => s.with_supernode(true, Duration::from_millis(300), Duration::from_millis(300)),
+            false => s.with_supernode(false, Duration::from_secs(3600), Duration::from_secs(3600)),
+        }
+    };
+    let start = async |name: &str, boot: Vec<shoal_net::Multiaddr>, super_capable: bool| {
+        Node::start(config(&root.path().join(name), topology, boot, search(super_capable))).await.unwrap()
+    };
+    let hub = start("hub", Vec::new(), true).await;
+    let hub_addr = hub.addrs().await.unwrap()[0].clone();
+    // In `supernode` the bridge is a second supernode, on the backbone with the hub.
+    let bridge = start("bridge", vec![hub_addr.clone()], supers).await;
+    let bridge_addr = bridge.addrs().await.unwrap()[0].clone();
+    let recipient = start("recipient", vec![hub_addr.clone()], false).await;
+    let recipient_id = recipient.peer_id();
+    let sender = start("sender", vec![hub_addr.clone()], false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    recipient.shutdown().await;
+    drop(recipient);
+
+    let text = "the boat leaves from the other pier";
+    msg(&sender).send(&recipient_id.to_string(), text).await.unwrap();
+    wait_until("the hub to hold the letter", 40, async || !hub.store().held_letters().unwrap().is_empty()).await;
+    assert!(bridge.store().held_letters().unwrap().is_empty(), "only the sender's hub should hold");
+    sender.shutdown().await;
+    drop(sender);
+    // The hub answers a lookup of the recipient's mailbox that reaches it through the bridge. (In
+    // `supernode` the returning recipient below may also meet the hub as one of its two supernodes, so
+    // this is what shows the lookup there.)
+    let search = bridge.service::<shoal_node::search::Search>().unwrap();
+    wait_until("the bridge's lookup of the mailbox to name the hub", 20, async || {
+        let mut found = search.find_providers(shoal_node::messaging::mailbox_id(&recipient_id)).await.unwrap();
+        let mut hub_found = false;
+        while let Some((peer, _)) = found.recv().await {
+            hub_found |= peer == hub.peer_id();
+        }
+        hub_found
+    })
+    .await;
+
+    let recipient = start("recipient", vec![bridge_addr], false).await;
+    assert_eq!(recipient.peer_id(), recipient_id);
+    wait_until("the recipient to find the holder and collect", 40, async || {
+        msg(&recipient).inbox(10).await.unwrap().iter().any(|m| m.text == text && !m.mine)
+    })
+    .await;
+    wait_until("the hub to drop the letter after the receipt", 20, async || {
+        hub.store().held_letters().unwrap().is_empty()
+    })
+    .await;
+    recipient.shutdown().await;
+    bridge.shutdown().await;
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_recipient_finds_its_holder_across_the_pure_overlay() {
+    letter_found_across_the_overlay(Topology::Pure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_recipient_finds_its_holder_through_its_supernode() {
+    letter_found_across_the_overlay(Topology::Supernode).await;
+}
+
 /// A hostile peer on the topic: garbage, a tampered post and a forged author are rejected and never
 /// forwarded; a flood of valid posts is cut to its author's rate, and the others still talk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,12 @@ pub(crate) fn peer_text(author: &AuthorKey) -> String {
     peer_of(author).map_or_else(|| hex(author), |p| p.to_string())
 }
 
+/// The id a peer's letters are found under where holders advertise them (`holders.rs`): derived from the
+/// peer id, so the recipient and its holders compute it alone, and never a file's id.
+pub fn mailbox_id(peer: &PeerId) -> shoal_store::ContentId {
+    shoal_store::ContentId(blake3::derive_key("shoal messaging mailbox v1", &peer.to_bytes()))
+}
+
 /// The gossipsub topic of a messaging topic.
 pub(crate) fn gossip_topic(t: &TopicId) -> String {
     format!("shoal/m/1/{}", t.to_hex())
@@ -72,5 +78,14 @@ mod tests {
         assert_eq!(peer_of(&author), Some(peer));
         assert_eq!(unhex(&hex(&author)), Some(author));
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn a_mailbox_id_is_the_peers_own_and_not_its_key() {
+        let a = Keypair::generate_ed25519().public().to_peer_id();
+        let b = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(mailbox_id(&a), mailbox_id(&a));
+        assert_ne!(mailbox_id(&a), mailbox_id(&b));
+        assert_ne!(mailbox_id(&a).0, author_of(&a).unwrap());
     }
 }

@@ -410,7 +410,7 @@ fn retry_direct(shared: &Arc<Shared>, peer: PeerId) {
     });
 }
 
-fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
+pub(crate) fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
     let s = shared.clone();
     shared.tasks.spawn(async move {
         for (attempt, wait) in COLLECT_RETRIES.iter().enumerate() {
@@ -435,7 +435,9 @@ fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
 }
 
 /// Collects from every peer we meet, and from those connected that were not collected from lately. In
-/// `structured`, looks up the peers closest to our own id first: that is where holders put our letters.
+/// `structured`, looks up the peers closest to our own id first: that is where holders put our letters;
+/// in `pure` and `supernode`, the peers that advertise our mailbox ([`super::holders`]). Every [`KNOCK`],
+/// advertises the mailboxes of what we hold and knocks.
 pub(crate) async fn watch_connections(shared: Arc<Shared>) {
     let mut events = shared.net.subscribe();
     if shared.config.topology == crate::config::Topology::Structured {
@@ -453,11 +455,17 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
             }
         });
     }
+    // In `pure` and `supernode`, our holders may be peers we would never meet: ask who they are.
+    super::holders::look_up(&shared);
     let mut sweep = tokio::time::interval(SWEEP);
     let mut knock = tokio::time::interval_at(tokio::time::Instant::now() + KNOCK, KNOCK);
+    let mut advertised = std::collections::HashSet::new();
     loop {
         tokio::select! {
-            _ = knock.tick() => knock_round(&shared).await,
+            _ = knock.tick() => {
+                super::holders::advertise(&shared, &mut advertised).await;
+                knock_round(&shared).await;
+            }
             ev = events.recv() => match ev {
                 Ok(NetEvent::PeerConnected { peer, .. }) => {
                     collect_from(&shared, peer);

@@ -37,7 +37,13 @@ use crate::transfer::Event as TransferEvent;
 
 /// Commands from the node.
 pub(crate) enum Cmd {
-    Start { req: SearchRequest, tx: mpsc::Sender<SearchEvent> },
+    Start {
+        req: SearchRequest,
+        tx: mpsc::Sender<SearchEvent>,
+    },
+    /// The ids we answer for besides our shares changed ([`Shared::provided`]): our supernodes need a new
+    /// digest.
+    ProvidedChanged,
 }
 
 /// Peers of another topology remembered for `status`.
@@ -49,7 +55,13 @@ pub(crate) struct Shared {
     pub(crate) counters: Mutex<SearchCounters>,
     /// Peers that run another topology, with theirs.
     pub(crate) mismatches: Mutex<BTreeMap<PeerId, String>>,
+    /// Ids other services make us answer provider lookups for, besides our shares (at most
+    /// [`MAX_PROVIDED`]): a holder's mailbox ids, so that a recipient finds who keeps its letters.
+    pub(crate) provided: Mutex<std::collections::HashSet<shoal_proto::search::messages::WireId>>,
 }
+
+/// Ids answered for besides our shares, at most.
+pub(crate) const MAX_PROVIDED: usize = 4096;
 
 enum Internal {
     Answer {
@@ -187,6 +199,11 @@ impl Driver {
                 cmd = cmds.recv() => match cmd {
                     None => break,
                     Some(Cmd::Start { req, tx }) => self.start(req, tx),
+                    Some(Cmd::ProvidedChanged) => {
+                        if self.sup.is_some() {
+                            self.read_list(ListFor::Digest);
+                        }
+                    }
                 },
                 ev = self.node_events.recv() => match ev.as_deref() {
                     // Missed events may have been share changes: re-read the list to be sure.
@@ -242,15 +259,7 @@ impl Driver {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 Some(int) = internal.recv() => match int {
-                    Internal::Answer { qid, hits } => {
-                        if let Some(sup) = self.sup.as_mut() {
-                            let acts = sup.on_local_hits(qid, hits, Instant::now());
-                            self.exec_super(acts);
-                        } else {
-                            let acts = self.flood.on_local_hits(qid, hits, Instant::now());
-                            self.exec(acts);
-                        }
-                    }
+                    Internal::Answer { qid, hits } => self.local_hits(qid, hits),
                     Internal::DhtFound { sid, peer } => {
                         if peer != self.me && self.subs.contains_key(&sid) {
                             let acts = self.flood.ask(sid, peer);
@@ -537,6 +546,13 @@ impl Driver {
         }
         let (store, internal) = (self.store.clone(), self.internal.clone());
         let provider = Provider { peer: self.me.to_bytes(), addrs: self.my_addrs.clone() };
+        if let Want::Id(id) = &query.want
+            && shoal_store::lock(&self.shared.provided).contains(id)
+        {
+            // Not a file: no name, no size. Only a lookup of this exact id asks for it.
+            let hit = Hit { id: *id, name: String::new(), size: 0, collection: false, provider: provider.clone() };
+            self.local_hits(qid, vec![hit]);
+        }
         self.tasks.spawn(async move {
             let found = blocking(move || store.search_local(&query, MAX_LOCAL_HITS)).await;
             let hits: Vec<Hit> = match found {
@@ -559,6 +575,17 @@ impl Driver {
                 let _ = internal.send(Internal::Answer { qid, hits }).await;
             }
         });
+    }
+
+    /// What this peer found for query `qid`, to the router (inside the supernode layer when there is one).
+    fn local_hits(&mut self, qid: u64, hits: Vec<Hit>) {
+        if let Some(sup) = self.sup.as_mut() {
+            let acts = sup.on_local_hits(qid, hits, Instant::now());
+            self.exec_super(acts);
+        } else {
+            let acts = self.flood.on_local_hits(qid, hits, Instant::now());
+            self.exec(acts);
+        }
     }
 
     /// Reads our share list off the async threads, for the index servers.
@@ -586,6 +613,9 @@ impl Driver {
             for e in &entries {
                 d.insert_name(&e.name);
                 d.insert_id(&e.id);
+            }
+            for id in shoal_store::lock(&self.shared.provided).iter() {
+                d.insert_id(id);
             }
             if let Some(sup) = self.sup.as_mut() {
                 let acts = sup.set_digest(d);

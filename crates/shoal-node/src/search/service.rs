@@ -153,6 +153,41 @@ impl Search {
         Ok(rx)
     }
 
+    /// Makes this peer answer [`Search::find_providers`] for `id` although no share of ours has it (a
+    /// holder's mailbox id: see `messaging/holders.rs`). In `structured` that is a provider record in the
+    /// DHT; elsewhere this peer answers lookups of the id that reach it (and, as a leaf, its digest names
+    /// the id so its supernodes ask it). False when [`MAX_PROVIDED`](super::driver::MAX_PROVIDED) ids are
+    /// provided already.
+    pub async fn provide(&self, id: ContentId) -> Result<bool, NodeError> {
+        if self.topology == Topology::Structured {
+            self.net.provide(id.as_bytes().to_vec()).await?;
+            return Ok(true);
+        }
+        let added = {
+            let mut set = shoal_store::lock(&self.shared.provided);
+            if set.len() >= super::driver::MAX_PROVIDED && !set.contains(id.as_bytes()) {
+                return Ok(false);
+            }
+            set.insert(*id.as_bytes())
+        };
+        if added {
+            let _ = self.cmds.send(Cmd::ProvidedChanged).await;
+        }
+        Ok(true)
+    }
+
+    /// Stops answering for an id given to [`Search::provide`].
+    pub async fn unprovide(&self, id: ContentId) -> Result<(), NodeError> {
+        if self.topology == Topology::Structured {
+            self.net.unprovide(id.as_bytes().to_vec()).await?;
+            return Ok(());
+        }
+        if shoal_store::lock(&self.shared.provided).remove(id.as_bytes()) {
+            let _ = self.cmds.send(Cmd::ProvidedChanged).await;
+        }
+        Ok(())
+    }
+
     /// Search counters since start.
     pub fn counters(&self) -> SearchCounters {
         shoal_store::lock(&self.shared.counters).clone()
