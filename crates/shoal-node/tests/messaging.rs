@@ -328,7 +328,11 @@ async fn letter_found_across_the_overlay(topology: Topology) {
     let text = "the boat leaves from the other pier";
     msg(&sender).send(&recipient_id.to_string(), text).await.unwrap();
     wait_until("the hub to hold the letter", 40, async || !hub.store().held_letters().unwrap().is_empty()).await;
-    assert!(bridge.store().held_letters().unwrap().is_empty(), "only the sender's hub should hold");
+    // In `pure` the sender's one neighbour is the hub; in `supernode` it may have met the bridge through
+    // the supernodes' gossip and left a copy there too, which the lookup below does not depend on.
+    if !supers {
+        assert!(bridge.store().held_letters().unwrap().is_empty(), "only the sender's hub should hold");
+    }
     sender.shutdown().await;
     drop(sender);
     // The hub answers a lookup of the recipient's mailbox that reaches it through the bridge. (In

@@ -27,7 +27,11 @@ use super::post::{AuthorKey, MsgId};
 /// Timings and limits of the sender's side.
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
-    /// Copies placed with holders when the recipient does not answer.
+    /// Copies placed with holders when the recipient does not answer. Eight, not the 3-5 of the design
+    /// notes: a letter is lost when every holder is away for good or for longer than the recipient waits.
+    /// Under churn of 2 min sessions (`letters-churn-2min.toml`) a recipient's letters were spread over
+    /// about nine peers, two of them senders that left for good and four away at the end, and with 5
+    /// copies each, 1 to 3% of the letters had none of their holders back in a run (3 runs of 5).
     pub holders: usize,
     /// How long a direct attempt may go unanswered before copies are placed (and between placements).
     pub direct_timeout: Duration,
@@ -42,7 +46,7 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            holders: 5,
+            holders: 8,
             direct_timeout: Duration::from_secs(5),
             retry_every: Duration::from_secs(60),
             keep_for: Duration::from_secs(7 * 24 * 3600),

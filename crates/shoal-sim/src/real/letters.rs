@@ -265,6 +265,17 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
         senders.len(),
         sc.away_s
     );
+    // Who holds letters for each recipient as the senders leave (for the report of missing letters).
+    let mut holders_of: HashMap<[u8; 32], Vec<(usize, usize)>> = HashMap::new();
+    for (i, node) in super::online_nodes(&peers) {
+        let mut count: HashMap<[u8; 32], usize> = HashMap::new();
+        for row in node.store().held_letters().unwrap_or_default() {
+            *count.entry(row.2).or_default() += 1;
+        }
+        for (key, n) in count {
+            holders_of.entry(key).or_default().push((i, n));
+        }
+    }
     shutdown(&peers, &senders).await;
     let skip: HashSet<usize> = recipients.union(&senders).copied().collect();
     let churn = Churn { median_session_s: sc.median_session_s, median_offline_s: sc.median_offline_s };
@@ -304,6 +315,41 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
     let arrived = watch(&peers, &letters, &returned, Duration::from_secs_f64(sc.watch_s)).await;
     churner.abort();
     let _ = churner.await;
+    // Who still holds letters for a recipient that lacks some: online holders point at finding them
+    // (a lookup, a knock, a collection that failed), none at churn (every holder away).
+    let missing: HashSet<usize> = letters
+        .iter()
+        .enumerate()
+        .filter(|(k, l)| l.id.is_some() && !arrived.contains_key(k) && returned.contains_key(&l.to))
+        .map(|(_, l)| l.to)
+        .collect();
+    for r in &missing {
+        let Some(key) = lock(&peers)[*r].id.and_then(|p| author_key(&p)) else { continue };
+        let mut online = Vec::new();
+        for (i, node) in super::online_nodes(&peers) {
+            let n = node.store().held_letters().map_or(0, |h| h.iter().filter(|row| row.2 == key).count());
+            if n > 0 {
+                online.push(format!("peer {i}: {n}"));
+            }
+        }
+        let before: Vec<String> = holders_of
+            .get(&key)
+            .map(|v| {
+                v.iter()
+                    .map(|(i, n)| {
+                        let what =
+                            if senders.contains(i) { "sender, gone" } else { state_name(lock(&peers)[*i].state) };
+                        format!("peer {i}: {n} ({what})")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        eprintln!(
+            "  recipient {r} lacks letters; holders when the senders left: [{}]; online holders at the end: [{}]",
+            before.join(", "),
+            online.join(", ")
+        );
+    }
     stop_all(&peers).await;
 
     // Late letters by recipient: many late for one recipient points at its holders (all away), a few
@@ -340,7 +386,21 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
     })
 }
 
-/// Waits until every sent letter shows as held at its sender (or `wait` is up); how many do.
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Online => "online",
+        State::Offline => "offline",
+        State::Leaving => "leaving",
+    }
+}
+
+/// The Ed25519 key inside a peer id (what letters are sealed to and holders file them under).
+fn author_key(peer: &libp2p::PeerId) -> Option<[u8; 32]> {
+    let mh = peer.as_ref();
+    let pk = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    Some(pk.try_into_ed25519().ok()?.to_bytes())
+}
+
 /// Waits until every sent letter is held by as many peers as a sender places copies with (or `wait` is
 /// up): how many letters were held by 0, 1, 2, ... peers then.
 async fn wait_held(
