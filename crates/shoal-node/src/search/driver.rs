@@ -7,6 +7,11 @@
 //! [`index_server`](super::index_server) (other peers' lists, when we are one), [`supernode`](super::supernode)
 //! (the core's settings and our capacity), [`dht`](super::dht) (keyword keys, `structured`). How a search
 //! starts is `shoal_proto::search::policy`, shared with the simulator.
+//!
+//! Why this file stays over 600 lines: what is left here is the one `select!` loop and the thin methods that
+//! hand each event to the role that owns it (router or supernode core) and carry out the actions; every
+//! method reads or writes the driver's own fields, so splitting them off would pass the whole driver to
+//! each piece. State of a role goes to that role's module, not here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
