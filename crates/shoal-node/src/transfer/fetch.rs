@@ -513,6 +513,7 @@ impl Fetch {
                         tracing::debug!(
                             peer = %p,
                             in_flight = a.sched.in_flight(p),
+                            received_kib = self.tally.received >> 10,
                             window_kib = w.limit() >> 10,
                             rate_mb_s = w.rate() / 1e6,
                             fastest_ms = w.fastest().map_or(0.0, |d| d.as_secs_f64() * 1e3),
