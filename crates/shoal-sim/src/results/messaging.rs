@@ -137,7 +137,7 @@ pub(super) fn markdown(m: &mut String, r: &MessagingRuns) {
     let _ = writeln!(m, "## Messaging: a topic on 1,000 real peers, letters under churn\n");
     let _ = writeln!(
         m,
-        "Whole Shoal nodes in one process on the memory transport, every link delayed {} ms one way (`crates/shoal-sim/src/real/messaging.rs`). {} peers subscribe to one topic over a random graph of {} links each; {} publishers post {} messages of {} bytes, one every {} ms. {}Latency is from publication to arrival at each subscriber; copies are gossipsub's own count of messages received, duplicates included (`gossipsub_topic_msg_recv_counts_unfiltered_total`); bytes are per delivered post over its text size, as gossipsub's message bytes and as all bytes on the peer's links less the quiet window's background. Scenario: `crates/shoal-sim/scenarios/messaging-1k.toml`.\n",
+        "Whole Shoal nodes in one process on the memory transport, every link delayed {} ms one way (`crates/shoal-sim/src/real/messaging.rs`). {} peers subscribe to one topic over a random graph of {} links each; {} publishers post {} messages of {} bytes, one every {} ms. {}Latency is from publication to arrival at each subscriber; copies are gossipsub's own count of messages received, duplicates included (`gossipsub_topic_msg_recv_counts_unfiltered_total`); bytes are per delivered post over its text size, as gossipsub's message bytes and as all bytes on the peer's links less the background (the mean rate of quiet windows before and after the posts). Scenario: `crates/shoal-sim/scenarios/messaging-1k.toml`.\n",
         s.link_delay_ms,
         s.peers,
         s.links,
