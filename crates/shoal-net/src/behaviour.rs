@@ -44,19 +44,12 @@ pub(crate) struct Behaviour {
 /// below it turns those into memory copies and a few large reads.
 const TCP_READ_BUFFER: usize = 256 * 1024;
 
-/// How a new connection negotiates its security and muxer protocols. `V1` waits for the listener to
-/// confirm each protocol the dialer proposes: a round trip each. `V1Lazy` sends the handshake right behind
-/// the proposal when the dialer has only one protocol left to offer (yamux always; Noise when TLS was
-/// refused), which saves the muxer's round trip on every connection: 100 ms before a transfer's first
-/// request on a 100 ms link. libp2p's own `SwarmBuilder` transports use it; a listener answers both alike.
-const UPGRADE: upgrade::Version = upgrade::Version::V1Lazy;
-
 /// TCP + TLS 1.3 (Noise as fallback, see [`crate::secure`]) + Yamux, with a read buffer under the
 /// security layer (see [`TCP_READ_BUFFER`]).
 fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)> {
     tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .map(|stream, _| futures::io::BufReader::with_capacity(TCP_READ_BUFFER, stream))
-        .upgrade(UPGRADE)
+        .upgrade(upgrade::Version::V1)
         .authenticate(secure)
         .multiplex(Yamux::default())
         .timeout(Duration::from_secs(20))
@@ -77,7 +70,7 @@ fn memory_transport(
 ) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, NetError> {
     let base = MemoryTransport::default()
         .map(move |stream, _| crate::link::Delayed::new(stream, delay, received.clone()))
-        .upgrade(UPGRADE);
+        .upgrade(upgrade::Version::V1);
     let transport = if encrypted {
         let noise = noise::Config::new(key).map_err(|e| NetError::Transport(e.to_string()))?;
         base.authenticate(noise)
