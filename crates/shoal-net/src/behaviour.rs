@@ -16,6 +16,7 @@ use libp2p::{
     tcp,
 };
 
+use crate::counted::Counting;
 use crate::dht_store::DhtStore;
 use crate::mux::Yamux;
 use crate::secure::SecureUpgrade;
@@ -61,12 +62,14 @@ fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerI
 /// one process for the simulator. Plaintext still exchanges and checks public keys (peer ids are real); it
 /// only skips the encryption, whose handshakes dominate the CPU at a thousand peers. Memory addresses cannot
 /// leave the process, so nothing unencrypted ever reaches a real network. Under the handshake, an
-/// emulated link ([`crate::link`]): a one-way delay and a count of the bytes received.
+/// emulated link ([`crate::link`]): a one-way delay and a count of the bytes received; over the muxer, a
+/// count of what gossipsub's streams receive ([`crate::counted`]).
 fn memory_transport(
     key: &Keypair,
     encrypted: bool,
     delay: Duration,
     received: Arc<AtomicU64>,
+    gossip_received: Arc<AtomicU64>,
 ) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, NetError> {
     let base = MemoryTransport::default()
         .map(move |stream, _| crate::link::Delayed::new(stream, delay, received.clone()))
@@ -76,13 +79,13 @@ fn memory_transport(
         base.authenticate(noise)
             .multiplex(Yamux::default())
             .timeout(Duration::from_secs(20))
-            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .map(move |(peer, muxer), _| (peer, StreamMuxerBox::new(Counting::new(muxer, gossip_received))))
             .boxed()
     } else {
         base.authenticate(plaintext::Config::new(key))
             .multiplex(Yamux::default())
             .timeout(Duration::from_secs(20))
-            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .map(move |(peer, muxer), _| (peer, StreamMuxerBox::new(Counting::new(muxer, gossip_received))))
             .boxed()
     };
     Ok(transport)
@@ -127,6 +130,7 @@ pub(crate) fn build(
     key: Keypair,
     config: &NetConfig,
     received: Arc<AtomicU64>,
+    gossip_received: Arc<AtomicU64>,
     registry: Option<&mut prometheus_client::registry::Registry>,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
@@ -145,7 +149,7 @@ pub(crate) fn build(
                 .build()
         }
         TransportKind::Memory { encrypted, delay } => {
-            let transport = memory_transport(&key, encrypted, delay, received)?;
+            let transport = memory_transport(&key, encrypted, delay, received, gossip_received)?;
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
                 .with_other_transport(move |_| transport)

@@ -416,7 +416,9 @@ impl EventLoop {
                     let _ = reply.send(Ok(()));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, num_established, endpoint, cause, .. } => {
+                let me = *self.swarm.local_peer_id();
+                tracing::debug!(%me, peer = %peer_id, num_established, cause = ?cause, "connection closed");
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
                     self.introduced.remove(&peer_id);

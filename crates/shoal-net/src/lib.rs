@@ -25,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod behaviour;
+mod counted;
 mod dht_store;
 mod error;
 mod event_loop;

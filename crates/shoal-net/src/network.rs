@@ -222,6 +222,7 @@ pub struct Network {
     events: tokio::sync::broadcast::Sender<NetEvent>,
     dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    gossip_received: std::sync::Arc<std::sync::atomic::AtomicU64>,
     gossip: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<GossipEvent>>>>,
 }
 
@@ -241,7 +242,9 @@ impl Network {
         let mut registry = registry;
         let peer_id = key.public().to_peer_id();
         let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut swarm = crate::behaviour::build(key, &config, received.clone(), registry.as_deref_mut())?;
+        let gossip_received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut swarm =
+            crate::behaviour::build(key, &config, received.clone(), gossip_received.clone(), registry.as_deref_mut())?;
         let metrics = registry.map(libp2p::metrics::Metrics::new);
         let control = swarm.behaviour().stream.new_control();
         for addr in &config.listen {
@@ -261,7 +264,7 @@ impl Network {
         }
         tokio::spawn(ev.run());
         let gossip = std::sync::Arc::new(std::sync::Mutex::new(Some(gossip_rx)));
-        Ok(Self { peer_id, commands: tx, control, events, dht_requests, received, gossip })
+        Ok(Self { peer_id, commands: tx, control, events, dht_requests, received, gossip_received, gossip })
     }
 
     /// Network events from now on. A subscriber that falls behind misses the oldest (bounded buffer).
@@ -280,6 +283,13 @@ impl Network {
     /// figure of what a protocol costs), 0 on real transports.
     pub fn link_bytes_received(&self) -> u64 {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes this peer has received on gossipsub's streams since start (messages, control messages, their
+    /// framing; no muxer headers): what topics cost on the link, with no other protocol in it. Counted on the
+    /// memory transport only, 0 on real transports.
+    pub fn gossip_bytes_received(&self) -> u64 {
+        self.gossip_received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This peer's id.
