@@ -58,6 +58,14 @@ pub enum ResultsError {
     /// A run of real peers failed.
     #[error(transparent)]
     Real(#[from] crate::real::RealError),
+    /// A scenario run in a process of its own failed.
+    #[error("the {name} run (a child process of shoal-sim) failed: {why}")]
+    Child {
+        /// The scenario.
+        name: String,
+        /// What went wrong.
+        why: String,
+    },
     /// `--reuse-real` found no usable figures from an earlier run.
     #[error("reading the real-peer figures of an earlier run from {path}: {why} (run without --reuse-real once)")]
     Reuse {

@@ -300,6 +300,7 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
     // The recipients return, each through random online peers, and their inboxes are watched.
     eprintln!("  {} recipients return ...", recipients.len());
     let mut returned = HashMap::new();
+    let mut returned_utc = HashMap::new();
     for &r in &rlist {
         let home = lock(&peers)[r].home.clone();
         let boot = random_addrs(&peers, &mut rng, sc.links, r);
@@ -308,6 +309,7 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
             Ok((node, addr)) => {
                 set_online(&peers, r, node, addr);
                 returned.insert(r, at);
+                returned_utc.insert(r, std::time::SystemTime::now());
             }
             Err(e) => eprintln!("  recipient {r} could not return: {e}"),
         }
@@ -364,7 +366,14 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
     }
     for (r, when) in &late {
         let of = letters.iter().filter(|l| l.to == *r).count();
-        eprintln!("  late for recipient {r} ({} of its {of} letters): {}", when.len(), when.join(", "));
+        // Its peer id and the time it returned, to find it in the nodes' log (`SHOAL_SIM_LOG`, UTC times).
+        let peer = ids.get(r).map_or("?", String::as_str);
+        let back = returned_utc.get(r).map_or_else(|| "?".into(), |t| utc_time(*t));
+        eprintln!(
+            "  late for recipient {r} ({peer}, back at {back} UTC; {} of its {of} letters): {}",
+            when.len(),
+            when.join(", ")
+        );
     }
     let after: Vec<f64> = arrived.values().map(|d| d.as_secs_f64() * 1000.0).collect();
     let on_time = after.iter().filter(|ms| **ms <= sc.on_time_s * 1000.0).count();
@@ -384,6 +393,12 @@ async fn run_async(name: &str, sc: &LettersScenario) -> Result<LettersSummary, R
         readable_at_others,
         wall_seconds: wall.elapsed().as_secs_f64(),
     })
+}
+
+/// `HH:MM:SS.mmm` of a time, UTC (as the nodes' log prints it).
+fn utc_time(t: std::time::SystemTime) -> String {
+    let ms = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()) % 86_400_000;
+    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
 }
 
 fn state_name(s: State) -> &'static str {

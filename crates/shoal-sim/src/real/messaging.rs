@@ -6,11 +6,13 @@
 //! posts one `interval_ms` apart from `publishers` random peers, then measure the background again. Every
 //! peer's event feed is read from the start: the time from a post's publication to its arrival at each
 //! subscriber is its delivery latency; the bytes every peer received during the posting window, less the
-//! mean background rate of the two quiet windows, divided by the deliveries, are the wire bytes per
-//! delivered message per peer. Gossipsub's own counters (messages and
-//! their bytes received, duplicates included) give the copies of a post each peer received, with no
-//! background to subtract: on a loaded host the background of the quiet window is not that of the posting
-//! window, and at a thousand peers it outweighs the posts.
+//! mean background rate of the two quiet windows, divided by the deliveries, are the link bytes per
+//! delivered message per peer. That count holds every protocol, and its background estimate is rough (at a
+//! thousand peers on the paused clock it moved the figure between 1.9x and 3.1x the payload from run to
+//! run), so the topic's wire cost is also counted on gossipsub's own streams
+//! ([`shoal_net::Network::gossip_bytes_received`]: messages, control messages, framing), whose quiet rate
+//! is small. Gossipsub's own counters (messages and their bytes received, duplicates included) give the
+//! copies of a post each peer received.
 //!
 //! With `virtual_clock = true` the run is timed by tokio's paused clock on one thread: the clock moves only
 //! when every peer is waiting, so the latency is what the protocol and the links cost (link delays, hops,
@@ -217,6 +219,15 @@ pub struct MessagingSummary {
     pub amplification: f64,
     /// Background bytes per peer per second (the quiet windows: heartbeats, gossip, pings, DHT upkeep).
     pub background_bytes_per_peer_per_s: f64,
+    /// Bytes every peer received on gossipsub's streams during the posting window (messages, control
+    /// messages, framing, negotiation; [`shoal_net::Network::gossip_bytes_received`]), less their own
+    /// quiet rate, per arrival, over the post's text size: the topic's cost on the wire with no other
+    /// protocol in it (0 in figures saved before it was measured).
+    #[serde(default)]
+    pub stream_amplification: f64,
+    /// Gossipsub's stream bytes per peer per second in the quiet windows (heartbeats' control messages).
+    #[serde(default)]
+    pub stream_background_bytes_per_peer_per_s: f64,
     /// Gossip messages received (duplicates included, gossipsub's count) per arrival: 1.0 is each peer
     /// receiving each post once.
     pub copies_per_delivery: f64,
@@ -258,14 +269,20 @@ const SETTLE_S: f64 = 10.0;
 /// averaged: one window of 10 s before the posts alone gave 1,240-1,820 B per peer per second in four runs
 /// of the 1,000-peer scenario, and the link bytes per delivered post then came out between 1.9x and 3.1x
 /// the payload while gossipsub's own count of message bytes stayed at 2.88-2.94x.
-async fn measure_background(nodes: &[(usize, Node)], secs: f64) -> f64 {
+/// Returns the rates of all bytes and of gossipsub's stream bytes.
+async fn measure_background(nodes: &[(usize, Node)], secs: f64) -> (f64, f64) {
     let (from, at) = (received(nodes), std::time::Instant::now());
     wall_wait(secs).await;
-    (received(nodes) - from) as f64 / at.elapsed().as_secs_f64().max(1e-3)
+    let to = received(nodes);
+    let elapsed = at.elapsed().as_secs_f64().max(1e-3);
+    ((to.0 - from.0) as f64 / elapsed, (to.1 - from.1) as f64 / elapsed)
 }
 
-fn received(nodes: &[(usize, Node)]) -> u64 {
-    nodes.iter().map(|(_, n)| n.network().link_bytes_received()).sum()
+/// Bytes all peers have received on their links, and on gossipsub's streams alone.
+fn received(nodes: &[(usize, Node)]) -> (u64, u64) {
+    nodes.iter().fold((0, 0), |(all, gossip), (_, n)| {
+        (all + n.network().link_bytes_received(), gossip + n.network().gossip_bytes_received())
+    })
 }
 
 /// Gossip messages and their bytes every peer has received, duplicates included (from each node's metrics).
@@ -349,14 +366,17 @@ async fn run_async(name: &str, sc: &MessagingScenario) -> Result<MessagingSummar
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let window = window_from.elapsed().as_secs_f64();
-    let window_bytes = (received(&nodes) - bytes_from) as f64;
+    let bytes_to = received(&nodes);
+    let (window_bytes, window_stream_bytes) = ((bytes_to.0 - bytes_from.0) as f64, (bytes_to.1 - bytes_from.1) as f64);
     let gossip_to = gossip_received(&nodes);
     // Gossipsub advertises a post's id for a few heartbeats after it spread: let that pass, then measure
     // the background again.
     wall_wait(SETTLE_S).await;
     let after = measure_background(&nodes, sc.quiet_window_s).await;
-    let background = (before + after) / 2.0;
+    let background = (before.0 + after.0) / 2.0;
+    let stream_background = (before.1 + after.1) / 2.0;
     let bytes = window_bytes - background * window;
+    let stream_bytes = window_stream_bytes - stream_background * window;
     let (copies, gossip_bytes) = (gossip_to.0 - gossip_from.0, gossip_to.1 - gossip_from.1);
 
     let got = shoal_store::lock(&arrivals).clone();
@@ -384,6 +404,8 @@ async fn run_async(name: &str, sc: &MessagingScenario) -> Result<MessagingSummar
         wire_bytes_per_delivery: bytes / delivered.max(1) as f64,
         amplification: bytes / delivered.max(1) as f64 / sc.size_bytes as f64,
         background_bytes_per_peer_per_s: background / sc.peers as f64,
+        stream_amplification: stream_bytes / delivered.max(1) as f64 / sc.size_bytes as f64,
+        stream_background_bytes_per_peer_per_s: stream_background / sc.peers as f64,
         copies_per_delivery: copies as f64 / delivered.max(1) as f64,
         gossip_amplification: gossip_bytes as f64 / delivered.max(1) as f64 / sc.size_bytes as f64,
         virtual_clock: sc.virtual_clock,
