@@ -27,7 +27,7 @@ pub(crate) enum Command {
     FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
     DhtState { key: Vec<u8>, reply: oneshot::Sender<DhtState> },
-    ClosestPeers { key: Vec<u8>, reply: oneshot::Sender<Result<Vec<PeerId>, NetError>> },
+    ClosestPeers { key: Vec<u8>, within: Option<Duration>, reply: oneshot::Sender<Result<Vec<PeerId>, NetError>> },
     Gossip(crate::gossip::GossipCommand),
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -44,6 +44,8 @@ pub(crate) struct EventLoop {
     pending_connect: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetError>>>>,
     pending_providers: HashMap<QueryId, mpsc::Sender<PeerId>>,
     pending_closest: HashMap<QueryId, oneshot::Sender<Result<Vec<PeerId>, NetError>>>,
+    /// Lookups of the closest peers to cut short at a time, with what they found by then.
+    closest_deadlines: Vec<(Instant, QueryId)>,
     /// Where topic messages go to be judged (see [`crate::gossip`]).
     gossip: mpsc::Sender<crate::gossip::GossipEvent>,
     provided: HashSet<Vec<u8>>,
@@ -108,6 +110,7 @@ impl EventLoop {
             pending_connect: HashMap::new(),
             pending_providers: HashMap::new(),
             pending_closest: HashMap::new(),
+            closest_deadlines: Vec::new(),
             gossip,
             provided: HashSet::new(),
             provide_queue: VecDeque::new(),
@@ -197,10 +200,31 @@ impl EventLoop {
                     None => break,
                 },
                 _ = reprovide.tick() => self.reprovide_all(),
-                _ = retry.tick() => self.retry_provides(),
+                _ = retry.tick() => {
+                    self.retry_provides();
+                    self.cut_short_lookups();
+                }
             }
         }
         tracing::debug!("network event loop stopped");
+    }
+
+    /// Finishes the lookups of closest peers whose time is up: they answer with the peers that responded so
+    /// far. A lookup otherwise waits for its slowest peer, up to the query timeout (10-30 s), and a peer that
+    /// needs the closest peers within seconds (a recipient collecting its letters) cannot wait that long.
+    fn cut_short_lookups(&mut self) {
+        let now = Instant::now();
+        let pending: Vec<QueryId> = self.pending_closest.keys().copied().collect();
+        self.closest_deadlines.retain(|(_, q)| pending.contains(q));
+        let (due, later): (Vec<_>, Vec<_>) = self.closest_deadlines.drain(..).partition(|(at, _)| *at <= now);
+        self.closest_deadlines = later;
+        if let Some(kad) = self.kad() {
+            for (_, q) in due {
+                if let Some(mut query) = kad.query_mut(&q) {
+                    query.finish();
+                }
+            }
+        }
     }
 
     fn reprovide_all(&mut self) {
@@ -369,10 +393,13 @@ impl EventLoop {
                 };
                 let _ = reply.send(state);
             }
-            Command::ClosestPeers { key, reply } => match self.kad() {
+            Command::ClosestPeers { key, within, reply } => match self.kad() {
                 Some(k) => {
                     let q = k.get_closest_peers(key);
                     self.pending_closest.insert(q, reply);
+                    if let Some(w) = within {
+                        self.closest_deadlines.push((Instant::now() + w, q));
+                    }
                 }
                 None => {
                     let _ = reply.send(Err(NetError::NoDht));

@@ -355,7 +355,13 @@ impl Network {
     /// The up to 20 peers closest to `key` in the DHT (Kademlia's XOR distance), from a lookup; an error
     /// without the DHT.
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
-        self.ask(|reply| Command::ClosestPeers { key, reply }).await?
+        self.ask(|reply| Command::ClosestPeers { key, within: None, reply }).await?
+    }
+
+    /// [`Network::closest_peers`], cut short after about `within` (to the second): the closest peers that
+    /// had answered by then. A lookup otherwise waits for its slowest peer, up to the query timeout.
+    pub async fn closest_peers_within(&self, key: Vec<u8>, within: Duration) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::ClosestPeers { key, within: Some(within), reply }).await?
     }
 
     /// Topic messages and subscriptions, for the one service that judges them: the first call takes the

@@ -60,6 +60,10 @@ const KNOCK_MAX: Duration = Duration::from_secs(30 * 60);
 const KNOCK_LOOKUP_FIRST: Duration = Duration::from_secs(30);
 /// Recipients knocked at in one round, at most (each a DHT lookup and a dial).
 const KNOCKS_PER_ROUND: usize = 8;
+/// How long a lookup of the peers closest to our own id may take before we dial what it found. On a
+/// loaded host (the churn scenario with one of two cores kept busy) these lookups waited out the DHT's
+/// 10 s query timeout for a peer that did not answer, and letters came 10-13 s after the return.
+const OWN_LOOKUP_WITHIN: Duration = Duration::from_secs(3);
 /// Dials at once to the peers closest to our own id after a start (where `structured` keeps our letters).
 const DIALS_AT_ONCE: usize = 4;
 
@@ -169,7 +173,7 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
                 return;
             }
             for id in letters {
-                if let Err(e) = deliver(&s, id, to).await {
+                if let Err(e) = super::streams::with_new_peer(|| deliver(&s, id, to)).await {
                     tracing::debug!(error = %e, "letter not delivered directly (holders will carry it)");
                 }
             }
@@ -485,7 +489,8 @@ pub(crate) async fn watch_connections(shared: Arc<Shared>) {
                 // once slowed the placing of letters in the simulator (1,000 letters: 91-94% on time, against
                 // 99.3% one at a time). One at a time, though, a holder after two stale addresses in the list
                 // was reached only 10 s later (each stale dial waits out its timeout).
-                let closest = s.net.closest_peers(s.peer_id.to_bytes()).await.unwrap_or_default();
+                let closest =
+                    s.net.closest_peers_within(s.peer_id.to_bytes(), OWN_LOOKUP_WITHIN).await.unwrap_or_default();
                 tracing::debug!(me = %s.peer_id, at, found = closest.len(), "dialling the peers closest to us");
                 futures::stream::iter(closest)
                     .for_each_concurrent(DIALS_AT_ONCE, |p| {
