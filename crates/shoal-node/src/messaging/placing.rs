@@ -92,14 +92,29 @@ async fn place_for(shared: &Arc<Shared>, to: AuthorKey, mut wants: Vec<Want>) {
     }
 }
 
+/// Waits before each try to hand a chunk of letters to a holder that dropped the stream.
+const HAND_RETRIES: [std::time::Duration; 3] =
+    [std::time::Duration::ZERO, std::time::Duration::from_millis(250), std::time::Duration::from_millis(750)];
+
 /// Hands letters to one holder on one stream; returns the holder and the letters it took.
 async fn hand(shared: &Shared, holder: PeerId, letters: Vec<MsgId>) -> (PeerId, Vec<MsgId>) {
     let mut taken = Vec::new();
-    for chunk in letters.chunks(MAX_HOLDS_PER_STREAM) {
-        if let Err(e) = hand_chunk(shared, holder, chunk, &mut taken).await {
-            tracing::debug!(%holder, error = %e, "cannot place letters");
-            break;
+    'chunks: for chunk in letters.chunks(MAX_HOLDS_PER_STREAM) {
+        let before = taken.len();
+        for wait in HAND_RETRIES {
+            tokio::time::sleep(wait).await;
+            match hand_chunk(shared, holder, chunk, &mut taken).await {
+                Ok(()) => continue 'chunks,
+                // Dropped before it took any: again (a busy peer drops streams, see `ExchangeFailed`).
+                Err(ExchangeFailed::Dropped(_)) if taken.len() == before => {}
+                Err(e) => {
+                    tracing::debug!(%holder, error = %e, "cannot place letters");
+                    break 'chunks;
+                }
+            }
         }
+        tracing::debug!(%holder, "cannot place letters: the holder dropped every stream");
+        break;
     }
     (holder, taken)
 }
