@@ -214,12 +214,16 @@ impl EventLoop {
     /// needs the closest peers within seconds (a recipient collecting its letters) cannot wait that long.
     fn cut_short_lookups(&mut self) {
         let now = Instant::now();
-        let pending: Vec<QueryId> = self.pending_closest.keys().copied().collect();
-        self.closest_deadlines.retain(|(_, q)| pending.contains(q));
-        let (due, later): (Vec<_>, Vec<_>) = self.closest_deadlines.drain(..).partition(|(at, _)| *at <= now);
-        self.closest_deadlines = later;
+        let pending = &self.pending_closest;
+        let mut due = Vec::new();
+        self.closest_deadlines.retain(|&(at, q)| {
+            if pending.contains_key(&q) && at <= now {
+                due.push(q);
+            }
+            pending.contains_key(&q) && at > now
+        });
         if let Some(kad) = self.kad() {
-            for (_, q) in due {
+            for q in due {
                 if let Some(mut query) = kad.query_mut(&q) {
                     query.finish();
                 }

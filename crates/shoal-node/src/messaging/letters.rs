@@ -173,7 +173,7 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
                 return;
             }
             for id in letters {
-                if let Err(e) = super::streams::with_new_peer(|| deliver(&s, id, to)).await {
+                if let Err(e) = super::streams::with_retries(|| deliver(&s, id, to)).await {
                     tracing::debug!(error = %e, "letter not delivered directly (holders will carry it)");
                 }
             }
@@ -433,7 +433,7 @@ fn retry_direct(shared: &Arc<Shared>, peer: PeerId) {
     shared.tasks.spawn(async move {
         for a in due {
             if let Action::Direct { id, to } = a
-                && let Err(e) = super::streams::with_new_peer(|| deliver(&s, id, to)).await
+                && let Err(e) = super::streams::with_retries(|| deliver(&s, id, to)).await
             {
                 tracing::debug!(error = %e, "letter not delivered on connection (holders will carry it)");
             }
@@ -447,7 +447,7 @@ pub(crate) fn collect_from(shared: &Arc<Shared>, peer: PeerId) {
         let asked = Instant::now();
         for (attempt, wait) in COLLECT_RETRIES.iter().enumerate() {
             tokio::time::sleep(*wait).await;
-            match super::streams::with_new_peer(|| collect(&s, peer)).await {
+            match super::streams::with_retries(|| collect(&s, peer)).await {
                 Ok(n) => {
                     let mut st = s.state();
                     if st.collected.len() >= MAX_COLLECTED {

@@ -58,7 +58,7 @@ impl From<crate::framing::FrameError> for ExchangeFailed {
 /// [`ExchangeFailed::NotServing`] (a peer that has just started connects before its messaging service is
 /// there; seen in a test: about one start in four) or drops the stream ([`ExchangeFailed::Dropped`]).
 /// Every exchange so wrapped can be repeated: the peer drops letters, holds and receipts it already has.
-pub(crate) async fn with_new_peer<T, F, Fut>(mut exchange: F) -> Result<T, ExchangeFailed>
+pub(crate) async fn with_retries<T, F, Fut>(mut exchange: F) -> Result<T, ExchangeFailed>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ExchangeFailed>>,
@@ -182,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_stream_is_tried_again_and_a_broken_exchange_is_not() {
         let tries = std::sync::atomic::AtomicUsize::new(0);
-        let r = with_new_peer(|| async {
+        let r = with_retries(|| async {
             if tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 {
                 Err(ExchangeFailed::Dropped("busy".into()))
             } else {
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(tries.load(std::sync::atomic::Ordering::Relaxed), 3);
 
         let tries = std::sync::atomic::AtomicUsize::new(0);
-        let r: Result<(), _> = with_new_peer(|| async {
+        let r: Result<(), _> = with_retries(|| async {
             tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err(ExchangeFailed::Unexpected("garbage"))
         })
