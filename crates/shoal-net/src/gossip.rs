@@ -172,18 +172,23 @@ pub struct GossipMesh {
     /// Above this, the heartbeat prunes (D_high).
     pub high: usize,
     /// Our own messages go to every subscribed peer we know rather than to the mesh only: a hop less for
-    /// the first ring, more bytes at the publisher.
+    /// the first ring, more bytes at the publisher (one copy per peer it knows, spread over all peers).
     pub flood_publish: bool,
+    /// Peers outside the mesh told each heartbeat which messages we have (IHAVE; gossipsub's D_lazy). A
+    /// peer that lacks one asks for it (IWANT) and gets a whole copy, so each of these costs bytes even
+    /// when the mesh would have delivered.
+    pub lazy: usize,
 }
 
 impl GossipMesh {
     /// A mesh of degree `n` (at least 2): D_low `n` - `n`/4, D_high `n` + `n`/4 (at least `n` + 1),
-    /// publishing to the mesh only. D_high is far tighter than gossipsub's 2D because every mesh peer above
-    /// D is one more copy of every message: at 1,000 peers D_high 6 cost 3.05 copies per delivery and 5
-    /// cost 2.69, for 50 ms more at the median (`docs/ARCHITECTURE.md`, Messaging).
+    /// publishing to the mesh only, IHAVE to 6 peers (gossipsub's D_lazy). D_high is far tighter than
+    /// gossipsub's 2D because every mesh peer above D is one more copy of every message: at 1,000 peers
+    /// D_high 6 cost 3.05 copies per delivery and 5 cost 2.69, for 50 ms more at the median
+    /// (`docs/ARCHITECTURE.md`, Messaging).
     pub fn with_degree(n: usize) -> Self {
         let n = n.max(2);
-        Self { n, low: n - n / 4, high: n + (n / 4).max(1), flood_publish: false }
+        Self { n, low: n - n / 4, high: n + (n / 4).max(1), flood_publish: false, lazy: 6 }
     }
 
     /// Publishes to every subscribed peer we know (see [`GossipMesh::flood_publish`]).
@@ -191,12 +196,21 @@ impl GossipMesh {
         self.flood_publish = on;
         self
     }
+
+    /// Tells `lazy` peers outside the mesh per heartbeat what we have (see [`GossipMesh::lazy`]).
+    pub fn with_lazy(mut self, lazy: usize) -> Self {
+        self.lazy = lazy;
+        self
+    }
 }
 
 impl Default for GossipMesh {
-    /// Degree 4, measured against 6 (gossipsub's default) and 3 in `docs/RESULTS.md`.
+    /// Degree 3 (D_low 3, D_high 4) with flood publishing: the mesh's size sets the copies each peer
+    /// receives and flood publishing wins back the hops a narrower mesh costs. At 1,000 peers over 50 ms
+    /// links it delivered with a p50 of 250 ms and 2.28x the payload on gossipsub's streams, where degree 4
+    /// publishing to the mesh took 300 ms and 3.46x (`docs/ARCHITECTURE.md`, Messaging).
     fn default() -> Self {
-        Self::with_degree(4)
+        Self::with_degree(3).with_flood_publish(true)
     }
 }
 
@@ -212,6 +226,10 @@ pub(crate) fn behaviour(
         // Half of D at most (gossipsub's rule), and never more than D_low.
         .mesh_outbound_min((mesh.n / 2).min(mesh.low).min(2))
         .flood_publish(mesh.flood_publish)
+        .gossip_lazy(mesh.lazy)
+        // Exactly `lazy` peers: gossipsub's default also tells a quarter of all other subscribed peers, which
+        // at 1,000 peers is most of the IHAVE bytes and, through the IWANTs they answer, whole copies.
+        .gossip_factor(0.0)
         // Our own message need not come back to us from the mesh peers we just sent it to.
         .idontwant_on_publish(true)
         .validation_mode(ValidationMode::Anonymous)
@@ -260,6 +278,9 @@ mod tests {
     fn the_configuration_is_accepted_by_gossipsub() {
         for n in [2, 3, 4, 6, 8, 12] {
             drop(behaviour(GossipMesh::with_degree(n), None).unwrap());
+        }
+        for lazy in [0, 3, 6] {
+            drop(behaviour(GossipMesh::default().with_lazy(lazy), None).unwrap());
         }
         // With a registry too: the metrics layer must accept the same configuration.
         let mut registry = prometheus_client::registry::Registry::default();

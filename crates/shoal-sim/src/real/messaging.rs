@@ -91,15 +91,19 @@ pub struct MessagingScenario {
     /// Seconds after the last post until the run ends.
     #[serde(default = "default_drain")]
     pub drain_s: f64,
-    /// Gossipsub mesh degree D (default: Shoal's, [`GossipMesh::default`]).
+    /// Gossipsub mesh degree D (default: Shoal's, [`GossipMesh::default`]); a degree set here publishes to
+    /// the mesh only unless `flood_publish` says otherwise ([`GossipMesh::with_degree`]).
     #[serde(default)]
     pub mesh_n: Option<usize>,
     /// Gossipsub D_high, above which meshes are pruned (default: the degree's, [`GossipMesh::with_degree`]).
     #[serde(default)]
     pub mesh_high: Option<usize>,
-    /// Publishers send to every subscribed peer they know, not only to their mesh.
+    /// Publishers send to every subscribed peer they know, not only to their mesh (default: Shoal's).
     #[serde(default)]
-    pub flood_publish: bool,
+    pub flood_publish: Option<bool>,
+    /// Gossipsub's D_lazy: peers outside the mesh told each heartbeat which posts a peer has.
+    #[serde(default)]
+    pub gossip_lazy: Option<usize>,
     /// Time the run on a paused clock that moves only when every peer waits (see the module doc).
     #[serde(default)]
     pub virtual_clock: bool,
@@ -139,12 +143,15 @@ fn default_drain() -> f64 {
 impl MessagingScenario {
     /// The gossipsub mesh its peers run.
     pub fn mesh(&self) -> GossipMesh {
-        let mut mesh = self
-            .mesh_n
-            .map_or_else(GossipMesh::default, GossipMesh::with_degree)
-            .with_flood_publish(self.flood_publish);
+        let mut mesh = self.mesh_n.map_or_else(GossipMesh::default, GossipMesh::with_degree);
+        if let Some(flood) = self.flood_publish {
+            mesh = mesh.with_flood_publish(flood);
+        }
         if let Some(h) = self.mesh_high {
             mesh.high = h;
+        }
+        if let Some(lazy) = self.gossip_lazy {
+            mesh = mesh.with_lazy(lazy);
         }
         mesh
     }

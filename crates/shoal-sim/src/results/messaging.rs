@@ -184,14 +184,16 @@ pub(super) fn markdown(m: &mut String, r: &MessagingRuns) {
     );
     let _ = writeln!(
         m,
-        "| peers | mesh D / D_high | delivered | p50 ms | p99 ms | mean ms | max ms | copies | gossip bytes | gossip stream bytes | link bytes | peak RSS MiB | wall s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| peers | mesh D / D_high, publishing, IHAVE peers | delivered | p50 ms | p99 ms | mean ms | max ms | copies | gossip bytes | gossip stream bytes | link bytes | peak RSS MiB | wall s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let _ = writeln!(
         m,
-        "| {} | {} / {} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2}x | {:.2}x | {:.2}x | {:.0} | {:.0} |\n",
+        "| {} | {} / {}, {}, {} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2}x | {:.2}x | {:.2}x | {:.0} | {:.0} |\n",
         s.peers,
         mesh.n,
         mesh.high,
+        if mesh.flood_publish { "flood" } else { "mesh" },
+        mesh.lazy,
         t.delivery_ratio * 100.0,
         t.latency_p50_ms,
         t.latency_p99_ms,
@@ -223,7 +225,7 @@ pub(super) fn markdown(m: &mut String, r: &MessagingRuns) {
     );
     let _ = writeln!(
         m,
-        "- Bytes per peer per delivered post on gossipsub's streams: **{bytes:.2}x** the payload; target <= 3x: {}. Gossipsub's default mesh (D = 6, D_high = 12, flood publishing) costs 7.4x at 100 peers in the same scenario (`docs/ARCHITECTURE.md`, Messaging): each peer gets about one copy per mesh peer that heard the post before it, so the mesh's size sets the bytes and ln N / ln(D - 1) its hops.\n",
+        "- Bytes per peer per delivered post on gossipsub's streams: **{bytes:.2}x** the payload; target <= 3x: {}. Each peer gets about one copy per mesh peer that heard the post before it, so the mesh's size sets the bytes and ln N / ln(D - 1) its hops; flood publishing puts the publisher's first ring at every peer it knows and wins back hops a narrow mesh costs; every IHAVE a peer answers with an IWANT brings a whole copy. Gossipsub's defaults (D = 6, D_high = 12, flood publishing, IHAVE to a quarter of the other peers) cost 7.4x at 100 peers; the history of each setting is in `docs/ARCHITECTURE.md`, Messaging.\n",
         verdict(bytes <= 3.0),
     );
 
