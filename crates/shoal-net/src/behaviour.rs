@@ -47,10 +47,17 @@ const TCP_READ_BUFFER: usize = 256 * 1024;
 
 /// TCP + TLS 1.3 (Noise as fallback, see [`crate::secure`]) + Yamux, with a read buffer under the
 /// security layer (see [`TCP_READ_BUFFER`]).
+///
+/// The upgrades are negotiated with multistream-select's `V1Lazy` (as libp2p's own `SwarmBuilder` does):
+/// where the dialer offers one protocol, here the muxer, it sends its first frames right behind the
+/// proposal instead of waiting a round trip for the answer. The security choice (TLS or Noise) is two
+/// offers and keeps its round trip. Over a 300 ms link this took a 64 MiB download from 6.51 to 6.33 s
+/// (docs/PERFORMANCE.md, "Real links"). The simulator's memory transport keeps `V1`: with `V1Lazy` there
+/// one results run had more late letters, evidence too weak to decide on but not yet re-measured.
 fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)> {
     tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .map(|stream, _| futures::io::BufReader::with_capacity(TCP_READ_BUFFER, stream))
-        .upgrade(upgrade::Version::V1)
+        .upgrade(upgrade::Version::V1Lazy)
         .authenticate(secure)
         .multiplex(Yamux::default())
         .timeout(Duration::from_secs(20))
