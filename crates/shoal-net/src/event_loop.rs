@@ -22,6 +22,7 @@ pub(crate) enum Command {
     ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
     Connect { peer: PeerId, hints: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), NetError>> },
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetError>> },
+    Disconnect { peer: PeerId, reply: oneshot::Sender<bool> },
     Provide { key: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
     Unprovide { key: Vec<u8>, reply: oneshot::Sender<()> },
     FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
@@ -304,6 +305,9 @@ impl EventLoop {
                 let me = self.swarm.local_peer_id().to_owned();
                 let addrs = self.listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(me))).collect();
                 let _ = reply.send(addrs);
+            }
+            Command::Disconnect { peer, reply } => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
             Command::Connect { peer, hints, reply } => {
                 if self.swarm.is_connected(&peer) {

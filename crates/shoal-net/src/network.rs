@@ -318,6 +318,12 @@ impl Network {
         self.ask(|reply| Command::Connect { peer, hints, reply }).await?
     }
 
+    /// Closes every connection to `peer`, and with them every stream; returns whether there was one. The
+    /// peer may connect again.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|reply| Command::Disconnect { peer, reply }).await
+    }
+
     /// Dials an address (e.g. a bootstrap peer given later).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
