@@ -118,6 +118,36 @@ async fn source_killed_mid_transfer_download_completes_from_the_other() {
     assert!(ar.dropped.is_some(), "killed source not reported as dropped: {ar:?}");
 }
 
+/// The only source's connection closes mid-download (the source closes it): the download opens it again
+/// and finishes from it. Before, a session that broke took its provider out for good and this download
+/// stalled until `stall_timeout` and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_source_whose_connection_closes_mid_transfer_is_opened_again() {
+    let bytes = random_bytes(8 * 1024 * 1024, 6);
+    // 2 MB/s: about 4 s, time to cut the connection in the middle.
+    let src = peer_with(|c| c.with_upload_limit(Some(2 * 1024 * 1024))).await;
+    let ticket = shared_by(&[&src], "f.bin", &bytes).await;
+    let dst = peer().await;
+    let out = dst.home().join("out.bin");
+    let handle = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap();
+    let mut progress = handle.progress();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p = progress.borrow().clone();
+        if p.size > 0 && p.verified >= p.size / 4 {
+            assert!(p.verified < p.size, "download finished before the connection could be closed");
+            break;
+        }
+        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
+    }
+    assert!(src.node.network().disconnect(dst.node.peer_id()).await.unwrap(), "there was no connection");
+    let report = handle.finish().await.unwrap();
+    assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
+    let s = report.peers.iter().find(|p| p.peer == src.node.peer_id().to_string()).unwrap();
+    assert_eq!(s.bytes, bytes.len() as u64, "{report:#?}");
+    assert!(s.dropped.is_none(), "the source came back, yet it is reported as dropped: {s:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_knowing_one_other_finds_a_third_peers_file_through_the_dht() {
     let a = peer().await;

@@ -452,7 +452,7 @@ async fn fetch_blob(
                     SessionEvent::Fatal { error } => return Err(error.into()),
                     SessionEvent::Gone { peer, why } => {
                         sessions.remove(&peer);
-                        steps.extend(fetch.on_gone(peer, why));
+                        steps.extend(fetch.on_gone(peer, why, now));
                     }
                 }
             }

@@ -8,8 +8,9 @@
 //! folder's collection names, or else a claimed size whose last chunk verifies with its proof, see
 //! `shoal_store::proof`; nothing is allocated before that, and a provider that claims another size is
 //! dropped as a liar), providers that answer soon after the first are waited for (`gather`) so that work is spread
-//! over all of them, providers found later join, partial providers are re-asked what they have, and the
-//! download fails with a reason when nothing useful arrived for `stall_timeout`.
+//! over all of them, providers found later join, partial providers are re-asked what they have, a provider
+//! that had answered and whose session broke is opened again (a few times, backing off), and the download
+//! fails with a reason when nothing useful arrived for `stall_timeout`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -37,6 +38,14 @@ const HAVE_EVERY: Duration = Duration::from_secs(1);
 /// of a 64 KiB-piece download; the throughput change was within noise). Readers that look on their own
 /// schedule see the counts as they are.
 pub(crate) const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// A provider that had answered and whose session broke (a reset stream, a connection that closed) is opened
+/// again after this, doubling per attempt. A stream is lost without the provider being at fault:
+/// libp2p-stream resets incoming streams that arrive while its one-slot hand-over channel is full, and a
+/// connection may close under a burst; before this, such a provider was out of the download for good, and a
+/// download from one source stalled for `stall_timeout` and failed.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+/// Attempts to open a provider again with no verified piece from it in between (1 + 2 + 4 + 8 s).
+const MAX_REOPENS: u32 = 4;
 
 /// What the loop must do.
 #[derive(Debug, PartialEq)]
@@ -128,6 +137,12 @@ pub(crate) struct Fetch {
     first_answer: Option<Instant>,
     published: Instant,
     dropped: HashMap<PeerId, String>,
+    /// Providers whose session broke and that will be opened again, with why it broke (until one answers
+    /// again), and when to open each. Keys are providers that had answered.
+    left: HashMap<PeerId, String>,
+    reopen_at: HashMap<PeerId, Instant>,
+    /// Attempts to open each provider again since its last verified piece.
+    reopens: HashMap<PeerId, u32>,
     rates: Rates,
     pub(crate) tally: Tally,
 }
@@ -167,6 +182,9 @@ impl Fetch {
             first_answer: None,
             published: now,
             dropped: HashMap::new(),
+            left: HashMap::new(),
+            reopen_at: HashMap::new(),
+            reopens: HashMap::new(),
             rates: Rates::default(),
             tally: Tally::default(),
         };
@@ -236,6 +254,8 @@ impl Fetch {
         now: Instant,
     ) -> Answer {
         self.answered.insert(peer);
+        // Back after its session broke: why it left no longer stands.
+        self.left.remove(&peer);
         if self.first_answer.is_none() {
             self.first_answer = Some(now);
             // The lookup at the start ran before any connection: with no DHT neighbour yet it found nobody
@@ -411,6 +431,7 @@ impl Fetch {
         self.tally.peer(peer).bytes += bytes;
         self.rates.add(peer, bytes, now);
         self.last_useful = now;
+        self.reopens.remove(&peer);
         bytes
     }
 
@@ -435,11 +456,22 @@ impl Fetch {
         }
     }
 
-    /// A provider's session ended (it left, or its stream broke).
-    pub(crate) fn on_gone(&mut self, peer: PeerId, why: String) -> Option<Step> {
+    /// A provider's session ended (it left, or its stream broke). One that had answered and was not dropped
+    /// for its conduct is opened again later ([`REOPEN_AFTER`]).
+    pub(crate) fn on_gone(&mut self, peer: PeerId, why: String, now: Instant) -> Option<Step> {
         if self.sessions.remove(&peer) {
-            tracing::info!(%peer, %why, "provider left the download");
-            self.dropped.entry(peer).or_insert(why);
+            let attempts = self.reopens.get(&peer).copied().unwrap_or(0);
+            let again = self.answered.contains(&peer) && !self.dropped.contains_key(&peer) && attempts < MAX_REOPENS;
+            if again {
+                tracing::info!(%peer, %why, attempts, "provider's session broke; it is opened again");
+                self.reopens.insert(peer, attempts + 1);
+                self.reopen_at.insert(peer, now + REOPEN_AFTER * (1 << attempts));
+                self.left.insert(peer, why);
+            } else {
+                tracing::info!(%peer, %why, "provider left the download");
+                self.left.remove(&peer);
+                self.dropped.entry(peer).or_insert(why);
+            }
         }
         if let Some(a) = self.active.as_mut() {
             a.sched.remove_peer(&peer);
@@ -458,9 +490,9 @@ impl Fetch {
     /// one finished), re-asking partial providers, progress. `Ok(true)` with the steps once every piece is
     /// verified; an error when the download cannot go on.
     pub(crate) fn poll(&mut self, now: Instant, checkpoint_idle: bool) -> Result<(Vec<Step>, bool), NodeError> {
-        let mut steps = Vec::new();
+        let mut steps = self.due_reopens(now);
         let Some(a) = self.active.as_mut() else {
-            if (self.sessions.is_empty() && !self.discover)
+            if (self.sessions.is_empty() && self.reopen_at.is_empty() && !self.discover)
                 || now.duration_since(self.last_useful) > self.tuning.stall_timeout
             {
                 return Err(NodeError::NoProviders {
@@ -537,18 +569,30 @@ impl Fetch {
         }
         // No verified piece for a whole `stall_timeout`: whoever is left cannot or will not deliver.
         if now.duration_since(self.last_useful) > self.tuning.stall_timeout {
-            let why = if self.dropped.is_empty() {
+            let why = if self.dropped.is_empty() && self.left.is_empty() {
                 format!(
                     "no piece arrived for {} s from {} provider(s)",
                     self.tuning.stall_timeout.as_secs(),
                     a.sched.peer_count()
                 )
             } else {
-                self.dropped.iter().map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
+                self.dropped.iter().chain(&self.left).map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
             };
             return Err(NodeError::Stalled { id: self.id, why });
         }
         Ok((steps, false))
+    }
+
+    /// Sessions to open again now (see [`Fetch::on_gone`]).
+    fn due_reopens(&mut self, now: Instant) -> Vec<Step> {
+        let due: Vec<PeerId> = self.reopen_at.iter().filter(|(_, at)| **at <= now).map(|(p, _)| *p).collect();
+        due.into_iter()
+            .map(|peer| {
+                self.reopen_at.remove(&peer);
+                self.sessions.insert(peer);
+                Step::Open { peer, addrs: self.hints.get(&peer).cloned().unwrap_or_default() }
+            })
+            .collect()
     }
 
     /// The download ended with every piece verified: what the report needs. `Err` if the providers
@@ -557,7 +601,8 @@ impl Fetch {
         let Some(a) = self.active.as_ref() else {
             return Err(NodeError::NoProviders { id: self.id, secs: self.tuning.stall_timeout.as_secs() });
         };
-        for (p, why) in self.dropped.drain() {
+        // A provider that left and was not back by the end is reported with why it left.
+        for (p, why) in self.left.drain().chain(self.dropped.drain()) {
             self.tally.peer(p).dropped = Some(why);
         }
         let working = self

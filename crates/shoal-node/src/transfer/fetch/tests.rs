@@ -256,7 +256,7 @@ fn when_the_provider_asked_for_the_proof_leaves_the_next_one_is_asked() {
         Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(a, vec![]), (b, vec![])], false, None, tuning(), t0);
     assert_eq!(f.on_have(a, SIZE, &all(SIZE), false, t0), Answer::Steps(vec![probe(a, SIZE)]));
     assert_eq!(f.on_have(b, SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
-    assert_eq!(f.on_gone(a, "stream broke".into()), Some(probe(b, SIZE)));
+    assert_eq!(f.on_gone(a, "stream broke".into(), t0), Some(probe(b, SIZE)));
     // A provider that does not have the last chunk is never asked to prove the size.
     let c = PeerId::random();
     let (mut g, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(c, vec![])], false, None, tuning(), t0);
@@ -290,4 +290,65 @@ fn with_a_size_from_the_request_no_proof_is_needed_and_other_claims_are_lies() {
     f.finish().unwrap();
     let why = f.tally.peers[&liar].dropped.clone().unwrap_or_default();
     assert!(why.contains("claims 3 bytes"), "{why}");
+}
+
+fn opens(steps: &[Step]) -> Vec<PeerId> {
+    steps.iter().filter_map(|s| if let Step::Open { peer, .. } = s { Some(*peer) } else { None }).collect()
+}
+
+#[test]
+fn a_provider_whose_session_broke_is_opened_again_backing_off_and_a_few_times_only() {
+    let t0 = Instant::now();
+    let (a, silent) = (PeerId::random(), PeerId::random());
+    let tuning = DownloadTuning::default().with_stall_timeout(Duration::from_secs(30));
+    let hints = vec![(a, Vec::new()), (silent, Vec::new())];
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, false, None, tuning, t0);
+    f.expect_size(Some(SIZE));
+    assert_eq!(f.on_have(a, SIZE, &all(SIZE), false, t0), Answer::Begin { size: SIZE, collection: false });
+    f.begin(SIZE, &[], false, t0);
+    let s = Duration::from_secs;
+    // `a` had answered: its session breaks and it is opened again 1 s later, not before.
+    assert_eq!(f.on_gone(a, "stream reset".into(), t0), None);
+    assert!(opens(&f.poll(t0 + Duration::from_millis(900), true).unwrap().0).is_empty());
+    assert_eq!(opens(&f.poll(t0 + s(1), true).unwrap().0), vec![a]);
+    // A provider that never answered is not tried again.
+    assert_eq!(f.on_gone(silent, "could not connect within 10 s".into(), t0), None);
+    // `a` breaks again and again with no piece in between: 2 s, then 4 s, then 8 s, then it is left out.
+    let mut at = t0 + s(1);
+    for wait in [2, 4, 8] {
+        f.on_gone(a, "stream reset".into(), at);
+        assert!(opens(&f.poll(at + s(wait) - Duration::from_millis(1), true).unwrap().0).is_empty());
+        at += s(wait);
+        assert_eq!(opens(&f.poll(at, true).unwrap().0), vec![a], "after {wait} s");
+    }
+    f.on_gone(a, "stream reset".into(), at);
+    assert!(opens(&f.poll(at + s(9), true).unwrap().0).is_empty(), "more than four attempts");
+    let err = f.poll(t0 + s(31), true).map(|_| ()).unwrap_err();
+    assert!(matches!(&err, NodeError::Stalled { why, .. } if why.contains("stream reset")), "{err}");
+}
+
+#[test]
+fn a_verified_piece_resets_the_attempts_and_a_provider_dropped_for_bad_data_is_not_opened_again() {
+    let (mut f, peers, t0) = started(1, false);
+    let a = peers[0];
+    let s = Duration::from_secs;
+    let layout = Layout::new(SIZE);
+    let mut at = t0;
+    // Four breaks, each followed by a verified piece: every reopen comes after 1 s.
+    for _ in 0..5 {
+        f.on_gone(a, "connection closed".into(), at);
+        at += s(1);
+        let (steps, _) = f.poll(at, true).unwrap();
+        assert_eq!(opens(&steps), vec![a]);
+        f.on_have(a, SIZE, &all(SIZE), false, at);
+        at += Duration::from_millis(100);
+        let (steps, _) = f.poll(at, true).unwrap();
+        let (p, piece) = gets(&steps)[0];
+        let r = layout.piece_bytes(piece);
+        f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, at);
+    }
+    // Data that fails verification: the session's end does not bring it back.
+    f.on_piece_failed(a, 1, Failure::Corrupt, "bad hash", 10, at);
+    f.on_gone(a, "closed".into(), at);
+    assert!(opens(&f.poll(at + s(2), true).unwrap().0).is_empty());
 }
