@@ -89,6 +89,20 @@ async fn corrupt_peer_is_dropped_and_nothing_it_sent_is_written() {
     assert!(t.verification_failures > 0 && t.downloaded >= bytes.len() as u64, "{t:?}");
 }
 
+/// Waits (up to 20 s) until `1 / part` of the download is verified, and checks that it is not finished.
+async fn verified_at_least(download: &shoal_node::DownloadHandle, part: u64) {
+    let mut progress = download.progress();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let p = progress.borrow().clone();
+        if p.size > 0 && p.verified >= p.size / part {
+            assert!(p.verified < p.size, "the download finished before the middle could be reached");
+            return;
+        }
+        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_killed_mid_transfer_download_completes_from_the_other() {
     let bytes = random_bytes(12 * 1024 * 1024, 4);
@@ -99,16 +113,7 @@ async fn source_killed_mid_transfer_download_completes_from_the_other() {
     let dst = peer().await;
     let out = dst.home().join("out.bin");
     let handle = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap();
-    let mut progress = handle.progress();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let p = progress.borrow().clone();
-        if p.size > 0 && p.verified >= p.size / 4 {
-            assert!(p.verified < p.size, "download finished before the source could be killed");
-            break;
-        }
-        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
-    }
+    verified_at_least(&handle, 4).await;
     a.node.shutdown().await;
     let report = handle.finish().await.unwrap();
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
@@ -130,16 +135,7 @@ async fn the_only_source_whose_connection_closes_mid_transfer_is_opened_again() 
     let dst = peer().await;
     let out = dst.home().join("out.bin");
     let handle = dst.node.download(DownloadRequest::from_ticket(&ticket, Some(out.clone()))).await.unwrap();
-    let mut progress = handle.progress();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let p = progress.borrow().clone();
-        if p.size > 0 && p.verified >= p.size / 4 {
-            assert!(p.verified < p.size, "download finished before the connection could be closed");
-            break;
-        }
-        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
-    }
+    verified_at_least(&handle, 4).await;
     assert!(src.node.network().disconnect(dst.node.peer_id()).await.unwrap(), "there was no connection");
     let report = handle.finish().await.unwrap();
     assert_eq!(b3(&std::fs::read(&out).unwrap()), b3(&bytes));
@@ -269,15 +265,7 @@ async fn a_peer_still_downloading_serves_what_it_has_verified() {
     let b = peer().await;
     let b_out = b.home().join("b.bin");
     let b_dl = b.node.download(DownloadRequest::from_ticket(&ticket, Some(b_out.clone()))).await.unwrap();
-    let mut progress = b_dl.progress();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let p = progress.borrow().clone();
-        if p.size > 0 && p.verified >= p.size / 2 {
-            break;
-        }
-        tokio::time::timeout_at(deadline, progress.changed()).await.expect("no progress").unwrap();
-    }
+    verified_at_least(&b_dl, 2).await;
     // C knows only B, which has half of the file.
     let c = peer().await;
     let mut from_b = ticket.clone();
