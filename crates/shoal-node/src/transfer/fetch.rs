@@ -11,6 +11,9 @@
 //! over all of them, providers found later join, partial providers are re-asked what they have, a provider
 //! that had answered and whose session broke is opened again (a few times, backing off), and the download
 //! fails with a reason when nothing useful arrived for `stall_timeout`.
+//!
+//! Beside it: `fetch/output.rs` (the steps, answers and tally it hands back), `fetch/reopen.rs` (providers
+//! whose session broke, to open again) and `fetch/tests.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -19,7 +22,9 @@ use libp2p::{Multiaddr, PeerId};
 use shoal_proto::transfer::{Action, ChunkSpan, Config as SchedConfig, DropReason, Failure, Layout, Scheduler};
 use shoal_store::ContentId;
 
-use super::download::{PeerRate, PeerReport, Rates};
+pub(crate) use self::output::{Answer, Done, Step, Tally};
+use self::reopen::Reopens;
+use super::download::Rates;
 use crate::NodeError;
 use crate::config::DownloadTuning;
 
@@ -38,48 +43,6 @@ const HAVE_EVERY: Duration = Duration::from_secs(1);
 /// of a 64 KiB-piece download; the throughput change was within noise). Readers that look on their own
 /// schedule see the counts as they are.
 pub(crate) const PUBLISH_EVERY: Duration = Duration::from_millis(50);
-/// A provider that had answered and whose session broke (a reset stream, a connection that closed) is opened
-/// again after this, doubling per attempt. A stream is lost without the provider being at fault:
-/// libp2p-stream resets incoming streams that arrive while its one-slot hand-over channel is full, and a
-/// connection may close under a burst; before this, such a provider was out of the download for good, and a
-/// download from one source stalled for `stall_timeout` and failed.
-const REOPEN_AFTER: Duration = Duration::from_secs(1);
-/// Attempts to open a provider again with no verified piece from it in between (1 + 2 + 4 + 8 s).
-const MAX_REOPENS: u32 = 4;
-
-/// What the loop must do.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Step {
-    /// Open a session to a provider (from the request's hints or a lookup).
-    Open { peer: PeerId, addrs: Vec<Multiaddr> },
-    /// End the session to a provider (it lied, failed or was too slow).
-    Close(PeerId),
-    /// Ask a provider for a piece.
-    Get { peer: PeerId, piece: u32, span: ChunkSpan },
-    /// Withdraw a request (the piece came from someone else).
-    Cancel { peer: PeerId, span: ChunkSpan },
-    /// Ask a partial provider again which ranges it has.
-    AskHave(PeerId),
-    /// Ask a provider for the last chunk of a blob of `size` bytes with its proof, to check the size it
-    /// claims; report the outcome with [`Fetch::on_size_proof`].
-    Probe { peer: PeerId, size: u64, span: ChunkSpan },
-    /// Start a provider lookup; report what it finds with [`Fetch::on_found`], its end with
-    /// [`Fetch::on_lookup_done`].
-    Lookup,
-    /// Make the verified ranges durable (the previous checkpoint has finished).
-    Checkpoint,
-    /// Tell the progress watchers: providers in the download and their rates.
-    Publish { peers: usize, per_peer: Vec<PeerRate> },
-}
-
-/// What a `Have` answer means for the loop.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Answer {
-    /// The size is proven: open the partial file for `size` bytes, then call [`Fetch::begin`].
-    Begin { size: u64, collection: bool },
-    /// Carried out.
-    Steps(Vec<Step>),
-}
 
 /// What a provider said it has, before the size is proven.
 struct Claim {
@@ -93,20 +56,6 @@ struct Active {
     sched: Scheduler<PeerId>,
     collection: bool,
     started: Instant,
-}
-
-/// What this blob's download contributed, for the report.
-#[derive(Default)]
-pub(crate) struct Tally {
-    pub(crate) peers: HashMap<PeerId, PeerReport>,
-    pub(crate) received: u64,
-    pub(crate) resumed: u64,
-}
-
-impl Tally {
-    pub(crate) fn peer(&mut self, p: PeerId) -> &mut PeerReport {
-        self.peers.entry(p).or_insert_with(|| PeerReport { peer: p.to_string(), bytes: 0, received: 0, dropped: None })
-    }
 }
 
 /// One blob's download.
@@ -137,12 +86,8 @@ pub(crate) struct Fetch {
     first_answer: Option<Instant>,
     published: Instant,
     dropped: HashMap<PeerId, String>,
-    /// Providers whose session broke and that will be opened again, with why it broke (until one answers
-    /// again), and when to open each. Keys are providers that had answered.
-    left: HashMap<PeerId, String>,
-    reopen_at: HashMap<PeerId, Instant>,
-    /// Attempts to open each provider again since its last verified piece.
-    reopens: HashMap<PeerId, u32>,
+    /// Providers whose session broke and that will be opened again.
+    reopens: Reopens,
     rates: Rates,
     pub(crate) tally: Tally,
 }
@@ -182,9 +127,7 @@ impl Fetch {
             first_answer: None,
             published: now,
             dropped: HashMap::new(),
-            left: HashMap::new(),
-            reopen_at: HashMap::new(),
-            reopens: HashMap::new(),
+            reopens: Reopens::default(),
             rates: Rates::default(),
             tally: Tally::default(),
         };
@@ -254,8 +197,7 @@ impl Fetch {
         now: Instant,
     ) -> Answer {
         self.answered.insert(peer);
-        // Back after its session broke: why it left no longer stands.
-        self.left.remove(&peer);
+        self.reopens.answered(&peer);
         if self.first_answer.is_none() {
             self.first_answer = Some(now);
             // The lookup at the start ran before any connection: with no DHT neighbour yet it found nobody
@@ -431,7 +373,7 @@ impl Fetch {
         self.tally.peer(peer).bytes += bytes;
         self.rates.add(peer, bytes, now);
         self.last_useful = now;
-        self.reopens.remove(&peer);
+        self.reopens.delivered(&peer);
         bytes
     }
 
@@ -457,19 +399,13 @@ impl Fetch {
     }
 
     /// A provider's session ended (it left, or its stream broke). One that had answered and was not dropped
-    /// for its conduct is opened again later ([`REOPEN_AFTER`]).
+    /// for its conduct is opened again later ([`Reopens`]).
     pub(crate) fn on_gone(&mut self, peer: PeerId, why: String, now: Instant) -> Option<Step> {
         if self.sessions.remove(&peer) {
-            let attempts = self.reopens.get(&peer).copied().unwrap_or(0);
-            let again = self.answered.contains(&peer) && !self.dropped.contains_key(&peer) && attempts < MAX_REOPENS;
-            if again {
-                tracing::info!(%peer, %why, attempts, "provider's session broke; it is opened again");
-                self.reopens.insert(peer, attempts + 1);
-                self.reopen_at.insert(peer, now + REOPEN_AFTER * (1 << attempts));
-                self.left.insert(peer, why);
-            } else {
+            let eligible = self.answered.contains(&peer) && !self.dropped.contains_key(&peer);
+            let gone = if eligible { self.reopens.broke(peer, why, now) } else { Err(why) };
+            if let Err(why) = gone {
                 tracing::info!(%peer, %why, "provider left the download");
-                self.left.remove(&peer);
                 self.dropped.entry(peer).or_insert(why);
             }
         }
@@ -492,7 +428,7 @@ impl Fetch {
     pub(crate) fn poll(&mut self, now: Instant, checkpoint_idle: bool) -> Result<(Vec<Step>, bool), NodeError> {
         let mut steps = self.due_reopens(now);
         let Some(a) = self.active.as_mut() else {
-            if (self.sessions.is_empty() && self.reopen_at.is_empty() && !self.discover)
+            if (self.sessions.is_empty() && !self.reopens.pending() && !self.discover)
                 || now.duration_since(self.last_useful) > self.tuning.stall_timeout
             {
                 return Err(NodeError::NoProviders {
@@ -569,14 +505,19 @@ impl Fetch {
         }
         // No verified piece for a whole `stall_timeout`: whoever is left cannot or will not deliver.
         if now.duration_since(self.last_useful) > self.tuning.stall_timeout {
-            let why = if self.dropped.is_empty() && self.left.is_empty() {
+            let why = if self.dropped.is_empty() && self.reopens.left().next().is_none() {
                 format!(
                     "no piece arrived for {} s from {} provider(s)",
                     self.tuning.stall_timeout.as_secs(),
                     a.sched.peer_count()
                 )
             } else {
-                self.dropped.iter().chain(&self.left).map(|(p, w)| format!("{p}: {w}")).collect::<Vec<_>>().join("; ")
+                self.dropped
+                    .iter()
+                    .chain(self.reopens.left())
+                    .map(|(p, w)| format!("{p}: {w}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             };
             return Err(NodeError::Stalled { id: self.id, why });
         }
@@ -585,13 +526,10 @@ impl Fetch {
 
     /// Sessions to open again now (see [`Fetch::on_gone`]).
     fn due_reopens(&mut self, now: Instant) -> Vec<Step> {
-        let due: Vec<PeerId> = self.reopen_at.iter().filter(|(_, at)| **at <= now).map(|(p, _)| *p).collect();
+        let due = self.reopens.due(now);
+        self.sessions.extend(&due);
         due.into_iter()
-            .map(|peer| {
-                self.reopen_at.remove(&peer);
-                self.sessions.insert(peer);
-                Step::Open { peer, addrs: self.hints.get(&peer).cloned().unwrap_or_default() }
-            })
+            .map(|peer| Step::Open { peer, addrs: self.hints.get(&peer).cloned().unwrap_or_default() })
             .collect()
     }
 
@@ -602,7 +540,7 @@ impl Fetch {
             return Err(NodeError::NoProviders { id: self.id, secs: self.tuning.stall_timeout.as_secs() });
         };
         // A provider that left and was not back by the end is reported with why it left.
-        for (p, why) in self.left.drain().chain(self.dropped.drain()) {
+        for (p, why) in self.reopens.take_left().into_iter().chain(self.dropped.drain()) {
             self.tally.peer(p).dropped = Some(why);
         }
         let working = self
@@ -620,14 +558,7 @@ impl Fetch {
     }
 }
 
-/// A finished blob, as [`Fetch::finish`] sums it up.
-pub(crate) struct Done {
-    pub(crate) size: u64,
-    pub(crate) collection: bool,
-    pub(crate) transfer_secs: f64,
-    /// Providers that answered and stayed: the next files of a folder ask them first.
-    pub(crate) working: Vec<(PeerId, Vec<Multiaddr>)>,
-}
-
+mod output;
+mod reopen;
 #[cfg(test)]
 mod tests;
