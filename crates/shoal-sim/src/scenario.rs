@@ -319,11 +319,13 @@ mod tests {
         let (name, l) = letters::from_toml(letters_file).unwrap().unwrap();
         assert_eq!((name.as_str(), l.peers, l.away_s, l.on_time_s), ("l", 50, 60.0, 10.0));
         assert!(messaging::from_toml(letters_file).unwrap().is_none(), "not a messaging scenario");
-        let (_, m) = messaging::from_toml("[messaging]\npeers = 10\nmesh_n = 3\n").unwrap().unwrap();
-        assert_eq!(m.mesh_n, Some(3));
+        let (_, m) = messaging::from_toml("[messaging]\npeers = 10\nmesh_n = 3\ngossip_lazy = 2\n").unwrap().unwrap();
+        assert_eq!((m.mesh_n, m.mesh().lazy, m.mesh().flood_publish), (Some(3), 2, false));
         for bad in [
             "[messaging]\npeers = 10\nmesh_n = 1\n",
             "[messaging]\npeers = 10\nmesh_n = 4\nmesh_high = 3\n",
+            "[messaging]\npeers = 10\ngossip_lazy = 101\n",
+            "[messaging]\npeers = 10\nflood_publish = 2\n",
             "[messaging]\npeers = 10\nbogus = 1\n",
             "bogus = 1\n[messaging]\npeers = 10\n",
             "name = 3\n[messaging]\npeers = 10\n",

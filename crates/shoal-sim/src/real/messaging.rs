@@ -173,6 +173,9 @@ impl MessagingScenario {
         if self.mesh_high.is_some_and(|h| h < self.mesh().n || h > 100) {
             return bad("messaging.mesh_high is at least the mesh degree and at most 100");
         }
+        if self.gossip_lazy.is_some_and(|lazy| lazy > 100) {
+            return bad("messaging.gossip_lazy is at most 100");
+        }
         if self.link_delay_ms > 10_000 {
             return bad("messaging.link_delay_ms is at most 10,000");
         }
