@@ -13,7 +13,6 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, connection_limits, identify, kad, mdns, memory_connection_limits, noise, ping, plaintext,
-    tcp,
 };
 
 use crate::counted::Counting;
@@ -37,32 +36,6 @@ pub(crate) struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
     pub(crate) gossip: libp2p::gossipsub::Behaviour,
-}
-
-/// Read buffer under the security layer on TCP connections. libp2p-noise reads its frames 8 KiB at a time
-/// and rustls its records 4 KiB at a time; straight from the socket that is one `recvfrom` per few KiB
-/// (131,072 per GiB at 8 KiB, over a second of system CPU on the 2-core development machine). A buffer
-/// below it turns those into memory copies and a few large reads.
-const TCP_READ_BUFFER: usize = 256 * 1024;
-
-/// TCP + TLS 1.3 (Noise as fallback, see [`crate::secure`]) + Yamux, with a read buffer under the
-/// security layer (see [`TCP_READ_BUFFER`]).
-///
-/// The upgrades are negotiated with multistream-select's `V1Lazy` (as libp2p's own `SwarmBuilder` does):
-/// where the dialer offers one protocol, here the muxer, it sends its first frames right behind the
-/// proposal instead of waiting a round trip for the answer. The security choice (TLS or Noise) is two
-/// offers and keeps its round trip. Over a 300 ms link this took a 64 MiB download from 6.51 to 6.33 s
-/// (docs/PERFORMANCE.md, "Real links"). The simulator's memory transport keeps `V1`: with `V1Lazy` there
-/// one results run had more late letters, evidence too weak to decide on but not yet re-measured.
-fn tcp_transport(secure: SecureUpgrade) -> libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)> {
-    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .map(|stream, _| futures::io::BufReader::with_capacity(TCP_READ_BUFFER, stream))
-        .upgrade(upgrade::Version::V1Lazy)
-        .authenticate(secure)
-        .multiplex(Yamux::default())
-        .timeout(Duration::from_secs(20))
-        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-        .boxed()
 }
 
 /// An in-process transport (libp2p's memory transport) with Noise or plaintext, then Yamux: many peers in
@@ -148,7 +121,7 @@ pub(crate) fn build(
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
                 .with_quic_config(quic_config)
-                .with_other_transport(move |_| tcp_transport(secure))
+                .with_other_transport(move |_| crate::upgrade::tcp_transport(secure))
                 .map_err(|e| transport_err(&e))?
                 .with_behaviour(|key| behaviour(key, config, gossip))
                 .map_err(|e| transport_err(&e))?

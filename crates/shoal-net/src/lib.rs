@@ -1,10 +1,12 @@
 //! Shoal's network layer, on libp2p 0.57.
 //!
 //! The principal type is [`Network`], a cheap, cloneable handle to one swarm. [`Network::start`] builds the
-//! swarm (TCP with TLS 1.3 (Noise as fallback) and our Yamux glue, and QUIC; identify, ping, Kademlia as `/shoal/kad/1.0.0` in server mode, mDNS when
-//! enabled, gossipsub for topics ([`gossip`]), and `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the
-//! event loop. Every other task talks to the swarm through commands with `oneshot` replies, the way
-//! rust-libp2p's file-sharing example does. Bulk data does not pass through the event loop: protocol streams
+//! swarm (TCP with TLS 1.3 (Noise accepted from peers that offer only that) and our Yamux glue, upgraded in
+//! as few round trips as the protocols allow (`upgrade.rs`), and QUIC; identify, ping, Kademlia as
+//! `/shoal/kad/1.0.0` in server mode, mDNS when enabled, gossipsub for topics ([`gossip`]), and
+//! `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the event loop. Every
+//! other task talks to the swarm through commands with `oneshot` replies, the way rust-libp2p's
+//! file-sharing example does. Bulk data does not pass through the event loop: protocol streams
 //! come from [`Network::streams`] and are read and written by their own tasks.
 //!
 //! What the event loop does on its own, so that peers find each other:
@@ -35,6 +37,7 @@ mod link;
 mod mux;
 mod network;
 mod secure;
+mod upgrade;
 
 pub use behaviour::DEFAULT_MAX_CONNECTIONS;
 pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};

@@ -1,5 +1,6 @@
 //! The security upgrade of TCP connections: libp2p's TLS 1.3 handshake (`/tls/1.0.0`) with the cipher
-//! the CPU runs fastest, and Noise (`/noise`) for peers that offer only that.
+//! the CPU runs fastest, and Noise (`/noise`) for peers that offer only that. Our dialers offer TLS alone
+//! (see `crate::upgrade`); the listener accepts either.
 //!
 //! Why not `libp2p::tls::Config` or Noise alone: both encrypt with ChaCha20-Poly1305 (libp2p-tls lists it
 //! first and its servers follow the client's order). On a CPU with AES instructions AES-GCM costs a
@@ -38,7 +39,7 @@ use rustls::{CommonState, DigitallySignedStruct, DistinguishedName, SignatureSch
 use crate::NetError;
 
 /// multistream-select names, in our order of preference.
-const TLS_PROTOCOL: &str = "/tls/1.0.0";
+pub(crate) const TLS_PROTOCOL: &str = "/tls/1.0.0";
 const NOISE_PROTOCOL: &str = "/noise";
 /// ALPN value the libp2p TLS spec requires.
 const ALPN: &[u8] = b"libp2p";
