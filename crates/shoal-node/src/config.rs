@@ -130,7 +130,8 @@ pub struct DownloadTuning {
     /// Give up when no provider answered for this long.
     pub stall_timeout: Duration,
     /// How long to collect first answers from providers before requesting pieces, so that work is spread
-    /// over all of them rather than given to whoever answered first.
+    /// over all of them rather than given to whoever answered first. Providers a request names with the
+    /// blob's size are in from the start and are not waited for.
     pub gather: Duration,
     /// How often the verified ranges are made durable.
     pub checkpoint_every: Duration,

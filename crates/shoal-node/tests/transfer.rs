@@ -282,6 +282,27 @@ async fn a_peer_still_downloading_serves_what_it_has_verified() {
     assert_eq!(report.peers.len(), 1);
 }
 
+/// A ticket names the size, so the download begins before any provider answers (its first requests leave
+/// with the `Have`); when none can be reached, it still fails with "no provider" and leaves no file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_whose_providers_are_all_gone_fails_and_leaves_no_partial_file() {
+    let src = peer().await;
+    let ticket = shared_by(&[&src], "f.bin", &random_bytes(3 * 1024 * 1024, 9)).await;
+    src.node.shutdown().await;
+    drop(src);
+    let dst = peer().await;
+    let out_dir = dst.home().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let mut req = DownloadRequest::from_ticket(&ticket, Some(out_dir.join("f.bin")));
+    req.discover = false;
+    let err = dst.node.download(req).await.unwrap().finish().await.unwrap_err();
+    assert!(err.to_string().contains("no provider"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    // And the store has no record of a partial download to resume.
+    assert!(dst.node.store().servable_ids().unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_over_quic() {
     let quic = |c: shoal_node::NodeConfig| {

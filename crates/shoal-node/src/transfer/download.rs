@@ -405,6 +405,10 @@ async fn fetch_blob(
             open(&mut sessions, peer, addrs);
         }
     }
+    // The request names the size: the file opens at once, and the first requests leave with the `Have`.
+    let mut named = fetch.named();
+    // The partial file was created by this download (nothing was resumed into it).
+    let mut fresh = false;
     let finished = loop {
         if let Some(Step::Lookup) = fetch.lookup(Instant::now()) {
             let (finder, found_tx) = (node.clone(), found_tx.clone());
@@ -422,6 +426,7 @@ async fn fetch_blob(
         let mut steps = Vec::new();
         let mut begin = None;
         tokio::select! {
+            () = std::future::ready(()), if named.is_some() => begin = named.take(),
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break false };
                 let now = Instant::now();
@@ -462,7 +467,7 @@ async fn fetch_blob(
             },
             _ = tick.tick() => {}
         }
-        // The size is proven: only now is the partial file opened (and allocated).
+        // The size is proven (or named by the request): only now is the partial file opened (and allocated).
         if let Some((size, collection)) = begin
             && let Some(d) = dest.take()
         {
@@ -474,6 +479,7 @@ async fn fetch_blob(
                 partial = partial.without_direct_writes();
             }
             let (resumed, joined) = fetch.begin(size, &partial.verified(), collection, Instant::now());
+            fresh = resumed == 0;
             steps.extend(joined);
             progress.send_modify(|p| {
                 p.size = if p.files_total > 1 { p.size } else { size };
@@ -487,7 +493,17 @@ async fn fetch_blob(
         if idle && let Some(h) = checkpoint.take() {
             h.await.map_err(|e| NodeError::Task(e.to_string()))??;
         }
-        let (polled, done) = fetch.poll(Instant::now(), idle)?;
+        let (polled, done) = match fetch.poll(Instant::now(), idle) {
+            Ok(polled) => polled,
+            // Begun on the request's word and nobody ever answered: the file opened for it holds nothing.
+            Err(e @ NodeError::NoProviders { .. }) if fresh => {
+                drop((sessions, active));
+                let store = node.store().clone();
+                blocking(move || store.discard_partial(&id)).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         steps.extend(polled);
         for step in steps {
             match step {

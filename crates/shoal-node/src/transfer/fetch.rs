@@ -7,8 +7,9 @@
 //! download needs around it: the blob's size is fixed only once it is proven (the size a ticket or a
 //! folder's collection names, or else a claimed size whose last chunk verifies with its proof, see
 //! `shoal_store::proof`; nothing is allocated before that, and a provider that claims another size is
-//! dropped as a liar), providers that answer soon after the first are waited for (`gather`) so that work is spread
-//! over all of them, providers found later join, partial providers are re-asked what they have, a provider
+//! dropped as a liar), a download whose request names the size begins before any answer (its first requests
+//! leave with the `Have`), providers that answer soon after the first are waited for (`gather`) so that work
+//! is spread over all of them, providers found later join, partial providers are re-asked what they have, a provider
 //! that had answered and whose session broke is opened again (a few times, backing off), and the download
 //! fails with a reason when nothing useful arrived for `stall_timeout`.
 //!
@@ -187,6 +188,14 @@ impl Fetch {
         self.expected_size = size.filter(|s| *s <= MAX_SIZE);
     }
 
+    /// The size and kind the request names, when they are enough to begin before any provider answers
+    /// (a ticket, a folder's entry) and there are providers to ask: the loop then opens the partial file and
+    /// calls [`Fetch::begin`] at once, so that the first requests leave with the `Have`, a round trip sooner.
+    pub(crate) fn named(&self) -> Option<(u64, bool)> {
+        let named = self.expected_size.zip(self.collection_hint);
+        named.filter(|_| self.active.is_none() && !self.sessions.is_empty())
+    }
+
     /// A provider said it has the blob (`spans` of it, or all).
     pub(crate) fn on_have(
         &mut self,
@@ -339,6 +348,18 @@ impl Fetch {
                 steps.extend(s);
             }
         }
+        // With the size named by the request, providers that have not answered yet join as if they had the
+        // whole blob: their first requests leave right behind the `Have`. One that has less says so in its
+        // answer, and a `Get` for a piece it lacks is answered `NotFound` (a missing piece, which costs it
+        // nothing); one without the blob answers the `Have` with `NotFound` and leaves; one that claims
+        // another size is a liar as before. Pieces verify against the id whoever sends them. (A size that
+        // had to be proven keeps the other answers waiting: `gather`.)
+        let named = self.expected_size.is_some();
+        if named && let Some(a) = self.active.as_mut() {
+            for peer in self.sessions.iter().filter(|p| !self.answered.contains(p)) {
+                a.sched.add_peer(*peer, None, now);
+            }
+        }
         (resumed, steps)
     }
 
@@ -390,8 +411,9 @@ impl Fetch {
         self.tally.received += received;
         self.tally.peer(peer).received += received;
         tracing::warn!(%peer, piece, ?failure, %why, "piece failed");
+        // A provider dropped already (a liar whose answer to an early `Get` was on its way) keeps its reason.
         if failure == Failure::Corrupt {
-            self.dropped.insert(peer, format!("sent data that failed verification ({why})"));
+            self.dropped.entry(peer).or_insert_with(|| format!("sent data that failed verification ({why})"));
         }
         if let Some(a) = self.active.as_mut() {
             a.sched.on_piece_failed(&peer, piece, failure, now);
@@ -427,20 +449,19 @@ impl Fetch {
     /// verified; an error when the download cannot go on.
     pub(crate) fn poll(&mut self, now: Instant, checkpoint_idle: bool) -> Result<(Vec<Step>, bool), NodeError> {
         let mut steps = self.due_reopens(now);
-        let Some(a) = self.active.as_mut() else {
-            if (self.sessions.is_empty() && !self.reopens.pending() && !self.discover)
-                || now.duration_since(self.last_useful) > self.tuning.stall_timeout
-            {
-                return Err(NodeError::NoProviders {
-                    id: self.id,
-                    secs: now.duration_since(self.last_useful).as_secs(),
-                });
-            }
-            return Ok((steps, false));
-        };
-        // Let every provider that is about to answer join before work is handed out.
+        // Nobody answered (the download may have begun on the request's word alone): it fails the same way
+        // whether or not it has begun.
+        let nobody = self.answered.is_empty() || self.active.is_none();
+        if nobody
+            && ((self.sessions.is_empty() && !self.reopens.pending() && !self.discover)
+                || now.duration_since(self.last_useful) > self.tuning.stall_timeout)
+        {
+            return Err(NodeError::NoProviders { id: self.id, secs: now.duration_since(self.last_useful).as_secs() });
+        }
+        let Some(a) = self.active.as_mut() else { return Ok((steps, false)) };
+        // Let every provider that is about to answer and is not in yet join before work is handed out.
         let gathering = self.first_answer.is_some_and(|t| now.duration_since(t) < self.tuning.gather)
-            && self.sessions.iter().any(|p| !self.answered.contains(p));
+            && self.sessions.iter().any(|p| !self.answered.contains(p) && a.sched.window(p).is_none());
         if !gathering {
             for action in a.sched.poll(now) {
                 match action {
@@ -543,16 +564,21 @@ impl Fetch {
         for (p, why) in self.reopens.take_left().into_iter().chain(self.dropped.drain()) {
             self.tally.peer(p).dropped = Some(why);
         }
-        let working = self
-            .answered
+        // Providers still in: those that answered first, then those not heard from yet (a small blob begun
+        // on the request's word can be done before they answer; a folder's files ask them too).
+        let (mut working, waiting): (Vec<_>, Vec<_>) = self
+            .sessions
             .iter()
-            .filter(|p| self.sessions.contains(p))
             .map(|p| (*p, self.hints.get(p).cloned().unwrap_or_default()))
-            .collect();
+            .partition(|(p, _)| self.answered.contains(p));
+        working.extend(waiting);
+        // Timed from the first answer (or the begin, if later): a download begun before any answer would
+        // otherwise count the connection's set-up as transfer.
+        let from = self.first_answer.map_or(a.started, |t| t.max(a.started));
         Ok(Done {
             size: a.layout.size(),
             collection: a.collection,
-            transfer_secs: a.started.elapsed().as_secs_f64(),
+            transfer_secs: from.elapsed().as_secs_f64(),
             working,
         })
     }

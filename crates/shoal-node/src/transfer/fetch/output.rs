@@ -64,6 +64,6 @@ pub(crate) struct Done {
     pub(crate) size: u64,
     pub(crate) collection: bool,
     pub(crate) transfer_secs: f64,
-    /// Providers that answered and stayed: the next files of a folder ask them first.
+    /// Providers still in the download (those that answered first): the next files of a folder ask them.
     pub(crate) working: Vec<(PeerId, Vec<Multiaddr>)>,
 }

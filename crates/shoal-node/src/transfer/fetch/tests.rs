@@ -112,15 +112,113 @@ fn with_no_provider_and_no_discovery_it_fails_at_once_and_with_discovery_after_t
 }
 
 #[test]
-fn work_waits_for_the_other_providers_to_answer_then_is_spread_over_them() {
-    let (mut f, peers, t0) = started(2, false);
-    // The second provider has not answered: within `gather`, nothing is requested.
+fn work_waits_for_a_provider_found_just_now_to_answer_then_is_spread_over_them() {
+    let (mut f, peers, t0) = started(1, true);
+    let found = PeerId::random();
+    assert!(f.on_found(found, Vec::new()).is_some());
+    // The found provider has not answered: within `gather`, nothing is requested.
     let (steps, done) = f.poll(t0 + Duration::from_millis(10), true).unwrap();
     assert!(gets(&steps).is_empty() && !done, "{steps:?}");
-    assert_eq!(f.on_have(peers[1], SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.on_have(found, SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
     let (steps, _) = f.poll(t0 + Duration::from_millis(20), true).unwrap();
     let asked: std::collections::HashSet<PeerId> = gets(&steps).iter().map(|(p, _)| *p).collect();
-    assert_eq!(asked.len(), 2, "both providers get requests: {steps:?}");
+    assert_eq!(asked, [peers[0], found].into(), "both providers get requests: {steps:?}");
+}
+
+/// A fetch whose request names the size and kind, begun before any answer.
+fn named(peers: &[PeerId], t0: Instant) -> Fetch {
+    let hints = peers.iter().map(|p| (*p, Vec::new())).collect();
+    let (mut f, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), hints, false, Some(false), tuning(), t0);
+    f.expect_size(Some(SIZE));
+    assert_eq!(f.named(), Some((SIZE, false)));
+    assert_eq!(f.begin(SIZE, &[], false, t0), (0, Vec::new()));
+    assert_eq!(f.named(), None, "begun once");
+    f
+}
+
+#[test]
+fn with_the_size_named_every_provider_is_asked_before_it_answers_and_its_answer_corrects_what_it_has() {
+    let t0 = Instant::now();
+    let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+    let (seed, partial, stranger) = (peers[0], peers[1], peers[2]);
+    let mut f = named(&peers, t0);
+    let (steps, _) = f.poll(t0, true).unwrap();
+    let asked: std::collections::HashSet<PeerId> = gets(&steps).iter().map(|(p, _)| *p).collect();
+    assert_eq!(asked, peers.iter().copied().collect(), "no answer awaited: {steps:?}");
+    // The answers: a seed, a provider with the first 8 chunks only, and one without the blob.
+    let layout = Layout::new(SIZE);
+    let first = ChunkSpan { start: 0, end: 8 };
+    assert_eq!(f.on_have(seed, SIZE, &all(SIZE), false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.on_have(partial, SIZE, &[first], false, t0), Answer::Steps(Vec::new()));
+    assert_eq!(f.on_not_found(stranger), vec![Step::Close(stranger)]);
+    // What the partial provider was asked and lacks is answered `Missing`: no strike, it stays.
+    for (p, piece) in gets(&steps).into_iter().filter(|(p, _)| *p == partial) {
+        f.on_piece_failed(p, piece, Failure::Missing, "not here", 0, t0);
+    }
+    let mut now = t0;
+    let mut seen: Vec<(PeerId, u32)> = Vec::new();
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        let (steps, done) = f.poll(now, true).unwrap();
+        if done {
+            break;
+        }
+        for (p, piece) in gets(&steps) {
+            seen.push((p, piece));
+            let r = layout.piece_bytes(piece);
+            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
+        }
+    }
+    assert!(seen.iter().all(|(p, _)| *p != stranger), "the provider without it is not asked again");
+    let lacks = |piece: u32| layout.piece_chunks(piece).end > first.end;
+    assert!(!seen.iter().any(|(p, piece)| *p == partial && lacks(*piece)), "asked the partial one for what it lacks");
+    let done = f.finish().unwrap();
+    assert_eq!(done.size, SIZE);
+    assert!(f.tally.peers.get(&partial).is_none_or(|r| r.dropped.is_none()), "a `Missing` is no misconduct");
+}
+
+#[test]
+fn a_liar_asked_before_it_answered_is_reported_for_its_lie_not_for_the_data_that_followed() {
+    let t0 = Instant::now();
+    let (honest, liar) = (PeerId::random(), PeerId::random());
+    let mut f = named(&[honest, liar], t0);
+    let (steps, _) = f.poll(t0, true).unwrap();
+    let asked_liar = gets(&steps).into_iter().find(|(p, _)| *p == liar).map(|(_, piece)| piece).unwrap();
+    assert_eq!(f.on_have(liar, 3, &all(3), false, t0), Answer::Steps(vec![Step::Close(liar)]));
+    // Its answer to the early `Get` was already on the way: data for another size, which fails to verify.
+    f.on_piece_failed(liar, asked_liar, Failure::Corrupt, "bad hash", 100, t0);
+    f.on_have(honest, SIZE, &all(SIZE), false, t0);
+    let layout = Layout::new(SIZE);
+    let mut now = t0;
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        let (steps, done) = f.poll(now, true).unwrap();
+        if done {
+            break;
+        }
+        for (p, piece) in gets(&steps) {
+            assert_eq!(p, honest, "the liar is asked nothing more");
+            let r = layout.piece_bytes(piece);
+            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
+        }
+    }
+    f.finish().unwrap();
+    let why = f.tally.peers[&liar].dropped.clone().unwrap_or_default();
+    assert!(why.contains("claims 3 bytes"), "{why}");
+}
+
+#[test]
+fn begun_on_the_requests_word_with_nobody_answering_it_fails_as_before() {
+    let t0 = Instant::now();
+    let a = PeerId::random();
+    let mut f = named(&[a], t0);
+    assert!(f.poll(t0, true).is_ok());
+    // The only provider could not be reached, and there is no discovery: it fails at once, not at the stall.
+    assert_eq!(f.on_gone(a, "could not connect within 10 s".into(), t0), None);
+    assert!(matches!(f.poll(t0 + Duration::from_millis(10), true), Err(NodeError::NoProviders { .. })));
+    // Without a size or a kind named it waits for an answer as before.
+    let (g, _) = Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(a, Vec::new())], false, None, tuning(), t0);
+    assert_eq!(g.named(), None);
 }
 
 #[test]
