@@ -183,9 +183,11 @@ impl Fetch {
     }
 
     /// The request names the blob's size (a ticket, or the folder the file is in): no proof is needed, and a
-    /// provider that claims another size is lying.
+    /// provider that claims another size is lying. A size of 0 for an id that is not the empty blob's is
+    /// ignored (a forged ticket would otherwise finish at once with an empty file): providers prove theirs.
     pub(crate) fn expect_size(&mut self, size: Option<u64>) {
-        self.expected_size = size.filter(|s| *s <= MAX_SIZE);
+        let possible = |s: &u64| *s <= MAX_SIZE && (*s > 0 || shoal_store::proof::empty_is_proven(&self.id));
+        self.expected_size = size.filter(possible);
     }
 
     /// The size and kind the request names, when they are enough to begin before any provider answers

@@ -299,6 +299,17 @@ fn an_empty_blob_whose_id_is_not_the_empty_hash_is_refused() {
     // The empty blob's own id needs no proof.
     let (mut g, _) = Fetch::new(ContentId::of(b""), PeerId::random(), vec![(p, Vec::new())], false, None, tuning(), t0);
     assert_eq!(g.on_have(p, 0, &[], false, t0), Answer::Begin { size: 0, collection: false });
+    // A request naming size 0 for another id does not begin at once with an empty file, and the honest
+    // provider's size is proven instead of being called a lie.
+    let (mut h, _) =
+        Fetch::new(ContentId([1; 32]), PeerId::random(), vec![(p, Vec::new())], false, Some(false), tuning(), t0);
+    h.expect_size(Some(0));
+    assert_eq!(h.named(), None);
+    assert_eq!(h.on_have(p, SIZE, &all(SIZE), false, t0), Answer::Steps(vec![probe(p, SIZE)]));
+    let (mut e, _) =
+        Fetch::new(ContentId::of(b""), PeerId::random(), vec![(p, Vec::new())], false, Some(false), tuning(), t0);
+    e.expect_size(Some(0));
+    assert_eq!(e.named(), Some((0, false)));
 }
 
 fn probe(peer: PeerId, size: u64) -> Step {
