@@ -165,17 +165,17 @@ impl<C: AsyncRead + AsyncWrite + Unpin> StreamMuxer for Muxer<C> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use futures::{AsyncReadExt, AsyncWriteExt};
     use libp2p::core::muxing::StreamMuxerExt;
     use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
     use super::*;
 
-    type Io = Compat<tokio::net::TcpStream>;
+    pub(crate) type Io = Compat<tokio::net::TcpStream>;
 
-    /// A connected pair of loopback TCP sockets, as futures-io streams.
-    async fn pair() -> (Io, Io) {
+    /// A connected pair of loopback TCP sockets, as futures-io streams (the upgrade's tests use it too).
+    pub(crate) async fn pair() -> (Io, Io) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (dialed, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());

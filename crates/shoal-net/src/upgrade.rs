@@ -107,18 +107,9 @@ mod tests {
     use libp2p::core::Endpoint;
     use libp2p::core::transport::PortUse;
     use libp2p::identity::Keypair;
-    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
     use super::*;
-
-    type Io = Compat<tokio::net::TcpStream>;
-
-    async fn pair() -> (Io, Io) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (dialed, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        (dialed.unwrap().compat(), accepted.unwrap().0.compat())
-    }
+    use crate::mux::tests::pair;
 
     fn dialer() -> ConnectedPoint {
         ConnectedPoint::Dialer {

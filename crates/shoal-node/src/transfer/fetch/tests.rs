@@ -27,6 +27,27 @@ fn gets(steps: &[Step]) -> Vec<(PeerId, u32)> {
         .collect()
 }
 
+/// Polls `f` every 5 ms from `t0`, answering every `Get` with its piece (`proof` more bytes on the wire),
+/// until it finishes; the pieces asked and of whom, or `None` if it never finished.
+fn run_to_end(f: &mut Fetch, t0: Instant, proof: u64) -> Option<Vec<(PeerId, u32)>> {
+    let layout = Layout::new(SIZE);
+    let mut now = t0;
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        now += Duration::from_millis(5);
+        let (steps, done) = f.poll(now, true).unwrap();
+        if done {
+            return Some(seen);
+        }
+        for (p, piece) in gets(&steps) {
+            seen.push((p, piece));
+            let r = layout.piece_bytes(piece);
+            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start + proof, now);
+        }
+    }
+    None
+}
+
 /// A fetch with `n` providers from the request, the first of them answered with the whole blob.
 fn started(n: usize, discover: bool) -> (Fetch, Vec<PeerId>, Instant) {
     let t0 = Instant::now();
@@ -155,20 +176,7 @@ fn with_the_size_named_every_provider_is_asked_before_it_answers_and_its_answer_
     for (p, piece) in gets(&steps).into_iter().filter(|(p, _)| *p == partial) {
         f.on_piece_failed(p, piece, Failure::Missing, "not here", 0, t0);
     }
-    let mut now = t0;
-    let mut seen: Vec<(PeerId, u32)> = Vec::new();
-    for _ in 0..1000 {
-        now += Duration::from_millis(5);
-        let (steps, done) = f.poll(now, true).unwrap();
-        if done {
-            break;
-        }
-        for (p, piece) in gets(&steps) {
-            seen.push((p, piece));
-            let r = layout.piece_bytes(piece);
-            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
-        }
-    }
+    let seen = run_to_end(&mut f, t0, 0).unwrap_or_default();
     assert!(seen.iter().all(|(p, _)| *p != stranger), "the provider without it is not asked again");
     let lacks = |piece: u32| layout.piece_chunks(piece).end > first.end;
     assert!(!seen.iter().any(|(p, piece)| *p == partial && lacks(*piece)), "asked the partial one for what it lacks");
@@ -188,20 +196,8 @@ fn a_liar_asked_before_it_answered_is_reported_for_its_lie_not_for_the_data_that
     // Its answer to the early `Get` was already on the way: data for another size, which fails to verify.
     f.on_piece_failed(liar, asked_liar, Failure::Corrupt, "bad hash", 100, t0);
     f.on_have(honest, SIZE, &all(SIZE), false, t0);
-    let layout = Layout::new(SIZE);
-    let mut now = t0;
-    for _ in 0..1000 {
-        now += Duration::from_millis(5);
-        let (steps, done) = f.poll(now, true).unwrap();
-        if done {
-            break;
-        }
-        for (p, piece) in gets(&steps) {
-            assert_eq!(p, honest, "the liar is asked nothing more");
-            let r = layout.piece_bytes(piece);
-            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
-        }
-    }
+    let seen = run_to_end(&mut f, t0, 0).unwrap_or_default();
+    assert!(seen.iter().all(|(p, _)| *p == honest), "the liar is asked nothing more");
     f.finish().unwrap();
     let why = f.tally.peers[&liar].dropped.clone().unwrap_or_default();
     assert!(why.contains("claims 3 bytes"), "{why}");
@@ -234,22 +230,7 @@ fn a_provider_that_claims_another_size_or_an_absurd_one_is_closed() {
 #[test]
 fn every_piece_verified_finishes_and_the_tally_counts_each_providers_bytes() {
     let (mut f, peers, t0) = started(1, false);
-    let layout = Layout::new(SIZE);
-    let mut now = t0;
-    let mut finished = false;
-    for _ in 0..1000 {
-        now += Duration::from_millis(5);
-        let (steps, done) = f.poll(now, true).unwrap();
-        if done {
-            finished = true;
-            break;
-        }
-        for (p, piece) in gets(&steps) {
-            let r = layout.piece_bytes(piece);
-            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start + 100, now);
-        }
-    }
-    assert!(finished, "never finished");
+    assert!(run_to_end(&mut f, t0, 100).is_some(), "never finished");
     assert_eq!(f.tally.peers[&peers[0]].bytes, SIZE);
     assert!(f.tally.received > SIZE, "proof bytes are counted as received");
     let done = f.finish().unwrap();
@@ -383,19 +364,7 @@ fn with_a_size_from_the_request_no_proof_is_needed_and_other_claims_are_lies() {
     assert_eq!(f.on_have(honest, SIZE, &all(SIZE), false, t0), Answer::Begin { size: SIZE, collection: false });
     let (_, joined) = f.begin(SIZE, &[], false, t0);
     assert!(joined.is_empty());
-    let mut now = t0;
-    let layout = Layout::new(SIZE);
-    for _ in 0..1000 {
-        now += Duration::from_millis(5);
-        let (steps, done) = f.poll(now, true).unwrap();
-        if done {
-            break;
-        }
-        for (p, piece) in gets(&steps) {
-            let r = layout.piece_bytes(piece);
-            f.on_piece_ok(p, piece, r.end - r.start, r.end - r.start, now);
-        }
-    }
+    run_to_end(&mut f, t0, 0);
     f.finish().unwrap();
     let why = f.tally.peers[&liar].dropped.clone().unwrap_or_default();
     assert!(why.contains("claims 3 bytes"), "{why}");
