@@ -9,8 +9,7 @@
 //! sends a bad one or breaks its stream hands the file back to the queue for the others (a stream that
 //! broke is opened again, a few times). Verified files are written in batches (`Store::finish_small`: one
 //! sync before their names appear and one after, one catalog transaction). Files already in place from an
-//! earlier run are checked and kept (`Store::adopt_small`). Streams to the ticket's providers are opened
-//! while the collection is fetched (`batch/warm.rs`).
+//! earlier run are checked and kept (`Store::adopt_small`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -29,10 +28,6 @@ use super::download::{PeerReport, Progress};
 use crate::blocking::blocking;
 use crate::framing::{read_frame, write_frame};
 use crate::{Node, NodeError};
-
-mod warm;
-use self::warm::Opening;
-pub(crate) use self::warm::Warm;
 
 /// Streams opened to each provider (its server prepares answers of several streams at once).
 const STREAMS_PER_PROVIDER: usize = 4;
@@ -106,14 +101,12 @@ pub(crate) struct Fetched {
     pub(crate) seconds: f64,
 }
 
-/// Fetches `files` from `providers` into their targets, writing through `staging`, on the streams `warm`
-/// opened ahead where it has them. Adds each provider's figures to `peers` and the files and bytes to
-/// `progress`.
+/// Fetches `files` from `providers` into their targets, writing through `staging`. Adds each provider's
+/// figures to `peers` and the files and bytes to `progress`.
 pub(crate) async fn fetch_small(
     node: &Node,
     files: Vec<SmallFile>,
     providers: Vec<(PeerId, Vec<Multiaddr>)>,
-    mut warm: Warm,
     staging: &Path,
     progress: &watch::Sender<Progress>,
     peers: &mut HashMap<PeerId, PeerReport>,
@@ -171,8 +164,7 @@ pub(crate) async fn fetch_small(
             for _ in 0..STREAMS_PER_PROVIDER {
                 let (net, q, f, tx) = (node.network().clone(), queue.clone(), files.clone(), tx.clone());
                 let link = Link { pipe: pipe.clone(), config: window.clone() };
-                let to = To { peer: *peer, addrs: addrs.clone(), ahead: warm.take(peer) };
-                workers.spawn(stream_worker(net, to, q, f, tx, link));
+                workers.spawn(stream_worker(net, *peer, addrs.clone(), q, f, tx, link));
             }
         }
     }
@@ -322,17 +314,17 @@ impl Link {
 /// had asked for.
 async fn stream_worker(
     net: shoal_net::Network,
-    mut to: To,
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
     queue: Arc<Queue>,
     files: Arc<Vec<SmallFile>>,
     tx: mpsc::Sender<Got>,
     link: Link,
 ) {
     let mut why = String::new();
-    let peer = to.peer;
     for _ in 0..=REOPENS {
         let mut asked: VecDeque<(usize, Sent)> = VecDeque::new();
-        let r = run_stream(&net, &mut to, &queue, &files, &tx, &mut asked, &link).await;
+        let r = run_stream(&net, peer, &addrs, &queue, &files, &tx, &mut asked, &link).await;
         hand_back(&mut asked, &link, &queue, &files);
         match r {
             Ok(()) => return,
@@ -391,27 +383,26 @@ async fn ask_more<W: futures::AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Where a worker's stream goes: the provider, its addresses, and a stream opened ahead to it (used first).
-struct To {
-    peer: PeerId,
-    addrs: Vec<Multiaddr>,
-    ahead: Option<Opening>,
-}
-
+#[allow(clippy::too_many_arguments)]
 async fn run_stream(
     net: &shoal_net::Network,
-    to: &mut To,
+    peer: PeerId,
+    addrs: &[Multiaddr],
     queue: &Queue,
     files: &[SmallFile],
     tx: &mpsc::Sender<Got>,
     asked: &mut VecDeque<(usize, Sent)>,
     link: &Link,
 ) -> Result<(), String> {
-    let peer = to.peer;
-    let mut stream = match to.ahead.take() {
-        Some(h) => h.await.map_err(|e| format!("opening a stream ahead failed: {e}"))??,
-        None => warm::open(net, peer, to.addrs.clone()).await?,
-    };
+    let timeout = Duration::from_secs(10);
+    tokio::time::timeout(timeout, net.connect(peer, addrs.to_vec()))
+        .await
+        .map_err(|_| "could not connect within 10 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut stream = tokio::time::timeout(timeout, net.streams().open_stream(peer, super::PROTOCOL))
+        .await
+        .map_err(|_| "could not open a transfer stream within 10 s".to_string())?
+        .map_err(|e| format!("cannot open a transfer stream: {e}"))?;
     let mut buf = Vec::new();
     loop {
         // Keep the pipe full, then read the oldest answer.

@@ -200,11 +200,6 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
             Ok((partial_path_for(&out_for_dest), out_for_dest))
         }
     };
-    // A folder's small files will want streams to its providers: they open while its collection comes.
-    let warm = match req.collection {
-        Some(true) => super::batch::Warm::open(node.network(), node.peer_id(), &req.providers),
-        _ => super::batch::Warm::default(),
-    };
     let want = Want { id: req.id, collection: req.collection, size: req.size };
     let first = fetch_blob(&node, want, req.providers.clone(), req.discover, dest, &progress, &mut totals).await?;
     record.size = first.size;
@@ -263,13 +258,11 @@ async fn run(node: Node, req: DownloadRequest, progress: watch::Sender<Progress>
                 .iter()
                 .map(|(e, t)| super::batch::SmallFile { id: e.id, size: e.size, target: t.clone() })
                 .collect();
-            let got = super::batch::fetch_small(&node, files, providers, warm, &staging, &progress, &mut totals.peers)
-                .await?;
+            let got =
+                super::batch::fetch_small(&node, files, providers, &staging, &progress, &mut totals.peers).await?;
             totals.resumed += got.resumed;
             totals.received += got.received;
             totals.transfer_secs += got.seconds;
-        } else {
-            drop(warm);
         }
         for (e, target) in large {
             let (t, part) = (target.clone(), staging.join(format!("{}.partial", e.id)));
