@@ -14,6 +14,11 @@
 //! The wire protocol is yamux's own: a peer using libp2p-yamux talks to this one unchanged (frame sizes are
 //! each sender's choice). Inbound streams that arrive while nobody asks for one are buffered, at most
 //! [`MAX_BUFFERED_INBOUND`]; yamux's ACK backlog keeps well-behaved peers under that.
+//!
+//! Below yamux, small writes are gathered and sent when the connection has nothing more to do
+//! ([`gather`]): a burst of small frames leaves as one TLS record instead of two per frame.
+
+mod gather;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -23,6 +28,8 @@ use futures::{AsyncRead, AsyncWrite, future};
 use libp2p::core::UpgradeInfo;
 use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use libp2p::core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
+
+use gather::{Flusher, Gathered, gathered};
 
 /// The largest payload of one data frame we send.
 pub(crate) const FRAME_DATA: usize = 256 * 1024;
@@ -71,7 +78,8 @@ type Upgraded<C> = future::Ready<Result<Muxer<C>, std::io::Error>>;
 
 impl Yamux {
     fn start<C: AsyncRead + AsyncWrite + Unpin>(self, socket: C, mode: yamux::Mode) -> Upgraded<C> {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(socket, self.0, mode))))
+        let (socket, flusher) = gathered(socket);
+        future::ready(Ok(Muxer::new(yamux::Connection::new(socket, self.0, mode), flusher)))
     }
 }
 
@@ -97,7 +105,9 @@ impl<C: AsyncRead + AsyncWrite + Send + Unpin + 'static> OutboundConnectionUpgra
 
 /// One yamux connection, as libp2p's [`StreamMuxer`].
 pub(crate) struct Muxer<C> {
-    connection: yamux::Connection<C>,
+    connection: yamux::Connection<Gathered<C>>,
+    /// Sends what yamux wrote, once it has nothing more to do.
+    flusher: Flusher<C>,
     /// Streams the peer opened while the swarm was driving the connection ([`StreamMuxer::poll`]) rather
     /// than asking for an inbound stream: yamux only makes progress through `poll_next_inbound`, so those
     /// calls can produce streams nobody asked for yet.
@@ -105,9 +115,18 @@ pub(crate) struct Muxer<C> {
     inbound_waker: Option<Waker>,
 }
 
-impl<C> Muxer<C> {
-    fn new(connection: yamux::Connection<C>) -> Self {
-        Self { connection, inbound: VecDeque::new(), inbound_waker: None }
+impl<C: AsyncWrite + Unpin> Muxer<C> {
+    fn new(connection: yamux::Connection<Gathered<C>>, flusher: Flusher<C>) -> Self {
+        Self { connection, flusher, inbound: VecDeque::new(), inbound_waker: None }
+    }
+
+    /// Sends what yamux gathered: called whenever yamux has returned. A full socket wakes this task when it
+    /// has room, and the next call goes on.
+    fn send_gathered(&self, cx: &mut Context<'_>) -> Result<(), yamux::ConnectionError> {
+        match self.flusher.poll_send(cx) {
+            Poll::Ready(Err(e)) => Err(yamux::ConnectionError::Io(e)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -128,6 +147,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> StreamMuxer for Muxer<C> {
             Poll::Ready(Some(r)) => Poll::Ready(r),
             Poll::Ready(None) => Poll::Ready(Err(closed())),
             Poll::Pending => {
+                this.send_gathered(cx)?;
                 this.inbound_waker = Some(cx.waker().clone());
                 Poll::Pending
             }
@@ -135,7 +155,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> StreamMuxer for Muxer<C> {
     }
 
     fn poll_outbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<yamux::Stream, Self::Error>> {
-        self.get_mut().connection.poll_new_outbound(cx)
+        let this = self.get_mut();
+        let r = this.connection.poll_new_outbound(cx);
+        this.send_gathered(cx)?;
+        r
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -147,7 +170,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> StreamMuxer for Muxer<C> {
         let stream = match this.connection.poll_next_inbound(cx) {
             Poll::Ready(Some(r)) => r?,
             Poll::Ready(None) => return Poll::Ready(Err(closed())),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                // Nothing more to do for now: what the streams wrote leaves together.
+                this.send_gathered(cx)?;
+                return Poll::Pending;
+            }
         };
         if this.inbound.len() >= MAX_BUFFERED_INBOUND {
             tracing::warn!(%stream, "peer opened more streams than are waiting to be accepted; resetting it");
