@@ -264,6 +264,74 @@ pub(crate) mod tests {
         round_trip(theirs, ours, data()).await;
     }
 
+    /// Counts the writes that reach the socket.
+    struct Counting {
+        io: Io,
+        writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl AsyncRead for Counting {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.io).poll_write(cx, buf);
+            if let Poll::Ready(Ok(_)) = r {
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            r
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_flush(cx)
+        }
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_close(cx)
+        }
+    }
+
+    /// What several streams write while the connection is busy leaves in one socket write, not two per
+    /// frame: a new connection's first burst must fit TCP's first congestion window (see `gather`).
+    #[tokio::test]
+    async fn the_first_frames_of_several_streams_leave_in_one_write() {
+        let (a, b) = pair().await;
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let socket = Counting { io: a, writes: writes.clone() };
+        let mut dialer = Yamux::default().upgrade_outbound(socket, "/yamux/1.0.0").await.unwrap();
+        let mut acceptor = Yamux::default().upgrade_inbound(b, "/yamux/1.0.0").await.unwrap();
+        const STREAMS: usize = 8;
+        let mut sent: Vec<String> = (0..STREAMS).map(|i| format!("hello from stream {i}")).collect();
+        let mut outs = Vec::new();
+        for text in &sent {
+            let mut s = future::poll_fn(|cx| dialer.poll_outbound_unpin(cx)).await.unwrap();
+            s.write_all(text.as_bytes()).await.unwrap();
+            outs.push(s);
+        }
+        let before = writes.load(std::sync::atomic::Ordering::SeqCst);
+        let drive = tokio::spawn(async move {
+            let _ = future::poll_fn(|cx| dialer.poll_unpin(cx)).await;
+        });
+        let wait = std::time::Duration::from_secs(5);
+        let mut got = Vec::new();
+        for _ in 0..STREAMS {
+            let inbound = tokio::time::timeout(wait, future::poll_fn(|cx| acceptor.poll_inbound_unpin(cx)));
+            let mut s = inbound.await.unwrap().unwrap();
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(wait, s.read(&mut buf)).await.unwrap().unwrap();
+            got.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        got.sort();
+        sent.sort();
+        assert_eq!(got, sent);
+        let burst = writes.load(std::sync::atomic::Ordering::SeqCst) - before;
+        // Without gathering: two writes per frame, 16 here (and a ping).
+        assert!(burst <= 2, "the first frames of {STREAMS} streams took {burst} socket writes");
+        drive.abort();
+        drop(outs);
+    }
+
     #[tokio::test]
     async fn two_of_ours_carry_a_stream() {
         let (a, b) = pair().await;
