@@ -54,3 +54,60 @@ pub enum NetError {
     #[error("the network task has stopped")]
     Stopped,
 }
+
+/// A failed dial in a line a person can read: each address tried with the innermost cause, once. libp2p's
+/// own text repeats the cause at every layer and wraps it in debug brackets ("Failed to negotiate transport
+/// protocol(s): [(/ip4/../p2p/..: : Connection refused (os error 111): Connection refused (os error 111):
+/// ...)]"), and `shoal get` prints one per unreachable provider.
+pub(crate) fn dial_why(e: &libp2p::swarm::DialError) -> String {
+    match e {
+        libp2p::swarm::DialError::Transport(tried) if !tried.is_empty() => tried
+            .iter()
+            .map(|(addr, err)| {
+                let addr: libp2p::Multiaddr =
+                    addr.iter().filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_))).collect();
+                format!("{addr}: {}", innermost(err))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// The last error in `e`'s chain of sources: the one that says what actually happened.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(source) = e.source() {
+        e = source;
+    }
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use libp2p::TransportError;
+    use libp2p::swarm::DialError;
+
+    use super::*;
+
+    #[test]
+    fn a_refused_dial_reads_as_the_address_and_the_cause_once() {
+        let refused = || io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        // As libp2p nests it: the upgrade's error around the socket's.
+        let nested = io::Error::other(io::Error::other(refused()));
+        let addr: libp2p::Multiaddr =
+            "/ip4/127.0.0.1/tcp/34149/p2p/12D3KooWD6P6gkL6Jupfwmds2JJ5ZS4jerjT6M8yjJdrsy3NYNz8".parse().unwrap();
+        let other: libp2p::Multiaddr = "/ip4/10.0.0.7/tcp/4001".parse().unwrap();
+        let e = DialError::Transport(vec![
+            (addr, TransportError::Other(nested)),
+            (other, TransportError::Other(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+        ]);
+        assert_eq!(
+            dial_why(&e),
+            "/ip4/127.0.0.1/tcp/34149: Connection refused (os error 111); /ip4/10.0.0.7/tcp/4001: timed out"
+        );
+        assert_eq!(dial_why(&DialError::Aborted), DialError::Aborted.to_string());
+    }
+}

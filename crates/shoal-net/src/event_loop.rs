@@ -329,14 +329,15 @@ impl EventLoop {
                         self.pending_connect.entry(peer).or_default().push(reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(NetError::Dial { peer: peer.to_string(), why: e.to_string() }));
+                        let _ =
+                            reply.send(Err(NetError::Dial { peer: peer.to_string(), why: crate::error::dial_why(&e) }));
                     }
                 }
             }
             Command::Dial { addr, reply } => {
                 let r = match self.dial_addr(addr.clone()) {
                     None => Ok(()),
-                    Some(e) => Err(NetError::Dial { peer: addr.to_string(), why: e.to_string() }),
+                    Some(e) => Err(NetError::Dial { peer: addr.to_string(), why: crate::error::dial_why(&e) }),
                 };
                 let _ = reply.send(r);
             }
@@ -471,7 +472,8 @@ impl EventLoop {
                     return;
                 }
                 for reply in self.pending_connect.remove(&peer).unwrap_or_default() {
-                    let _ = reply.send(Err(NetError::Dial { peer: peer.to_string(), why: error.to_string() }));
+                    let _ =
+                        reply.send(Err(NetError::Dial { peer: peer.to_string(), why: crate::error::dial_why(&error) }));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
