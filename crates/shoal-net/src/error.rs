@@ -55,19 +55,22 @@ pub enum NetError {
     Stopped,
 }
 
+impl NetError {
+    /// [`NetError::Dial`] for `peer` (a peer id or an address) from libp2p's error.
+    pub(crate) fn dial(peer: impl ToString, e: &libp2p::swarm::DialError) -> Self {
+        Self::Dial { peer: peer.to_string(), why: dial_why(e) }
+    }
+}
+
 /// A failed dial in a line a person can read: each address tried with the innermost cause, once. libp2p's
 /// own text repeats the cause at every layer and wraps it in debug brackets ("Failed to negotiate transport
 /// protocol(s): [(/ip4/../p2p/..: : Connection refused (os error 111): Connection refused (os error 111):
 /// ...)]"), and `shoal get` prints one per unreachable provider.
-pub(crate) fn dial_why(e: &libp2p::swarm::DialError) -> String {
+fn dial_why(e: &libp2p::swarm::DialError) -> String {
     match e {
         libp2p::swarm::DialError::Transport(tried) if !tried.is_empty() => tried
             .iter()
-            .map(|(addr, err)| {
-                let addr: libp2p::Multiaddr =
-                    addr.iter().filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_))).collect();
-                format!("{addr}: {}", innermost(err))
-            })
+            .map(|(addr, err)| format!("{}: {}", crate::event_loop::without_p2p(addr), innermost(err)))
             .collect::<Vec<_>>()
             .join("; "),
         other => other.to_string(),

@@ -78,7 +78,7 @@ fn provide_backoff(failures: u32) -> Duration {
     (Duration::from_secs(5) * (1u32 << failures.saturating_sub(1).min(6))).min(PROVIDE_RETRY_MAX)
 }
 
-fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+pub(crate) fn without_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
 }
 
@@ -329,15 +329,14 @@ impl EventLoop {
                         self.pending_connect.entry(peer).or_default().push(reply);
                     }
                     Err(e) => {
-                        let _ =
-                            reply.send(Err(NetError::Dial { peer: peer.to_string(), why: crate::error::dial_why(&e) }));
+                        let _ = reply.send(Err(NetError::dial(peer, &e)));
                     }
                 }
             }
             Command::Dial { addr, reply } => {
                 let r = match self.dial_addr(addr.clone()) {
                     None => Ok(()),
-                    Some(e) => Err(NetError::Dial { peer: addr.to_string(), why: crate::error::dial_why(&e) }),
+                    Some(e) => Err(NetError::dial(&addr, &e)),
                 };
                 let _ = reply.send(r);
             }
@@ -472,8 +471,7 @@ impl EventLoop {
                     return;
                 }
                 for reply in self.pending_connect.remove(&peer).unwrap_or_default() {
-                    let _ =
-                        reply.send(Err(NetError::Dial { peer: peer.to_string(), why: crate::error::dial_why(&error) }));
+                    let _ = reply.send(Err(NetError::dial(peer, &error)));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
