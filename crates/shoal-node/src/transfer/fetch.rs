@@ -508,6 +508,7 @@ impl Fetch {
                             window_kib = w.limit() >> 10,
                             rate_mb_s = w.rate() / 1e6,
                             fastest_ms = w.fastest().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                            full = w.is_full(),
                             "provider window"
                         );
                     }
