@@ -579,7 +579,7 @@ fn markdown(opts: &Options, f: &Figures<'_>, wall_s: f64) -> String {
     if let (Some(p), Some(s)) = (find(Topology::Pure, 100_000), find(Topology::Supernode, 100_000)) {
         let _ = writeln!(
             m,
-            "- 100,000 peers in virtual time: pure flooding took **{:.0} s** and supernode **{:.0} s** of wall time for the whole run (building the network, {} queries); target under 10 minutes each: {}.",
+            "- 100,000 peers in virtual time: pure flooding took **{:.1} s** and supernode **{:.1} s** of wall time for the whole run (building the network, {} queries); target under 10 minutes each: {}.",
             p.wall_seconds,
             s.wall_seconds,
             s.queries,
