@@ -163,6 +163,37 @@ fn a_source_killed_mid_transfer_does_not_stop_the_download() {
 /// A full disk, made real: the downloader runs in its own mount namespace (`unshare`, no root needed
 /// where user namespaces are allowed) with the output directory on a 4 MiB tmpfs, for a 12 MiB file.
 #[test]
+fn a_stalled_download_does_not_repeat_its_progress_line() {
+    // The only source dies mid-transfer: the download waits (for another provider, or for its stall
+    // timeout), and stderr, a pipe here as in a log, gets a line when something moved, not two a second.
+    let dir = tempfile::tempdir().unwrap();
+    let size = 16 * 1024 * 1024;
+    let src = dir.path().join("big.bin");
+    random_file(&src, size, 4);
+    let (mut sharer, ticket) = share(&dir.path().join("a"), &src, &["--upload-limit", "2MiB"]);
+    let mut get = spawn({
+        let mut c = shoal(&dir.path().join("b"));
+        c.arg("get").arg(&ticket).arg("-o").arg(dir.path().join("copy.bin"));
+        c
+    });
+    get.wait_stderr(Duration::from_secs(60), |l| l.starts_with("progress: ") && !l.starts_with("progress: 0/"));
+    sharer.kill9();
+    let rx = get.stderr_lines.as_ref().unwrap();
+    let watch_for = Duration::from_secs(4);
+    let deadline = Instant::now() + watch_for;
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.starts_with("progress: ") {
+            lines.push(line);
+        }
+    }
+    assert!(get.child.try_wait().unwrap().is_none(), "the download ended at once: {lines:?}");
+    // One line may say that the source left (its peers went from 1 to 0), and one more if a last piece
+    // was verified after that.
+    assert!(lines.len() <= 2, "{} progress lines in {watch_for:?} of waiting: {lines:#?}", lines.len());
+}
+
+#[test]
 fn a_full_disk_is_a_clear_error_and_leaves_nothing_under_the_final_name() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
