@@ -9,9 +9,10 @@
 //!   piece size, so a 300 ms link with a 30 MB bandwidth-delay product is full within a few seconds.
 //! - **Ceiling.** While the rate still rises, the limit never exceeds twice the delivery rate measured
 //!   (peak of recent samples) times the fastest answer, plus two answers: once the rate stops rising, the
-//!   window stops growing, whatever the delay signal says. Twice, as BBR's in-flight cap: one product fills the path, the other is queued
-//!   at the provider (in its socket, not the network: TCP or QUIC decides what is on the wire), so its
-//!   sender never runs dry while answers for the first are on the way, and jitter does not empty it.
+//!   window stops growing, whatever the delay signal says. Twice, as BBR's in-flight cap: one product
+//!   fills the path, the other is queued at the provider (in its socket, not the network: TCP or QUIC
+//!   decides what is on the wire), so its sender never runs dry while answers for the first are on the
+//!   way, and jitter does not empty it.
 //! - **Full pipe.** Once the rate has stopped rising (three round trips in a row without a quarter more:
 //!   BBR's full-bandwidth test), the ceiling is 1.25 products: TCP fills whatever we ask it to carry, and
 //!   two products overflow a router queue of one again and again; each loss stalls every answer behind it
@@ -91,11 +92,11 @@ pub struct Window {
     /// When the limit was last halved.
     shrunk_at: Option<Instant>,
     /// The full-pipe test (see [`Window::on_answer`]): the delivered count that ends the current round
-    /// trip, the peak rate when the rate last rose by a quarter, rounds since, and whether the pipe is full.
+    /// trip, the peak rate when the rate last rose by a quarter, and rounds since (the pipe is full at
+    /// `FULL_ROUNDS`).
     round_end: u64,
     full_rate: f64,
     flat_rounds: u32,
-    full: bool,
 }
 
 /// The ceiling's multiple of the bandwidth-delay product while the rate still rises (see the module docs).
@@ -121,7 +122,6 @@ impl Window {
             round_end: 0,
             full_rate: 0.0,
             flat_rounds: 0,
-            full: false,
         }
     }
 
@@ -142,7 +142,7 @@ impl Window {
 
     /// Whether the rate has stopped rising (the path is full).
     pub fn is_full(&self) -> bool {
-        self.full
+        self.flat_rounds >= FULL_ROUNDS
     }
 
     /// A request is sent at `now`: keep the returned value with it.
@@ -172,17 +172,16 @@ impl Window {
         self.rate = decayed.max(sample);
         self.rate_at = Some(now);
         // A round trip ends with the first answer to a request sent after it began (BBR's round count).
-        if !self.full && sent.delivered >= self.round_end {
+        if !self.is_full() && sent.delivered >= self.round_end {
             self.round_end = self.delivered;
             if self.rate >= self.full_rate * FULL_RISE {
                 self.full_rate = self.rate;
                 self.flat_rounds = 0;
             } else {
                 self.flat_rounds += 1;
-                self.full = self.flat_rounds >= FULL_ROUNDS;
             }
         }
-        let gain = if self.full { FULL_GAIN } else { GAIN };
+        let gain = if self.is_full() { FULL_GAIN } else { GAIN };
         let ceiling = ((gain * self.rate * base.as_secs_f64()) as u64).saturating_add(2 * bytes);
         let max = config.max_bytes.max(bytes);
         if took > base * 2 + config.queue_slack {
