@@ -215,7 +215,12 @@ async fn events_pause_resume_and_the_file_arrives_whole() {
     let (s, b) = call(&t.app, "POST", &format!("/api/v1/downloads/{id}/pause"), Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (_, b) = call(&t.app, "GET", &format!("/api/v1/downloads/{id}"), Some(TOKEN), None).await;
-    assert!(b.contains("\"state\":\"paused\""), "{b}");
+    let paused: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(paused["state"], "paused", "{b}");
+    // What came from whom stays; nothing moves and no one is connected while paused.
+    assert!(paused["progress"]["per_peer"][0]["bytes"].as_u64().unwrap() > 0, "{b}");
+    assert_eq!(paused["progress"]["per_peer"][0]["rate"].as_f64(), Some(0.0), "{b}");
+    assert_eq!(paused["progress"]["peers"], 0, "{b}");
     assert_eq!(
         call(&t.app, "POST", &format!("/api/v1/downloads/{id}/pause"), Some(TOKEN), None).await.0,
         StatusCode::CONFLICT

@@ -242,6 +242,7 @@ const pages = {
     const row = (d) => {
       const p = d.progress;
       const done = d.state === 'done';
+      const moving = d.state === 'running';
       const speed = (p.per_peer || []).reduce((a, x) => a + x.rate, 0);
       const bar = h('progress', { max: p.size || 1, value: done ? (p.size || 1) : p.verified, 'aria-label': `${d.name} progress` });
       const pct = p.size ? Math.floor((100 * (done ? p.size : p.verified)) / p.size) : 0;
@@ -255,9 +256,9 @@ const pages = {
         h('td', {}, d.name, h('div', { class: 'muted mono' }, d.out || '')),
         h('td', { class: 'progress' }, bar, h('div', {}, h('span', { class: 'pct' }, `${pct}%`), ' ', h('span', { class: 'state' }, d.state)),
           d.error ? h('div', { class: 'bad' }, d.error) : ''),
-        h('td', { class: 'num' }, done ? '' : rate(speed), h('div', { class: 'muted' }, done ? '' : eta(p.size - p.verified, speed))),
+        h('td', { class: 'num' }, moving ? rate(speed) : '', h('div', { class: 'muted' }, moving ? eta(p.size - p.verified, speed) : '')),
         h('td', {}, p.peers === 1 ? '1 peer' : `${p.peers} peers`, sources),
-        h('td', {}, controls));
+        h('td', {}, h('div', { class: 'actions' }, controls)));
     };
     const body = h('tbody', {}, all.map((d) => (rowsById[d.id] = row(d))));
     const refresh = () => render();

@@ -114,11 +114,20 @@ try {
     await row.getByRole('button', { name: 'Pause' }).click({ timeout: 10000 });
     await row.locator('.state', { hasText: 'paused' }).waitFor({ timeout: 10000 });
     await page.screenshot({ path: `${shots}/downloads-paused.png` });
+    const still = ((await row.locator('td.num').textContent()) || '').trim();
+    if (still !== '') throw new Error(`a paused download shows a rate and time left: "${still}"`);
     await row.getByRole('button', { name: 'Resume' }).click();
     await row.locator('.state', { hasText: 'running' }).waitFor({ timeout: 10000 });
     // While it runs, the row names its source and what came from it.
     await row.getByText(/^1 peer/).waitFor({ timeout: 10000 });
     await page.screenshot({ path: `${shots}/downloads-running.png` });
+    // The row's two buttons stand apart (they once touched and read as one split button).
+    const pause = await row.getByRole('button', { name: 'Pause' }).boundingBox();
+    const cancel = await row.getByRole('button', { name: 'Cancel' }).boundingBox();
+    if (!pause || !cancel) throw new Error('the running row does not show Pause and Cancel');
+    if (cancel.x < pause.x + pause.width + 4 && cancel.y < pause.y + pause.height + 4) {
+      throw new Error(`Pause and Cancel touch: ${JSON.stringify({ pause, cancel })}`);
+    }
     await row.locator('.pct', { hasText: '100%' }).waitFor({ timeout: 60000 });
     await row.locator('.state', { hasText: 'done' }).waitFor({ timeout: 10000 });
     await page.screenshot({ path: `${shots}/downloads-done.png` });

@@ -67,6 +67,14 @@ impl Entry {
         if v.report.is_none() {
             v.progress = self.progress.borrow().clone();
         }
+        // The last run's figures stay (what came from whom), but nothing moves and no one is connected for a
+        // download that is not running: a paused one showed its last rate and time left.
+        if v.state != DownloadState::Running {
+            v.progress.peers = 0;
+            for p in &mut v.progress.per_peer {
+                p.rate = 0.0;
+            }
+        }
         v
     }
 
