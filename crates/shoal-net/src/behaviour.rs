@@ -34,7 +34,7 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: Toggle<kad::Behaviour<DhtStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) stream: crate::streams::Behaviour,
     pub(crate) gossip: libp2p::gossipsub::Behaviour,
 }
 
@@ -173,7 +173,7 @@ fn behaviour(
         ping: ping::Behaviour::default(),
         kad: kad.into(),
         mdns: mdns.into(),
-        stream: libp2p_stream::Behaviour::new(),
+        stream: crate::streams::Behaviour::default(),
         gossip,
     })
 }

@@ -4,7 +4,7 @@
 //! swarm (TCP with TLS 1.3 (Noise accepted from peers that offer only that) and our Yamux glue, upgraded in
 //! as few round trips as the protocols allow (`upgrade.rs`), and QUIC; identify, ping, Kademlia as
 //! `/shoal/kad/1.0.0` in server mode, mDNS when enabled, gossipsub for topics ([`gossip`]), and
-//! `libp2p-stream` for Shoal's own protocols) and spawns the one task that owns it, the event loop. Every
+//! our stream behaviour for Shoal's own protocols ([`streams`])) and spawns the one task that owns it, the event loop. Every
 //! other task talks to the swarm through commands with `oneshot` replies, the way rust-libp2p's
 //! file-sharing example does. Bulk data does not pass through the event loop: protocol streams
 //! come from [`Network::streams`] and are read and written by their own tasks.
@@ -37,6 +37,7 @@ mod link;
 mod mux;
 mod network;
 mod secure;
+pub mod streams;
 mod upgrade;
 
 pub use behaviour::DEFAULT_MAX_CONNECTIONS;
@@ -44,6 +45,6 @@ pub use dht_store::{DhtLimits, MAX_PROVIDERS_PER_KEY};
 pub use error::NetError;
 pub use gossip::{GossipEvent, GossipMesh, GossipMessage, Verdict};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
-pub use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 pub use network::{DhtState, NetConfig, NetEvent, Network, PeerInfo, TransportKind};
 pub use secure::SecureError;
+pub use streams::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError};

@@ -218,7 +218,7 @@ pub enum NetEvent {
 pub struct Network {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
-    control: libp2p_stream::Control,
+    control: crate::streams::Control,
     events: tokio::sync::broadcast::Sender<NetEvent>,
     dht_requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     received: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -298,7 +298,7 @@ impl Network {
     }
 
     /// A control for opening and accepting protocol streams.
-    pub fn streams(&self) -> libp2p_stream::Control {
+    pub fn streams(&self) -> crate::streams::Control {
         self.control.clone()
     }
 

@@ -13,8 +13,9 @@
 //! type: `node.service::<Transfer>()`.
 //!
 //! The shape follows iroh's `ProtocolHandler` + `Router` (a handler per protocol id, accept + shutdown),
-//! adapted to `libp2p-stream`, whose incoming streams must be accepted at once or are dropped: the node runs
-//! the accept loops and [`Service::accept`] must not wait.
+//! adapted to `shoal_net::streams`, whose incoming streams wait in a bounded queue per protocol
+//! ([`shoal_net::streams::INBOUND_QUEUE`]) and are reset past it: the node runs the accept loops and
+//! [`Service::accept`] must not wait.
 
 use std::any::Any;
 use std::future::Future;
@@ -47,7 +48,8 @@ pub trait Service: Any + Send + Sync {
     }
 
     /// A stream a peer opened on one of [`Service::protocols`]. Must return at once (spawn the work on the
-    /// service's [`Tasks`]): the node's accept loop must keep being polled or `libp2p-stream` drops streams.
+    /// service's [`Tasks`]): the node's accept loop must keep being polled or new streams are reset once
+    /// the protocol's queue is full.
     fn accept(&self, protocol: &StreamProtocol, peer: PeerId, stream: Stream) {
         tracing::debug!(service = self.name(), %protocol, %peer, "no handler for this protocol; closing the stream");
         drop(stream);

@@ -31,9 +31,10 @@ pub(crate) enum ExchangeFailed {
     #[error("the peer does not answer the messaging protocol (yet)")]
     NotServing,
     /// The peer reset or closed our stream before the exchange was over: it is going away, or it was busy.
-    /// libp2p-stream hands a protocol's incoming streams to the service over a channel of one slot and
-    /// drops those that come while it is full; in the churn scenario of 200 peers that dropped 9,348
-    /// streams and failed 6,948 collections in one run, so a dropped stream is worth another try soon.
+    /// Until 2026-12-07 libp2p-stream handed a protocol's incoming streams to the service over a channel
+    /// of one slot and dropped those that came while it was full (9,348 streams and 6,948 failed
+    /// collections in one run of the churn scenario of 200 peers); `shoal_net::streams` queues them now,
+    /// but a busy or departing peer still drops streams, so a dropped stream is worth another try soon.
     #[error("the peer dropped the stream ({0})")]
     Dropped(String),
     #[error("the peer broke the exchange: {0}")]

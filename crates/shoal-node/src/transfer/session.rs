@@ -1,7 +1,7 @@
 //! The downloader's side of one stream to one provider.
 //!
-//! One long-lived stream per provider and download; requests are pipelined on it (libp2p-stream drops
-//! incoming streams that the other side does not accept in time, so we never open a stream per request).
+//! One long-lived stream per provider and download; requests are pipelined on it (a stream per request
+//! would cost a protocol negotiation, a round trip, each).
 //! The writer half sends requests and records, *before* sending, what answer to expect; the reader half
 //! reads answers in that order. A `Data` payload is verified on the reader's task; a large piece is then
 //! written on the blocking pool (the write waits for the disk, see [`Partial::commit`]) while the reader

@@ -1,10 +1,10 @@
 //! Providers of one download whose session broke and that will be opened again: when, how many times, and
 //! why each left (reported until it answers again). Sans-IO like [`super::Fetch`], which owns one.
 //!
-//! A stream is lost without the provider being at fault: libp2p-stream resets incoming streams that arrive
-//! while its one-slot hand-over channel is full, and a connection may close under a burst. Before this, such
-//! a provider was out of the download for good, and a download from one source stalled for `stall_timeout`
-//! and failed.
+//! A stream is lost without the provider being at fault: a connection may close under a burst or an idle
+//! timeout, and until 2026-12-07 libp2p-stream reset incoming streams that arrived while its one-slot
+//! hand-over channel was full (`shoal_net::streams` queues them now). Before this, such a provider was out
+//! of the download for good, and a download from one source stalled for `stall_timeout` and failed.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
