@@ -44,20 +44,29 @@ impl Links {
     }
 
     /// Queues `msg` for `to`, opening a stream (and dialing) if there is none.
+    ///
+    /// A writer that has ended (its stream broke) is replaced once. If the new one has ended too before
+    /// it got the message, writers cannot run now (the node is stopping: its tasks are dropped as they are
+    /// spawned, or the network is gone and the stream fails at once) and the message is dropped. This
+    /// retried without a bound before, by recursion, and overflowed the stack while a node stopped.
     pub(crate) fn send(&mut self, to: PeerId, msg: SearchMsg) {
-        let tx = self.out.entry(to).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(OUT_QUEUE);
-            self.tasks.spawn(write_loop(self.control.clone(), to, rx, self.events.clone()));
-            tx
-        });
-        match tx.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.dropped += 1,
-            Err(mpsc::error::TrySendError::Closed(msg)) => {
-                self.out.remove(&to);
-                self.send(to, msg);
+        let mut msg = msg;
+        for _ in 0..2 {
+            let tx = self.out.entry(to).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(OUT_QUEUE);
+                self.tasks.spawn(write_loop(self.control.clone(), to, rx, self.events.clone()));
+                tx
+            });
+            match tx.try_send(msg) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => break,
+                Err(mpsc::error::TrySendError::Closed(m)) => {
+                    self.out.remove(&to);
+                    msg = m;
+                }
             }
         }
+        self.dropped += 1;
     }
 
     /// Forgets the stream to `peer` (it disconnected); its writer ends when its queue is dropped.
@@ -124,5 +133,28 @@ pub(crate) async fn read_loop(peer: PeerId, mut stream: libp2p::Stream, events: 
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_whose_writer_cannot_run_is_dropped_not_retried_forever() {
+        let live = tokio::runtime::Runtime::new().unwrap();
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let config = shoal_net::NetConfig::loopback().with_dht(false);
+        let net = live.block_on(shoal_net::Network::start(key, config)).unwrap();
+        let (events, _events) = mpsc::channel(4);
+        let mut links = Links::new(net.streams(), events, Tasks::default());
+        // A runtime that has shut down drops every task spawned on it at once, as a stopping node does:
+        // each new writer's queue is closed before the message can go in.
+        let stopped = tokio::runtime::Runtime::new().unwrap();
+        let handle = stopped.handle().clone();
+        drop(stopped);
+        let _inside = handle.enter();
+        links.send(PeerId::random(), SearchMsg::Leave);
+        assert_eq!(links.dropped, 1);
     }
 }
