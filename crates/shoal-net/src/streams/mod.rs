@@ -8,8 +8,8 @@
 //! hostile-peer test failed one run in fifteen because the flooding peer's only stream was the one reset.
 //! It also negotiates one outbound stream per connection at a time, so a second stream to a provider waits
 //! a round trip for the first one's protocol choice. Here incoming streams wait in a queue of
-//! [`INBOUND_QUEUE`] per protocol (the node's accept loops take them at once; the bound only holds if a
-//! service stops taking them) and any number of outbound negotiations run at once on a connection.
+//! [`INBOUND_QUEUE`] per protocol (the node's accept loops take them at once; the bound only comes into
+//! play if a service stops taking them) and any number of outbound negotiations run at once on a connection.
 //!
 //! - `shared.rs`: what the behaviour, its handlers and the controls share (registrations, connections,
 //!   requests waiting for a dial);
