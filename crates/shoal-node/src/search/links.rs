@@ -34,7 +34,7 @@ pub(crate) struct Links {
     out: HashMap<PeerId, mpsc::Sender<SearchMsg>>,
     events: mpsc::Sender<LinkEvent>,
     tasks: Tasks,
-    /// Messages dropped because a peer's queue was full.
+    /// Messages dropped: a peer's queue was full, or no writer could run (the node was stopping).
     pub(crate) dropped: u64,
 }
 
