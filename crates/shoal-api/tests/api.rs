@@ -1,5 +1,5 @@
 //! The API through `Router::oneshot` (no socket) over a real node on 127.0.0.1.
-//! One file for the whole v1 surface (636 lines): its tests share `app`, `call` and the event helpers below,
+//! One file for the whole v1 surface (over 600 lines): its tests share `app`, `call` and the event helpers below,
 //! and a split by resource would move those into a shared module for no reader's gain.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on what they do not expect
 

@@ -96,6 +96,8 @@ impl Shared {
             return Err(too_many(format!("{MAX_PENDING_PEERS} peers have streams waiting for a connection")));
         }
         let waiting = self.pending.entry(peer).or_default();
+        // Callers that gave up (their timeout) hold no place in the bound.
+        waiting.retain(|r| !r.reply.is_closed());
         if waiting.len() >= REQUESTS_PER_CONNECTION {
             return Err(too_many(format!("{REQUESTS_PER_CONNECTION} streams to {peer} wait for a connection")));
         }
