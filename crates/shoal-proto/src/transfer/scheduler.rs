@@ -21,7 +21,8 @@
 //!    starting point, [`Config::with_tie_break`], so that many peers fetching a new file at once from one
 //!    seed ask it for different pieces instead of all for piece 0).
 //! 4. End game: when every missing piece is requested, a peer with a spare slot re-requests a piece outstanding elsewhere
-//!    (at most `endgame_copies` copies); the first to arrive wins and the others are cancelled.
+//!    (at most `endgame_copies` copies) if its copy is expected to arrive sooner, the piece expected last
+//!    first (`scheduler/endgame.rs`); the first to arrive wins and the others are cancelled.
 //! 5. Data that fails verification bans its peer from this download immediately.
 //!
 //! Invariants are listed in `STATE.md` beside this file and checked by the property tests below.
@@ -31,6 +32,9 @@ use std::time::{Duration, Instant};
 
 use super::Bitfield;
 use super::window::{Sent, Window, WindowConfig};
+use endgame::Expected;
+
+mod endgame;
 
 /// Tunables of the scheduler.
 #[derive(Clone, Debug)]
@@ -416,17 +420,26 @@ impl<P: Clone + Ord> Scheduler<P> {
         let keys: Vec<P> = self.peers.keys().cloned().collect();
         let start = self.round % keys.len();
         self.round = self.round.wrapping_add(1);
+        // In the end game: when each piece's answer is expected (computed once, kept up to date with copies).
+        let mut expected: Option<Vec<Expected>> = None;
         loop {
             let mut assigned = false;
-            let endgame = !self.any_free_piece();
+            if expected.is_none() && !self.any_free_piece() {
+                let n = self.done.len() as usize;
+                expected = Some(endgame::expected(self.peers.values(), n, self.config.piece_bytes, now));
+            }
             for k in keys[start..].iter().chain(&keys[..start]) {
                 let Some(p) = self.peers.get(k) else { continue };
                 if p.reqs.len() >= p.depth(&self.config) {
                     continue;
                 }
-                let Some(piece) = self.pick(p, endgame) else {
+                let Some(piece) = self.pick(p, expected.as_deref(), now) else {
                     continue;
                 };
+                if let Some(e) = expected.as_mut().and_then(|e| e.get_mut(piece as usize)) {
+                    let copy = endgame::copy_eta(p, self.config.piece_bytes, now);
+                    *e = e.earliest(copy.map_or(Expected::Unknown, Expected::At));
+                }
                 self.requested[piece as usize] += 1;
                 self.fast[piece as usize] += 1;
                 if let Some(p) = self.peers.get_mut(k) {
@@ -455,7 +468,12 @@ impl<P: Clone + Ord> Scheduler<P> {
         self.full_peers > 0 || self.partial_avail[piece as usize] > 0
     }
 
-    fn pick(&self, p: &Peer, endgame: bool) -> Option<u32> {
+    /// The piece `p` should fetch next: the rarest free one, or in the end game (`expected` is the
+    /// pieces' expected arrivals) the copy that gains the most.
+    fn pick(&self, p: &Peer, expected: Option<&[Expected]>, now: Instant) -> Option<u32> {
+        if let Some(expected) = expected {
+            return self.pick_copy(p, expected, now);
+        }
         let mut best: Option<(u32, u32)> = None; // (availability, piece)
         let n = self.done.len();
         let start = if n == 0 { 0 } else { (self.config.tie_break % u64::from(n)) as u32 };
@@ -469,19 +487,40 @@ impl<P: Clone + Ord> Scheduler<P> {
             }
             // A complete peer (a seed) is not asked for what a partial peer has: its upload is the swarm's
             // scarcest, best spent on pieces nobody else has. Unless a request for the piece went slow (the
-            // partial peer may be silent) or this is the end game.
+            // partial peer may be silent). (End-game copies are `pick_copy`'s.)
             let slow_request = self.requested[idx] > self.fast[idx];
-            if p.have.is_none() && self.partial_avail[idx] > 0 && !endgame && !slow_request {
+            if p.have.is_none() && self.partial_avail[idx] > 0 && !slow_request {
                 continue;
             }
-            let free = self.fast[idx] == 0;
-            let eligible = free || (endgame && (self.requested[idx] as usize) < self.config.endgame_copies);
-            if !eligible {
+            if self.fast[idx] > 0 {
                 continue;
             }
             let avail = self.full_peers + self.partial_avail[idx] as u32;
             if best.is_none_or(|(a, _)| avail < a) {
                 best = Some((avail, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// The end game's pick for `p`: of the pieces it has and is not fetching, with fewer than
+    /// `endgame_copies` requests, the one its copy would bring soonest before the original (see
+    /// `scheduler/endgame.rs`); none if no copy would come sooner.
+    fn pick_copy(&self, p: &Peer, expected: &[Expected], now: Instant) -> Option<u32> {
+        let copy = endgame::copy_eta(p, self.config.piece_bytes, now);
+        let margin = endgame::piece_time(&p.window, self.config.piece_bytes);
+        let mut best: Option<(Duration, u32)> = None;
+        for i in self.done.missing(p.have.as_ref(), 0) {
+            let idx = i as usize;
+            if (self.requested[idx] as usize) >= self.config.endgame_copies
+                || (self.requested[idx] > 0 && p.reqs.iter().any(|r| r.piece == i))
+            {
+                continue;
+            }
+            let original = expected.get(idx).copied().unwrap_or(Expected::NotAsked);
+            let Some(gain) = endgame::gain(copy, margin, original) else { continue };
+            if best.is_none_or(|(g, _)| gain > g) {
+                best = Some((gain, i));
             }
         }
         best.map(|(_, i)| i)
