@@ -503,7 +503,7 @@ fn end_game_copies_only_what_would_come_sooner() {
 }
 
 #[test]
-fn end_game_copies_a_slow_providers_last_pieces() {
+fn a_slow_provider_does_not_hold_up_the_end() {
     // One provider at a tenth of the other's rate: the download ends near the combined rate's time, with
     // few copies (the old rule: 423 requests for 400 pieces).
     let piece = 256 << 10;
